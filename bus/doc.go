@@ -1,0 +1,28 @@
+// Package bus is the one place in Starbus that knows NATS: the subject scheme
+// of a world, the stream that holds it, connecting to an external NATS
+// deployment, and the embedded JetStream server used for single-box
+// development and for tests.
+//
+// # Subjects
+//
+// Every subject of a world lives under sb.<world>. and is stored in one
+// stream, SB_<world>, because an atomic batch (the unit of a task's commit)
+// may only touch one stream. The scheme is declared once, in [World]:
+//
+//	sb.<w>.kv.<key>             state: the latest value of a key (rolled up per write)
+//	sb.<w>.chk                  read checks: revision assertions inside a commit
+//	sb.<w>.done.<seq>           applied-event markers (exactly-once effects)
+//	sb.<w>.ev.<region>.<part>   events: the work the handler runtime consumes
+//	sb.<w>.sched.<id>           durable schedules that fire into ev.
+//	sb.<w>.out.s.<session>      messages to a client session
+//	sb.<w>.out.c.<channel>      messages to a channel
+//	sb.<w>.dlq.<seq>            dead letters
+//
+// Builders validate their tokens; parsers return ok=false for anything that
+// is not theirs. No other package spells a subject.
+//
+// # Goroutines
+//
+// [Server] owns the embedded nats-server and its goroutines; [Server.Shutdown]
+// stops them and waits. Nothing else in this package starts a goroutine.
+package bus

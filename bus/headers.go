@@ -1,0 +1,36 @@
+package bus
+
+// Headers Starbus sets on the messages it stores. NATS and JetStream's own
+// headers (Nats-*) are used through the jetstream package's constants.
+const (
+	// HeaderType names the event type an event is routed by.
+	HeaderType = "Starbus-Type"
+	// HeaderSession carries the session an event came from or a message
+	// belongs to.
+	HeaderSession = "Starbus-Session"
+	// HeaderSeq carries the per-session sequence number of a client event.
+	HeaderSeq = "Starbus-Seq"
+	// HeaderOp marks a state write that is not a plain value; "DEL" is a
+	// deletion.
+	HeaderOp = "Starbus-Op"
+	// HeaderReason explains why an event was dead-lettered.
+	HeaderReason = "Starbus-Reason"
+	// HeaderEventSeq carries the stream sequence of the event a dead letter
+	// or an outgoing message came from.
+	HeaderEventSeq = "Starbus-Event-Seq"
+)
+
+// OpDelete is the [HeaderOp] value of a deletion.
+const OpDelete = "DEL"
+
+// Event types that edges publish for client activity. Games define their own
+// types for the events their tasks emit; these are reserved.
+const (
+	// EventLogin is published once a client has authenticated; its payload is
+	// the player's name.
+	EventLogin = "starbus.login"
+	// EventMessage carries one message a client sent on its session.
+	EventMessage = "starbus.message"
+	// EventDisconnect is published when a session ends, cleanly or not.
+	EventDisconnect = "starbus.disconnect"
+)

@@ -1,0 +1,97 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfig sets how a world's stream is stored.
+type StreamConfig struct {
+	// Replicas is the stream's replication factor: 1 on a single server, 3
+	// on a cluster (default 1).
+	Replicas int
+	// Memory stores the stream in memory instead of files. Not durable
+	// across a server restart; meant for throwaway worlds.
+	Memory bool
+	// MaxBytes bounds the stream's size (0: unlimited).
+	MaxBytes int64
+	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped;
+	// edges publish client events with one (default 2m).
+	Duplicates time.Duration
+}
+
+// Provision creates the stream of world w, or updates it to the
+// configuration Starbus needs. It is idempotent and safe to call from every
+// process that starts.
+func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamConfig) (jetstream.Stream, error) {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Duplicates <= 0 {
+		cfg.Duplicates = 2 * time.Minute
+	}
+	storage := jetstream.FileStorage
+	if cfg.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	sc := jetstream.StreamConfig{
+		Name:               w.Stream(),
+		Description:        "Starbus world " + w.Name(),
+		Subjects:           []string{w.All()},
+		Retention:          jetstream.LimitsPolicy,
+		Storage:            storage,
+		Replicas:           cfg.Replicas,
+		MaxBytes:           orUnlimited(cfg.MaxBytes),
+		MaxMsgs:            -1,
+		MaxMsgsPerSubject:  -1,
+		Discard:            jetstream.DiscardOld,
+		Duplicates:         cfg.Duplicates,
+		AllowDirect:        true,
+		AllowRollup:        true,
+		AllowMsgTTL:        true,
+		AllowAtomicPublish: true,
+		AllowMsgSchedules:  true,
+	}
+	s, err := js.CreateOrUpdateStream(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), err)
+	}
+	return s, nil
+}
+
+func orUnlimited(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// Dial connects to an external NATS deployment at url (a comma-separated
+// list is allowed), retrying the first connection until ctx ends and
+// reconnecting forever afterwards.
+func Dial(ctx context.Context, url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+	}, opts...)
+	for {
+		nc, err := nats.Connect(url, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		if !errors.Is(err, nats.ErrNoServers) {
+			return nil, fmt.Errorf("bus: dial %s: %w", url, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bus: dial %s: %w", url, errors.Join(err, ctx.Err()))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

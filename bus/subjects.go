@@ -1,0 +1,211 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Errors returned by the subject builders.
+var (
+	// ErrInvalidName reports a world, region, session or channel name that
+	// is not a single valid subject token.
+	ErrInvalidName = errors.New("bus: invalid name")
+	// ErrInvalidKey reports a state key that cannot be mapped to a subject.
+	ErrInvalidKey = errors.New("bus: invalid key")
+)
+
+// MaxKeyLen bounds the length of a state key, so that a key always fits a
+// subject with room for the world prefix.
+const MaxKeyLen = 1024
+
+// maxNameLen bounds single-token names (worlds, regions, sessions, channels).
+const maxNameLen = 128
+
+// World is the subject scheme of one world. Build it with [NewWorld]; the
+// zero value is not usable.
+type World struct {
+	name   string
+	prefix string // "sb.<name>."
+}
+
+// NewWorld returns the subject scheme for the world called name. A name is
+// one token of letters, digits, '-' and '_' (it also names the stream).
+func NewWorld(name string) (World, error) {
+	if err := ValidName(name); err != nil {
+		return World{}, fmt.Errorf("world %q: %w", name, err)
+	}
+	return World{name: name, prefix: "sb." + name + "."}, nil
+}
+
+// Name returns the world's name.
+func (w World) Name() string { return w.name }
+
+// Stream returns the name of the stream that holds the world.
+func (w World) Stream() string { return "SB_" + w.name }
+
+// All returns the filter that matches every subject of the world.
+func (w World) All() string { return w.prefix + ">" }
+
+// Key returns the subject that stores key. The key must satisfy [ValidKey].
+func (w World) Key(key string) (string, error) {
+	if err := ValidKey(key); err != nil {
+		return "", err
+	}
+	return w.prefix + "kv." + key, nil
+}
+
+// KeyFilter returns the filter matching every state subject.
+func (w World) KeyFilter() string { return w.prefix + "kv.>" }
+
+// ParseKey returns the key stored at subject.
+func (w World) ParseKey(subject string) (key string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, w.prefix+"kv.")
+	if !ok || ValidKey(rest) != nil {
+		return "", false
+	}
+	return rest, true
+}
+
+// Check returns the subject that carries read checks of a commit.
+func (w World) Check() string { return w.prefix + "chk" }
+
+// Done returns the subject of the applied marker of the event stored at
+// stream sequence seq.
+func (w World) Done(seq uint64) string { return w.prefix + "done." + strconv.FormatUint(seq, 10) }
+
+// DoneFilter matches every applied marker.
+func (w World) DoneFilter() string { return w.prefix + "done.>" }
+
+// Event returns the subject of an event for region, ordered by part (a
+// session, an entity, or any other ordering key).
+func (w World) Event(region, part string) (string, error) {
+	if err := ValidName(region); err != nil {
+		return "", fmt.Errorf("region %q: %w", region, err)
+	}
+	if err := ValidName(part); err != nil {
+		return "", fmt.Errorf("partition %q: %w", part, err)
+	}
+	return w.prefix + "ev." + region + "." + part, nil
+}
+
+// EventFilter matches every event of the world.
+func (w World) EventFilter() string { return w.prefix + "ev.>" }
+
+// RegionEventFilter matches every event of one region.
+func (w World) RegionEventFilter(region string) (string, error) {
+	if err := ValidName(region); err != nil {
+		return "", fmt.Errorf("region %q: %w", region, err)
+	}
+	return w.prefix + "ev." + region + ".*", nil
+}
+
+// ParseEvent returns the region and ordering key of an event subject.
+func (w World) ParseEvent(subject string) (region, part string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, w.prefix+"ev.")
+	if !ok {
+		return "", "", false
+	}
+	region, part, ok = strings.Cut(rest, ".")
+	if !ok || ValidName(region) != nil || ValidName(part) != nil {
+		return "", "", false
+	}
+	return region, part, true
+}
+
+// Schedule returns the subject that holds the durable schedule id.
+func (w World) Schedule(id string) (string, error) {
+	if err := ValidName(id); err != nil {
+		return "", fmt.Errorf("schedule %q: %w", id, err)
+	}
+	return w.prefix + "sched." + id, nil
+}
+
+// Session returns the subject of messages to the client session id.
+func (w World) Session(id string) (string, error) {
+	if err := ValidName(id); err != nil {
+		return "", fmt.Errorf("session %q: %w", id, err)
+	}
+	return w.prefix + "out.s." + id, nil
+}
+
+// SessionFilter matches the messages to every session.
+func (w World) SessionFilter() string { return w.prefix + "out.s.*" }
+
+// ParseSession returns the session a message subject is addressed to.
+func (w World) ParseSession(subject string) (id string, ok bool) {
+	id, ok = strings.CutPrefix(subject, w.prefix+"out.s.")
+	if !ok || ValidName(id) != nil {
+		return "", false
+	}
+	return id, true
+}
+
+// Channel returns the subject of messages to the channel name.
+func (w World) Channel(name string) (string, error) {
+	if err := ValidName(name); err != nil {
+		return "", fmt.Errorf("channel %q: %w", name, err)
+	}
+	return w.prefix + "out.c." + name, nil
+}
+
+// ChannelFilter matches the messages to every channel.
+func (w World) ChannelFilter() string { return w.prefix + "out.c.*" }
+
+// ParseChannel returns the channel a message subject is addressed to.
+func (w World) ParseChannel(subject string) (name string, ok bool) {
+	name, ok = strings.CutPrefix(subject, w.prefix+"out.c.")
+	if !ok || ValidName(name) != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// DeadLetter returns the subject a failed event stored at seq is parked on.
+func (w World) DeadLetter(seq uint64) string {
+	return w.prefix + "dlq." + strconv.FormatUint(seq, 10)
+}
+
+// DeadLetterFilter matches every dead letter.
+func (w World) DeadLetterFilter() string { return w.prefix + "dlq.>" }
+
+// ValidName reports whether s is a single subject token made of letters,
+// digits, '-' and '_', at most 128 bytes long.
+func ValidName(s string) error {
+	if s == "" || len(s) > maxNameLen {
+		return ErrInvalidName
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameByte(s[i]) {
+			return ErrInvalidName
+		}
+	}
+	return nil
+}
+
+// ValidKey reports whether s can be a state key: dot-separated tokens of
+// letters, digits, '-', '_', '=' and '/', with no empty token, at most
+// [MaxKeyLen] bytes. Dots make hierarchy ("player.42.inventory").
+func ValidKey(s string) error {
+	if s == "" || len(s) > MaxKeyLen || s[0] == '.' || s[len(s)-1] == '.' {
+		return ErrInvalidKey
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if s[i-1] == '.' {
+				return ErrInvalidKey
+			}
+		case nameByte(c), c == '=', c == '/':
+		default:
+			return ErrInvalidKey
+		}
+	}
+	return nil
+}
+
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}

@@ -1,0 +1,99 @@
+package bus_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/starbus/starbus/bus"
+)
+
+func TestNames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"r0", true}, {"player-1_a", true}, {"", false}, {"a.b", false}, {"a*", false},
+		{"a>", false}, {"a b", false}, {strings.Repeat("x", 128), true}, {strings.Repeat("x", 129), false},
+		{"é", false}, {"a\x00", false},
+	} {
+		if err := bus.ValidName(tc.name); (err == nil) != tc.ok {
+			t.Errorf("ValidName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"a", true}, {"player.42.inv", true}, {"a=b/c", true}, {"", false}, {".a", false},
+		{"a.", false}, {"a..b", false}, {"a.*", false}, {"a.>", false}, {"a b", false},
+		{strings.Repeat("k", bus.MaxKeyLen), true}, {strings.Repeat("k", bus.MaxKeyLen+1), false},
+	} {
+		if err := bus.ValidKey(tc.key); (err == nil) != tc.ok {
+			t.Errorf("ValidKey(%q) = %v, want ok=%v", tc.key, err, tc.ok)
+		}
+	}
+	if _, err := bus.NewWorld("bad.world"); !errors.Is(err, bus.ErrInvalidName) {
+		t.Errorf("NewWorld(bad.world) = %v", err)
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	w, err := bus.NewWorld("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := w.Event("r1", "sess")
+	sess, _ := w.Session("abc")
+	ch, _ := w.Channel("global")
+	key, _ := w.Key("player.1")
+	for got, want := range map[string]string{
+		w.Stream(): "SB_demo", w.All(): "sb.demo.>", ev: "sb.demo.ev.r1.sess", sess: "sb.demo.out.s.abc",
+		ch: "sb.demo.out.c.global", key: "sb.demo.kv.player.1", w.Done(7): "sb.demo.done.7",
+		w.DeadLetter(9): "sb.demo.dlq.9", w.Check(): "sb.demo.chk",
+	} {
+		if got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	other, _ := bus.NewWorld("other")
+	if _, _, ok := other.ParseEvent(ev); ok {
+		t.Error("another world parsed this world's event")
+	}
+	if _, ok := w.ParseSession(ch); ok {
+		t.Error("a channel subject parsed as a session")
+	}
+}
+
+// FuzzSubjects checks that every subject the builders accept parses back to
+// what built it, and that the parsers never accept what the builders refuse.
+func FuzzSubjects(f *testing.F) {
+	for _, s := range []string{"a", "r0", "a.b", "", "*", ">", "a b", "player.1.x", "é"} {
+		f.Add(s, s)
+	}
+	w, _ := bus.NewWorld("fz")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if subj, err := w.Event(a, b); err == nil {
+			r, p, ok := w.ParseEvent(subj)
+			if !ok || r != a || p != b {
+				t.Fatalf("event %q %q: round trip gave %q %q %v", a, b, r, p, ok)
+			}
+		} else if r, p, ok := w.ParseEvent("sb.fz.ev." + a + "." + b); ok && bus.ValidName(r) != nil && bus.ValidName(p) != nil {
+			t.Fatalf("parsed invalid event %q.%q", a, b)
+		}
+		if subj, err := w.Key(a); err == nil {
+			if k, ok := w.ParseKey(subj); !ok || k != a {
+				t.Fatalf("key %q: round trip gave %q %v", a, k, ok)
+			}
+		} else if _, ok := w.ParseKey("sb.fz.kv." + a); ok {
+			t.Fatalf("parsed invalid key %q", a)
+		}
+		if subj, err := w.Session(a); err == nil {
+			if s, ok := w.ParseSession(subj); !ok || s != a {
+				t.Fatalf("session %q: round trip gave %q", a, s)
+			}
+		} else if _, ok := w.ParseSession("sb.fz.out.s." + a); ok {
+			t.Fatalf("parsed invalid session %q", a)
+		}
+	})
+}

@@ -1,0 +1,48 @@
+// Package handlers is Starbus's worker runtime: it consumes a world's events
+// from JetStream and runs each one as a task, a call to the game's
+// [Handler] inside a transaction (package kv).
+//
+// # What a task gets
+//
+// A [Task] carries the event (type, region, ordering key, session, payload)
+// and a transaction, t.Tx. Everything a task changes goes through it: state
+// writes, messages to sessions ([Task.Send]), new events ([Task.Emit]). The
+// handler never sees the store or the NATS connection.
+//
+//	mux := handlers.NewMux()
+//	mux.HandleFunc(bus.EventMessage, func(ctx context.Context, t *handlers.Task) error {
+//		return t.Send(t.Session, append([]byte("echo: "), t.Data...))
+//	})
+//	rt, err := handlers.New(handlers.Config{Store: store, JS: js, Handler: mux})
+//	...
+//	err = rt.Run(ctx)
+//
+// # What the runtime guarantees
+//
+//   - Atomicity: a task's writes, messages and emitted events take effect
+//     together, when it returns nil, or not at all.
+//   - Retry: on a conflict, or past its deadline (Config.TaskTimeout), a
+//     task is discarded and run again from scratch with jittered backoff;
+//     after Config.MaxAttempts it is dead-lettered with a log line naming
+//     the keys it touched. Errors are retried Config.MaxErrors times;
+//     errors wrapped with [Permanent], and panics, are dead-lettered at
+//     once, unless the task had read stale state (then it is a conflict).
+//   - Exactly-once effects: the commit carries an applied marker for the
+//     event (sb.<world>.done.<seq>) that can exist only once. An event
+//     redelivered after its commit (a worker died before its ack) is
+//     recognised and acknowledged without running again.
+//   - Order: events with the same region and ordering key (for client
+//     events, the session) run one at a time, in stream order, within a
+//     runtime. Across several worker processes sharing one consumer, order
+//     per key needs partitioned consumption (see the partitioning issue).
+//
+// # Subjects and lifetime
+//
+// The runtime consumes sb.<world>.ev.> through the durable consumer
+// Config.Consumer, shared by all workers of a world, and parks failed
+// events on sb.<world>.dlq.<seq>. It periodically purges events and markers
+// at or below the consumer's ack floor.
+//
+// [Runtime.Run] owns every goroutine the runtime starts: Config.Concurrency
+// task goroutines and the compaction loop. It returns after they end.
+package handlers

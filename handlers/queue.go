@@ -1,0 +1,80 @@
+package handlers
+
+import (
+	"iter"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// keyQueue hands events to workers so that events with the same ordering
+// key run one at a time, in arrival order, while different keys run in
+// parallel. A key is "ready" while it has events and no worker holds it.
+type keyQueue struct {
+	mu     sync.Mutex
+	queues map[string][]jetstream.Msg // keys with events, held or ready
+	ready  chan string                // ready keys; capacity bounds the keys at once
+	closed bool
+}
+
+func newKeyQueue(maxKeys int) *keyQueue {
+	return &keyQueue{queues: make(map[string][]jetstream.Msg), ready: make(chan string, maxKeys)}
+}
+
+// push appends m to key's queue. The consumer's MaxAckPending bounds the
+// events outstanding, so the ready channel never fills.
+func (q *keyQueue) push(key string, m jetstream.Msg) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		_ = m.Nak()
+		return
+	}
+	held, ok := q.queues[key]
+	q.queues[key] = append(held, m)
+	if !ok {
+		q.ready <- key
+	}
+}
+
+// next waits for a ready key; ok is false once the queue is closed.
+func (q *keyQueue) next() (string, bool) {
+	key, ok := <-q.ready
+	return key, ok
+}
+
+// drain yields key's events in order until it has none left, then releases
+// the key.
+func (q *keyQueue) drain(key string) iter.Seq[jetstream.Msg] {
+	return func(yield func(jetstream.Msg) bool) {
+		for {
+			q.mu.Lock()
+			msgs := q.queues[key]
+			if len(msgs) == 0 || q.closed {
+				delete(q.queues, key)
+				q.mu.Unlock()
+				return
+			}
+			m := msgs[0]
+			q.queues[key] = msgs[1:]
+			q.mu.Unlock()
+			if !yield(m) {
+				return
+			}
+		}
+	}
+}
+
+// close stops the queue and returns the events no worker started.
+func (q *keyQueue) close() []jetstream.Msg {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	close(q.ready)
+	var left []jetstream.Msg
+	for _, msgs := range q.queues {
+		left = append(left, msgs...)
+	}
+	clear(q.queues)
+	return left
+}

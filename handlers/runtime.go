@@ -1,0 +1,428 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/kv"
+)
+
+// Config configures a [Runtime].
+type Config struct {
+	// Store is the world's transactional state. Required.
+	Store *kv.Store
+	// JS is the JetStream context events are consumed from. Required.
+	JS jetstream.JetStream
+	// Handler handles every task. Required.
+	Handler Handler
+	// Logger receives the runtime's logs (default: discard).
+	Logger *slog.Logger
+	// Consumer names the durable consumer the workers of a world share
+	// (default "workers").
+	Consumer string
+	// Concurrency is the number of tasks run at once (default 64).
+	Concurrency int
+	// TaskTimeout is a task's deadline; a task still running past it is
+	// aborted and retried (default 100ms).
+	TaskTimeout time.Duration
+	// MaxAttempts bounds the runs of one event that end in a conflict or a
+	// deadline before it is dead-lettered (default 50).
+	MaxAttempts int
+	// MaxErrors bounds the runs of one event that end in a (non-permanent)
+	// error before it is dead-lettered (default 5).
+	MaxErrors int
+	// AckWait is how long the server waits for a worker's ack before it
+	// redelivers an event elsewhere (default 30s). Workers that take
+	// longer, retrying, tell the server they are still at it.
+	AckWait time.Duration
+	// CompactInterval is how often handled events and their applied markers
+	// are purged from the stream (default 10s; negative disables).
+	CompactInterval time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if c.Store == nil || c.JS == nil || c.Handler == nil {
+		return errors.New("handlers: Config.Store, Config.JS and Config.Handler are required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Consumer == "" {
+		c.Consumer = "workers"
+	}
+	if err := bus.ValidName(c.Consumer); err != nil {
+		return fmt.Errorf("handlers: Config.Consumer %q: %w", c.Consumer, err)
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 64
+	}
+	if c.TaskTimeout <= 0 {
+		c.TaskTimeout = 100 * time.Millisecond
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 50
+	}
+	if c.MaxErrors <= 0 {
+		c.MaxErrors = 5
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.CompactInterval == 0 {
+		c.CompactInterval = 10 * time.Second
+	}
+	return nil
+}
+
+// Runtime consumes a world's events and runs each as a task: the handler
+// runs in a transaction, the transaction commits together with the event's
+// applied marker, and only then is the event acknowledged.
+type Runtime struct {
+	cfg   Config
+	store *kv.Store
+	world bus.World
+	log   *slog.Logger
+	stats runtimeStats
+
+	// afterCommit, if set, runs between a task's commit and its ack: tests
+	// use it to kill a worker at the worst moment.
+	afterCommit func()
+}
+
+// New returns a runtime; [Runtime.Run] starts it.
+func New(cfg Config) (*Runtime, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Runtime{cfg: cfg, store: cfg.Store, world: cfg.Store.World(), log: cfg.Logger}, nil
+}
+
+// Log attribute keys.
+const (
+	logType    = "type"
+	logSeq     = "event_seq"
+	logAttempt = "attempts"
+	logReason  = "reason"
+	logErr     = "err"
+	logRead    = "read"
+	logWritten = "written"
+)
+
+// Run consumes events until ctx ends, then stops taking new ones, lets the
+// tasks running finish, and returns nil. Events taken but not started are
+// handed back to the server for redelivery.
+func (r *Runtime) Run(ctx context.Context) error {
+	cons, err := r.cfg.JS.CreateOrUpdateConsumer(ctx, r.world.Stream(), jetstream.ConsumerConfig{
+		Durable:       r.cfg.Consumer,
+		FilterSubject: r.world.EventFilter(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       r.cfg.AckWait,
+		MaxAckPending: r.cfg.Concurrency * 8,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("handlers: consumer: %w", err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(r.cfg.Concurrency * 4))
+	if err != nil {
+		return fmt.Errorf("handlers: consume: %w", err)
+	}
+
+	q := newKeyQueue(r.cfg.Concurrency * 8)
+	var wg sync.WaitGroup
+	for range r.cfg.Concurrency {
+		wg.Go(func() {
+			for {
+				key, ok := q.next()
+				if !ok {
+					return
+				}
+				for m := range q.drain(key) {
+					r.process(ctx, m)
+				}
+			}
+		})
+	}
+	if r.cfg.CompactInterval > 0 {
+		wg.Go(func() { r.compact(ctx, cons) })
+	}
+	stop := context.AfterFunc(ctx, iter.Stop)
+	defer stop()
+	for {
+		m, err := iter.Next()
+		if err != nil {
+			break // stopped (ctx ended) or the connection closed for good
+		}
+		region, part, ok := r.world.ParseEvent(m.Subject())
+		if !ok {
+			r.deadLetter(ctx, m, 0, "malformed event subject")
+			continue
+		}
+		q.push(region+"."+part, m)
+	}
+	for _, m := range q.close() {
+		_ = m.Nak()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return errors.New("handlers: event consumer stopped")
+}
+
+// process runs one event to its end: committed and acknowledged, or
+// dead-lettered.
+func (r *Runtime) process(ctx context.Context, m jetstream.Msg) {
+	if ctx.Err() != nil {
+		_ = m.Nak()
+		return
+	}
+	meta, err := m.Metadata()
+	if err != nil {
+		r.deadLetter(ctx, m, 0, "no metadata: "+err.Error())
+		return
+	}
+	seq := meta.Sequence.Stream
+	if meta.NumDelivered > 1 {
+		// Delivered before: a worker may have committed it and died before
+		// its ack. The marker says.
+		if done, err := r.store.Applied(ctx, seq); err == nil && done {
+			r.stats.duplicates.Add(1)
+			_ = m.Ack()
+			return
+		}
+	}
+	start := time.Now()
+	var conflicts, failures int
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			_ = m.InProgress()
+			if kv.Backoff(ctx, attempt-1) != nil {
+				_ = m.Nak()
+				return
+			}
+		}
+		t, err := r.run(ctx, m, seq, attempt)
+		switch {
+		case err == nil:
+			r.stats.committed.Add(1)
+			r.stats.latency.Store(int64(time.Since(start)))
+			if r.afterCommit != nil {
+				r.afterCommit()
+			}
+			_ = m.Ack()
+			return
+		case errors.Is(err, kv.ErrConflict), errors.Is(err, errDeadline):
+			r.stats.retries.Add(1)
+			if errors.Is(err, kv.ErrConflict) {
+				r.stats.conflicts.Add(1)
+			} else {
+				r.stats.deadlines.Add(1)
+			}
+			if conflicts++; conflicts < r.cfg.MaxAttempts {
+				continue
+			}
+			r.deadLetterTask(ctx, m, t, attempt, err)
+			return
+		case errors.Is(err, kv.ErrCommitUnknown):
+			// The commit may have landed; its marker says.
+			if done, aerr := r.store.Applied(ctx, seq); aerr == nil && done {
+				r.stats.committed.Add(1)
+				_ = m.Ack()
+				return
+			}
+			failures++
+		case errors.Is(err, ErrPermanent):
+			r.deadLetterTask(ctx, m, t, attempt, err)
+			return
+		case ctx.Err() != nil:
+			_ = m.Nak()
+			return
+		default:
+			failures++
+		}
+		r.stats.errors.Add(1)
+		if failures >= r.cfg.MaxErrors {
+			r.deadLetterTask(ctx, m, t, attempt, err)
+			return
+		}
+		r.log.Warn("task failed, retrying", logType, t.Type, logSeq, seq, logAttempt, attempt, logErr, err)
+	}
+}
+
+// errDeadline reports a task that ran past its deadline.
+var errDeadline = errors.New("handlers: task deadline exceeded")
+
+// PanicError is a handler's panic, recovered at the task boundary.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("handlers: task panicked: %v", e.Value) }
+
+// Is makes a panic permanent: the same code on the same state panics again.
+func (e *PanicError) Is(target error) bool { return target == ErrPermanent }
+
+// run makes one attempt: a fresh transaction, the handler, the commit.
+func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt int) (*Task, error) {
+	h := m.Headers()
+	t := &Task{
+		Type:     h.Get(bus.HeaderType),
+		Session:  h.Get(bus.HeaderSession),
+		Data:     m.Data(),
+		Header:   h,
+		EventSeq: seq,
+		Attempt:  attempt,
+		Tx:       r.store.Begin(),
+		world:    r.world,
+	}
+	t.Region, t.Part, _ = r.world.ParseEvent(m.Subject())
+	if s := h.Get(bus.HeaderSeq); s != "" {
+		t.Seq, _ = strconv.ParseUint(s, 10, 64)
+	}
+	tctx, cancel := context.WithTimeout(ctx, r.cfg.TaskTimeout)
+	err := serve(tctx, r.cfg.Handler, t)
+	overran := tctx.Err() != nil && ctx.Err() == nil
+	cancel()
+	if err == nil && overran {
+		err = errDeadline
+	}
+	if err != nil {
+		t.Tx.Discard()
+		if overran && !errors.Is(err, kv.ErrConflict) {
+			return t, fmt.Errorf("%w: %w", errDeadline, err)
+		}
+		if !errors.Is(err, kv.ErrConflict) {
+			// An error, or a panic, after reading stale state is an artefact
+			// of the stale read, not a verdict: retry it as a conflict.
+			if verr := r.store.Validate(ctx, t.Tx); errors.Is(verr, kv.ErrConflict) {
+				return t, verr
+			}
+		}
+		return t, err
+	}
+	if t.Tx.Empty() {
+		t.Tx.Discard() // nothing to apply, nothing to mark
+		return t, nil
+	}
+	if err := t.Tx.MarkApplied(seq); err != nil {
+		return t, err
+	}
+	return t, r.store.Commit(ctx, t.Tx)
+}
+
+// serve runs the handler, turning a panic into a *PanicError.
+func serve(ctx context.Context, h Handler, t *Task) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return h.ServeTask(ctx, t)
+}
+
+func (r *Runtime) deadLetterTask(ctx context.Context, m jetstream.Msg, t *Task, attempts int, cause error) {
+	read, written := t.Tx.Keys()
+	attrs := []any{logType, t.Type, logSeq, t.EventSeq, logAttempt, attempts, logErr, cause, logRead, read, logWritten, written}
+	var pe *PanicError
+	if errors.As(cause, &pe) {
+		attrs = append(attrs, "stack", string(pe.Stack))
+	}
+	r.log.Error("task dead-lettered", attrs...)
+	r.deadLetter(ctx, m, t.EventSeq, cause.Error())
+}
+
+// deadLetter parks the event on the world's dead-letter subject and
+// terminates its delivery. If parking fails, the event is handed back for
+// redelivery rather than lost.
+func (r *Runtime) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, reason string) {
+	r.stats.deadLetters.Add(1)
+	dl := nats.NewMsg(r.world.DeadLetter(seq))
+	dl.Data = m.Data()
+	for k, v := range m.Headers() {
+		if len(k) < 5 || k[:5] != "Nats-" {
+			dl.Header[k] = v
+		}
+	}
+	dl.Header.Set(bus.HeaderReason, reason)
+	dl.Header.Set("Starbus-Subject", m.Subject())
+	if _, err := r.cfg.JS.PublishMsg(context.WithoutCancel(ctx), dl); err != nil {
+		r.log.Error("dead letter not stored; event handed back", logSeq, seq, logErr, err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	_ = m.Term()
+}
+
+// compact purges handled events and their applied markers. Everything at or
+// below the consumer's ack floor has been acknowledged and can never be
+// redelivered; a marker is always stored after its event, so markers at or
+// below the floor belong to acknowledged events too.
+func (r *Runtime) compact(ctx context.Context, cons jetstream.Consumer) {
+	tick := time.NewTicker(r.cfg.CompactInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		info, err := cons.Info(ctx)
+		if err != nil || info.AckFloor.Stream == 0 {
+			continue
+		}
+		s, err := r.cfg.JS.Stream(ctx, r.world.Stream())
+		if err != nil {
+			continue
+		}
+		upTo := jetstream.WithPurgeSequence(info.AckFloor.Stream + 1)
+		for _, filter := range []string{r.world.EventFilter(), r.world.DoneFilter()} {
+			if err := s.Purge(ctx, jetstream.WithPurgeSubject(filter), upTo); err != nil && ctx.Err() == nil {
+				r.log.Warn("compaction failed", logErr, err)
+			}
+		}
+	}
+}
+
+// Stats counts what a runtime has done.
+type Stats struct {
+	Committed   uint64        // events whose task committed (or had nothing to commit)
+	Conflicts   uint64        // attempts that ended in a conflict
+	Deadlines   uint64        // attempts that ran past the deadline
+	Retries     uint64        // attempts re-run (conflicts and deadlines)
+	Errors      uint64        // attempts that ended in an error
+	DeadLetters uint64        // events dead-lettered
+	Duplicates  uint64        // redelivered events found already applied
+	LastLatency time.Duration // delivery-to-ack time of the last committed event
+}
+
+type runtimeStats struct {
+	committed, conflicts, deadlines, retries, errors, deadLetters, duplicates atomic.Uint64
+	latency                                                                   atomic.Int64
+}
+
+// Stats returns a snapshot of the runtime's counters.
+func (r *Runtime) Stats() Stats {
+	return Stats{
+		Committed:   r.stats.committed.Load(),
+		Conflicts:   r.stats.conflicts.Load(),
+		Deadlines:   r.stats.deadlines.Load(),
+		Retries:     r.stats.retries.Load(),
+		Errors:      r.stats.errors.Load(),
+		DeadLetters: r.stats.deadLetters.Load(),
+		Duplicates:  r.stats.duplicates.Load(),
+		LastLatency: time.Duration(r.stats.latency.Load()),
+	}
+}

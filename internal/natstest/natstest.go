@@ -1,0 +1,94 @@
+// Package natstest starts real, embedded JetStream servers for tests and
+// benchmarks: random port, store in the test's temp dir, no logs, no
+// signals, shut down by t.Cleanup. It is the one helper every Starbus test
+// uses to reach NATS.
+package natstest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/starbus/starbus/bus"
+)
+
+// Env is a running server with one in-process connection and a provisioned
+// world.
+type Env struct {
+	Server *bus.Server
+	Conn   *nats.Conn
+	JS     jetstream.JetStream
+	World  bus.World
+	Stream jetstream.Stream
+	Dir    string
+}
+
+// Options tunes [Start].
+type Options struct {
+	// World names the world (default "test").
+	World string
+	// Stream configures the world's stream (default: R1 file storage).
+	Stream bus.StreamConfig
+	// Dir reuses a store directory, to test restarts (default t.TempDir()).
+	Dir string
+}
+
+// Start starts a JetStream server and provisions a world on it.
+func Start(tb testing.TB, opts Options) *Env {
+	tb.Helper()
+	if opts.World == "" {
+		opts.World = "test"
+	}
+	if opts.Dir == "" {
+		opts.Dir = tb.TempDir()
+	}
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Dir: opts.Dir, Port: -1})
+	if err != nil {
+		tb.Fatalf("start embedded server: %v", err)
+	}
+	tb.Cleanup(srv.Shutdown)
+	env := &Env{Server: srv, Dir: opts.Dir}
+	env.Conn = Connect(tb, srv)
+	env.JS, err = jetstream.New(env.Conn)
+	if err != nil {
+		tb.Fatalf("jetstream: %v", err)
+	}
+	env.World, err = bus.NewWorld(opts.World)
+	if err != nil {
+		tb.Fatalf("world: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env.Stream, err = bus.Provision(ctx, env.JS, env.World, opts.Stream)
+	if err != nil {
+		tb.Fatalf("provision: %v", err)
+	}
+	return env
+}
+
+// Connect opens another in-process connection, closed at cleanup.
+func Connect(tb testing.TB, srv *bus.Server) *nats.Conn {
+	tb.Helper()
+	nc, err := srv.Connect()
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// Eventually polls cond until it returns true or the deadline passes. It is
+// the one waiting helper in the tests: tests wait on conditions, not sleeps.
+func Eventually(tb testing.TB, within time.Duration, cond func() bool, format string, args ...any) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("condition not met within %v: "+format, append([]any{within}, args...)...)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

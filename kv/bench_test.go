@@ -1,0 +1,188 @@
+package kv_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/internal/natstest"
+	"github.com/starbus/starbus/kv"
+)
+
+// The task every commit benchmark runs: read 2 keys, write 2 keys, send 1
+// message. Keys are spread over a keyspace large enough that concurrent
+// tasks rarely collide, so the benchmark measures the commit path, not
+// contention (TestCounter and TestBank cover contention).
+const benchKeys = 100_000
+
+var (
+	payload   = make([]byte, 128)
+	memStream = bus.StreamConfig{Memory: true}
+)
+
+// drive runs op b.N times from conc goroutines and reports tasks/s and
+// latency percentiles.
+func drive(b *testing.B, conc int, op func(ctx context.Context, g, i int) error) {
+	ctx := context.Background()
+	lat := make([][]time.Duration, conc)
+	var next atomic.Int64
+	var failed atomic.Value
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range conc {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				t0 := time.Now()
+				if err := op(ctx, g, i); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[g] = append(lat[g], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tasks/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(0, "ns/op") // meaningless with concurrency; tasks/s says it
+}
+
+func keyPair(i int) (string, string) {
+	n := (i * 7919) % benchKeys
+	return "bench." + strconv.Itoa(n), "bench." + strconv.Itoa((n+benchKeys/2)%benchKeys)
+}
+
+// BenchmarkCommit compares, in one run, a Starbus transaction with the bare
+// JetStream operations it is built on:
+//
+//   - starbus: Store.Update reading 2 keys, writing 2, sending 1 message.
+//   - bare-batch: the same task written directly on JetStream: 2 direct
+//     gets, then one atomic batch of the 2 revision-checked writes and the
+//     message (what a hand-written transactional commit costs).
+//   - bare-publish: 2 direct gets, then the same 3 messages published
+//     asynchronously with no atomicity and no checks: the substrate's
+//     ceiling for a task's reads and writes.
+func BenchmarkCommit(b *testing.B) {
+	for _, storage := range []string{"file", "memory"} {
+		for _, conc := range []int{1, 64} {
+			for _, impl := range []string{"starbus", "bare-batch", "bare-publish"} {
+				b.Run(fmt.Sprintf("%s/c=%d/%s", storage, conc, impl), func(b *testing.B) {
+					env := natstest.Start(b, natstest.Options{World: "bench"})
+					if storage == "memory" {
+						env = natstest.Start(b, natstest.Options{World: "bench", Stream: memStream})
+					}
+					switch impl {
+					case "starbus":
+						benchStarbus(b, env, conc)
+					case "bare-batch":
+						benchBare(b, env, conc, true)
+					case "bare-publish":
+						benchBare(b, env, conc, false)
+					}
+				})
+			}
+		}
+	}
+}
+
+func benchStarbus(b *testing.B, env *natstest.Env, conc int) {
+	s, err := kv.Open(context.Background(), env.JS, env.World, kv.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	out, _ := env.World.Session("bench")
+	drive(b, conc, func(ctx context.Context, _, i int) error {
+		k1, k2 := keyPair(i)
+		return s.Update(ctx, func(tx *kv.Tx) error {
+			v1, err := tx.GetBytes(ctx, k1)
+			if err != nil && !errors.Is(err, kv.ErrNotFound) {
+				return err
+			}
+			v2, err := tx.GetBytes(ctx, k2)
+			if err != nil && !errors.Is(err, kv.ErrNotFound) {
+				return err
+			}
+			_, _ = v1, v2
+			return errors.Join(
+				tx.PutBytes(k1, payload),
+				tx.PutBytes(k2, payload),
+				tx.Publish(&nats.Msg{Subject: out, Data: payload, Header: nats.Header{}}),
+			)
+		})
+	})
+	b.Logf("%+v", s.Stats())
+}
+
+func benchBare(b *testing.B, env *natstest.Env, conc int, atomic bool) {
+	out, _ := env.World.Session("bench")
+	drive(b, conc, func(ctx context.Context, _, i int) error {
+		k1, k2 := keyPair(i)
+		var msgs []*nats.Msg
+		for _, k := range []string{k1, k2} {
+			subj, _ := env.World.Key(k)
+			m := nats.NewMsg(subj)
+			m.Data = payload
+			rev := uint64(0)
+			last, err := env.Stream.GetLastMsgForSubject(ctx, subj)
+			switch {
+			case err == nil:
+				rev = last.Sequence
+			case !errors.Is(err, jetstream.ErrMsgNotFound):
+				return err
+			}
+			m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+			if atomic {
+				m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
+			}
+			msgs = append(msgs, m)
+		}
+		m := nats.NewMsg(out)
+		m.Data = payload
+		msgs = append(msgs, m)
+		if atomic {
+			_, err := jetstreamext.PublishMsgBatch(ctx, env.JS, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
+			return err
+		}
+		futures := make([]jetstream.PubAckFuture, len(msgs))
+		for j, m := range msgs {
+			f, err := env.JS.PublishMsgAsync(m)
+			if err != nil {
+				return err
+			}
+			futures[j] = f
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return err
+			}
+		}
+		return nil
+	})
+}

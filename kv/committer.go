@@ -1,0 +1,328 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+)
+
+// The committer is the store's one goroutine that decides what is sent to
+// the server and together with what. It exists because an atomic batch on
+// a file-backed R1 stream costs milliseconds however small it is, while
+// adding another task's write set to a batch costs microseconds: grouping
+// the commits of concurrent tasks into one batch is what makes commits
+// fast. A batch fails whole if any of its checks fails, so the committer
+// keeps conflicting tasks out of the same group and out of groups in
+// flight together:
+//
+//   - a task that read a key whose newer revision this process already
+//     knows (in the cache, or written by a group in flight or in the group
+//     being formed) is doomed; it fails at once with a *ConflictError;
+//   - a task that writes a key written by, or read by, a group in flight or
+//     the group being formed waits for the next group;
+//   - every other task joins the group.
+//
+// Tasks whose commit is a single message are sent as plain compare-and-set
+// publishes, concurrently: each is already atomic on its own. The rest of
+// the group is one atomic batch. Up to Options.MaxInflight groups are in
+// flight, but on an R1 file-backed stream only one of them may carry an
+// atomic batch: the server stages such batches one at a time, each in an
+// fsynced store of its own, so a second batch in flight would only wait
+// there instead of here, where it could still grow. While a batch is in
+// flight, new commits accumulate, so groups grow with load.
+//
+// What this cannot see, commits of other processes, the server catches:
+// every write and read carries the revision it was based on.
+
+// commitReq is one transaction's commit, as the committer sees it. Sets are
+// keyed by subject.
+type commitReq struct {
+	reads   map[string]uint64   // subjects read, with the revision read
+	writes  map[string]struct{} // subjects written (state keys and marker)
+	written []written           // state writes, to update the cache
+	msgs    []*nats.Msg         // the commit's messages, in order
+	done    chan error          // receives the outcome, once
+}
+
+type written struct {
+	subj  string
+	e     entry
+	index int // position in msgs
+}
+
+// group is a set of requests sent together.
+type group struct {
+	singles []*commitReq // one message each: plain CAS publishes
+	batch   []*commitReq // the rest: one atomic batch
+	reads   map[string]struct{}
+	writes  map[string]struct{}
+	waits   []chan struct{}
+}
+
+func (g *group) size() int { return len(g.singles) + len(g.batch) }
+
+func (s *Store) runCommitter() {
+	defer s.wg.Done()
+	var (
+		queue    []*commitReq
+		inflight int // groups in flight
+		batches  int // atomic batches in flight
+		// subjects read and written by groups in flight, counted.
+		fReads  = map[string]int{}
+		fWrites = map[string]int{}
+	)
+	finish := func(g *group) {
+		inflight--
+		if len(g.batch) > 0 {
+			batches--
+		}
+		for subj := range g.reads {
+			if fReads[subj]--; fReads[subj] == 0 {
+				delete(fReads, subj)
+			}
+		}
+		for subj := range g.writes {
+			if fWrites[subj]--; fWrites[subj] == 0 {
+				delete(fWrites, subj)
+			}
+		}
+	}
+	for {
+		if inflight < s.opts.MaxInflight && len(queue) > 0 {
+			// Take everything that has arrived, then form one group.
+		drain:
+			for {
+				select {
+				case r := <-s.reqs:
+					queue = append(queue, r)
+				default:
+					break drain
+				}
+			}
+			var g *group
+			g, queue = s.form(queue, fReads, fWrites, batches < s.maxBatches)
+			if g != nil {
+				inflight++
+				if len(g.batch) > 0 {
+					batches++
+				}
+				for subj := range g.reads {
+					fReads[subj]++
+				}
+				for subj := range g.writes {
+					fWrites[subj]++
+				}
+				s.wg.Add(1)
+				go s.send(g)
+				continue
+			}
+		}
+		select {
+		case r := <-s.reqs:
+			queue = append(queue, r)
+		case g := <-s.completed:
+			finish(g)
+		case <-s.quit:
+			for _, r := range queue {
+				r.done <- ErrClosed
+			}
+			for ; inflight > 0; inflight-- {
+				<-s.completed
+			}
+			return
+		}
+	}
+}
+
+// form builds the next group from queue, failing doomed requests and
+// returning the ones that must wait.
+func (s *Store) form(queue []*commitReq, fReads, fWrites map[string]int, batchOK bool) (*group, []*commitReq) {
+	g := &group{reads: map[string]struct{}{}, writes: map[string]struct{}{}}
+	batchMsgs := 0
+	rest := queue[:0]
+	for _, r := range queue {
+		if err := s.doomed(r, fWrites, g.writes); err != nil {
+			s.stats.conflicts.Add(1)
+			r.done <- err
+			continue
+		}
+		multi := len(r.msgs) > 1
+		if !s.fits(r, fReads, fWrites, g) ||
+			multi && (!batchOK || batchMsgs+len(r.msgs) > s.opts.MaxBatch) {
+			rest = append(rest, r)
+			continue
+		}
+		if len(r.msgs) == 1 {
+			g.singles = append(g.singles, r)
+		} else {
+			g.batch = append(g.batch, r)
+			batchMsgs += len(r.msgs)
+		}
+		for subj := range r.reads {
+			g.reads[subj] = struct{}{}
+		}
+		for subj := range r.writes {
+			g.writes[subj] = struct{}{}
+		}
+	}
+	clear(queue[len(rest):])
+	if g.size() == 0 {
+		return nil, rest
+	}
+	// Readers of the keys this group writes wait for its outcome.
+	s.pmu.Lock()
+	for subj := range g.writes {
+		if _, ok := s.pending[subj]; !ok {
+			ch := make(chan struct{})
+			s.pending[subj] = ch
+			g.waits = append(g.waits, ch)
+		}
+	}
+	s.pmu.Unlock()
+	return g, rest
+}
+
+// doomed returns a conflict if r read a revision that is already known to
+// be superseded.
+func (s *Store) doomed(r *commitReq, fWrites map[string]int, gWrites map[string]struct{}) error {
+	for subj, rev := range r.reads {
+		_, inGroup := gWrites[subj]
+		if fWrites[subj] > 0 || inGroup {
+			key, _ := s.world.ParseKey(subj)
+			return &ConflictError{Key: key, Read: rev}
+		}
+		if now, ok := s.cache.rev(subj); ok && now > rev {
+			key, _ := s.world.ParseKey(subj)
+			return &ConflictError{Key: key, Read: rev, Now: now}
+		}
+	}
+	return nil
+}
+
+// fits reports whether r's writes stay clear of every key read or written
+// by the groups in flight and by g.
+func (s *Store) fits(r *commitReq, fReads, fWrites map[string]int, g *group) bool {
+	for subj := range r.writes {
+		if fWrites[subj] > 0 || fReads[subj] > 0 {
+			return false
+		}
+		if _, ok := g.writes[subj]; ok {
+			return false
+		}
+		if _, ok := g.reads[subj]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// send publishes a group and delivers each request's outcome.
+func (s *Store) send(g *group) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
+	defer cancel()
+	s.stats.groups.Add(1)
+
+	futures := make([]jetstream.PubAckFuture, len(g.singles))
+	errs := make([]error, len(g.singles))
+	for i, r := range g.singles {
+		futures[i], errs[i] = s.js.PublishMsgAsync(r.msgs[0])
+	}
+	if len(g.batch) > 0 {
+		s.stats.batches.Add(1)
+		var msgs []*nats.Msg
+		for _, r := range g.batch {
+			msgs = append(msgs, r.msgs...)
+		}
+		ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
+		if err != nil {
+			s.fail(g.batch, err)
+		} else {
+			// An atomic batch is stored at consecutive sequences ending at
+			// the acknowledged one.
+			first := ack.Sequence - uint64(len(msgs)) + 1
+			off := uint64(0)
+			for _, r := range g.batch {
+				s.succeed(r, first+off)
+				off += uint64(len(r.msgs))
+			}
+		}
+	}
+	for i, r := range g.singles {
+		err := errs[i]
+		if err == nil {
+			select {
+			case ack := <-futures[i].Ok():
+				s.succeed(r, ack.Sequence)
+				continue
+			case err = <-futures[i].Err():
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		s.fail([]*commitReq{r}, err)
+	}
+
+	s.pmu.Lock()
+	for subj := range g.writes {
+		if ch, ok := s.pending[subj]; ok {
+			delete(s.pending, subj)
+			close(ch)
+		}
+	}
+	s.pmu.Unlock()
+	s.completed <- g
+}
+
+// succeed records a committed request whose first message is stored at
+// sequence first, and reports success.
+func (s *Store) succeed(r *commitReq, first uint64) {
+	for _, w := range r.written {
+		e := w.e
+		e.rev = first + uint64(w.index)
+		s.cache.put(w.subj, e)
+	}
+	s.stats.commits.Add(1)
+	r.done <- nil
+}
+
+// fail reports err to every request and forgets what the cache knew of the
+// keys they touched: after a rejection, the next read goes to the server.
+func (s *Store) fail(rs []*commitReq, err error) {
+	out := classify(err)
+	for _, r := range rs {
+		for subj := range r.reads {
+			s.cache.evict(subj)
+		}
+		for subj := range r.writes {
+			s.cache.evict(subj)
+		}
+		if errors.Is(out, ErrConflict) {
+			s.stats.conflicts.Add(1)
+		}
+		r.done <- out
+	}
+	if !errors.Is(out, ErrConflict) {
+		s.log.Warn("commit failed", "requests", len(rs), "err", err)
+	}
+}
+
+// classify maps a publish error to the store's errors: a stale expected
+// sequence is a conflict (10071 on one server, 10164 on a replicated
+// stream); any other answer from the server is a rejection that stored
+// nothing; no answer leaves the outcome unknown.
+func classify(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return &ConflictError{}
+		}
+		return fmt.Errorf("kv: commit rejected: %w", err)
+	}
+	return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+}

@@ -1,0 +1,52 @@
+// Package kv is Starbus's transactional state: the transaction a task runs
+// in, revision tracking, commit and conflict detection, over one world's
+// JetStream stream (see package bus).
+//
+// # Model
+//
+// A key's value is the last message on its subject, sb.<world>.kv.<key>;
+// its revision is that message's stream sequence. A [Tx] reads keys (each
+// read records the revision seen), buffers writes, deletions and outgoing
+// messages, and commits them all at once or not at all. Commit asks the
+// server to store every write only if each key the transaction read or
+// wrote still has the revision it saw. So tasks are serializable with
+// respect to the keys they touch, optimistically: nothing is locked, and a
+// task that lost a race gets [ErrConflict] and runs again.
+//
+//	err := store.Update(ctx, func(tx *kv.Tx) error {
+//		var gold int
+//		if err := tx.Get(ctx, "player.7.gold", &gold); err != nil {
+//			return err
+//		}
+//		return tx.Put("player.7.gold", gold+10)
+//	})
+//
+// [Store.Update] commits when its function returns nil and re-runs it on a
+// conflict (buntdb's managed-transaction shape); [Store.View] is read-only.
+// The handler runtime (package handlers) drives [Store.Begin] and
+// [Store.Commit] itself, adding the event's applied marker to the commit.
+//
+// # The commit path
+//
+// A commit that is a single message (one write, or one check) is a plain
+// compare-and-set publish. Any other commit is part of an atomic batch
+// (Nats-Batch-*), which the server stores whole or rejects whole. Atomic
+// batches on a file-backed R1 stream cost milliseconds each, however small,
+// because the server stages each one in an fsynced store of its own; so the
+// store's committer goroutine groups the commits of concurrent transactions
+// into one batch, keeping transactions that conflict with each other out of
+// the same group (see committer.go for the rules). Keys only read are
+// checked with Nats-Expected-Last-Subject-Sequence-Subject on the world's
+// check subject, so read-only keys are validated without being rewritten.
+//
+// Reads are served, in order, from the transaction itself, from a commit of
+// this process still in flight (the read waits for it), from a bounded
+// cache of the latest values this process has seen, or from the server by
+// direct get. A stale read is safe: the commit re-checks every revision on
+// the server, and a conflict evicts the keys involved from the cache.
+//
+// # Goroutines
+//
+// [Open] starts the committer; it starts one goroutine per group in flight.
+// [Store.Close] stops the committer and waits for all of them.
+package kv

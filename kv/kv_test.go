@@ -1,0 +1,386 @@
+package kv_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/internal/natstest"
+	"github.com/starbus/starbus/kv"
+)
+
+func open(t testing.TB, env *natstest.Env, opts kv.Options) *kv.Store {
+	t.Helper()
+	s, err := kv.Open(context.Background(), env.JS, env.World, opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// second opens another store on its own connection: a second process.
+func second(t testing.TB, env *natstest.Env) *kv.Store {
+	t.Helper()
+	js, err := jetstream.New(natstest.Connect(t, env.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := kv.Open(context.Background(), js, env.World, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestGetPutDelete(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	s := open(t, env, kv.Options{})
+	ctx := t.Context()
+
+	type player struct {
+		Name string
+		HP   int
+	}
+	err := s.Update(ctx, func(tx *kv.Tx) error {
+		var p player
+		if err := tx.Get(ctx, "player.1", &p); !errors.Is(err, kv.ErrNotFound) {
+			t.Errorf("get missing: %v, want ErrNotFound", err)
+		}
+		if err := tx.Put("player.1", player{"ann", 10}); err != nil {
+			return err
+		}
+		if err := tx.Get(ctx, "player.1", &p); err != nil || p.HP != 10 {
+			t.Errorf("read own write: %+v, %v", p, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fresh store (no cache) sees it.
+	fresh := second(t, env)
+	var p player
+	if err := fresh.View(ctx, func(tx *kv.Tx) error { return tx.Get(ctx, "player.1", &p) }); err != nil || p.Name != "ann" {
+		t.Fatalf("view: %+v, %v", p, err)
+	}
+	if err := fresh.Update(ctx, func(tx *kv.Tx) error { return tx.Delete("player.1") }); err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(ctx, func(tx *kv.Tx) error { return tx.Get(ctx, "player.1", &p) })
+	// s's cache may be stale; a single-key View is still a valid read of some
+	// committed state. A second process-independent check goes to the server.
+	if err != nil && !errors.Is(err, kv.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if err := second(t, env).View(ctx, func(tx *kv.Tx) error { return tx.Get(ctx, "player.1", &p) }); !errors.Is(err, kv.ErrNotFound) {
+		t.Fatalf("after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func TestInvalidInput(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	s := open(t, env, kv.Options{})
+	ctx := t.Context()
+	tx := s.Begin()
+	defer tx.Discard()
+	for _, key := range []string{"", "a..b", ".a", "a.", "a b", "a.*", "a.>", "é"} {
+		if err := tx.PutBytes(key, nil); !errors.Is(err, bus.ErrInvalidKey) {
+			t.Errorf("put %q: %v, want ErrInvalidKey", key, err)
+		}
+		if _, err := tx.GetBytes(ctx, key); !errors.Is(err, bus.ErrInvalidKey) {
+			t.Errorf("get %q: %v, want ErrInvalidKey", key, err)
+		}
+	}
+	for _, subj := range []string{"sb.test.kv.x", "sb.test.done.1", "sb.test.chk", "other.subject", "sb.other.out.s.a"} {
+		if err := tx.Publish(nats.NewMsg(subj)); !errors.Is(err, kv.ErrInvalidSubject) {
+			t.Errorf("publish %q: %v, want ErrInvalidSubject", subj, err)
+		}
+	}
+	m := nats.NewMsg("sb.test.out.s.abc")
+	m.Header.Set(jetstream.MsgRollup, "all")
+	if err := tx.Publish(m); !errors.Is(err, kv.ErrInvalidSubject) {
+		t.Errorf("publish with rollup header: %v", err)
+	}
+	ro := s.View(ctx, func(tx *kv.Tx) error { return tx.PutBytes("a", nil) })
+	if !errors.Is(ro, kv.ErrReadOnly) {
+		t.Errorf("write in View: %v", ro)
+	}
+}
+
+// TestConflict shows that a commit based on a stale read fails and that
+// the error names the key, whether the conflict is seen locally or only
+// by the server (another process).
+func TestConflict(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name  string
+		other func(*kv.Store) *kv.Store
+	}{
+		{"same process", func(s *kv.Store) *kv.Store { return s }},
+		{"other process", func(*kv.Store) *kv.Store { return second(t, env) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t, env, kv.Options{})
+			key := "conflict." + map[bool]string{true: "a", false: "b"}[tc.name == "same process"]
+			if err := s.Update(ctx, func(tx *kv.Tx) error { return tx.Put(key, 1) }); err != nil {
+				t.Fatal(err)
+			}
+			stale := s.Begin()
+			var n int
+			if err := stale.Get(ctx, key, &n); err != nil {
+				t.Fatal(err)
+			}
+			other := tc.other(s)
+			if err := other.Update(ctx, func(tx *kv.Tx) error {
+				var m int
+				if err := tx.Get(ctx, key, &m); err != nil {
+					return err
+				}
+				return tx.Put(key, m+1)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := stale.Put(key, n+10); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Commit(ctx, stale)
+			if !errors.Is(err, kv.ErrConflict) {
+				t.Fatalf("commit of stale tx: %v, want ErrConflict", err)
+			}
+			var ce *kv.ConflictError
+			if tc.name == "same process" && (!errors.As(err, &ce) || ce.Key != key) {
+				t.Fatalf("conflict does not name the key: %v", err)
+			}
+		})
+	}
+}
+
+// TestReadOnlyKeysAreChecked: write skew is prevented. Two transactions each
+// read both keys and write one; only one may commit.
+func TestWriteSkew(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	a, b := open(t, env, kv.Options{}), second(t, env)
+	if err := a.Update(ctx, func(tx *kv.Tx) error {
+		return errors.Join(tx.Put("doc.x", 1), tx.Put("doc.y", 1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	begin := func(s *kv.Store, write string) *kv.Tx {
+		tx := s.Begin()
+		var x, y int
+		if err := errors.Join(tx.Get(ctx, "doc.x", &x), tx.Get(ctx, "doc.y", &y)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Put(write, x+y-2); err != nil { // "take the last one on call"
+			t.Fatal(err)
+		}
+		return tx
+	}
+	t1, t2 := begin(a, "doc.x"), begin(b, "doc.y")
+	err1, err2 := a.Commit(ctx, t1), b.Commit(ctx, t2)
+	if err1 != nil || !errors.Is(err2, kv.ErrConflict) {
+		t.Fatalf("write skew not prevented: first %v, second %v", err1, err2)
+	}
+}
+
+// TestAtomicEffects: writes and messages of a committed transaction all
+// appear; those of a conflicting one do not.
+func TestAtomicEffects(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	s := open(t, env, kv.Options{})
+	out, _ := env.World.Session("s1")
+	if err := s.Update(ctx, func(tx *kv.Tx) error {
+		return errors.Join(tx.Put("a", 1), tx.Put("b", 2), tx.Publish(&nats.Msg{Subject: out, Data: []byte("hi")}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stale := s.Begin()
+	var a int
+	if err := stale.Get(ctx, "a", &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := second(t, env).Update(ctx, func(tx *kv.Tx) error { return tx.Put("a", 100) }); err != nil {
+		t.Fatal(err)
+	}
+	_ = stale.Put("a", a+1)
+	_ = stale.Put("b", 3)
+	_ = stale.Publish(&nats.Msg{Subject: out, Data: []byte("must not leave")})
+	if err := s.Commit(ctx, stale); !errors.Is(err, kv.ErrConflict) {
+		t.Fatalf("want conflict, got %v", err)
+	}
+	info, err := env.Stream.Info(ctx, jetstream.WithSubjectFilter(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.State.Subjects[out]; got != 1 {
+		t.Fatalf("%d messages on %s, want 1", got, out)
+	}
+	var b int
+	if err := second(t, env).View(ctx, func(tx *kv.Tx) error { return tx.Get(ctx, "b", &b) }); err != nil || b != 2 {
+		t.Fatalf("b = %d, %v; want 2", b, err)
+	}
+}
+
+// TestMarker: an event's effects apply once.
+func TestMarker(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	s := open(t, env, kv.Options{})
+	apply := func() error {
+		tx := s.Begin()
+		_ = tx.Put("m", 1)
+		_ = tx.MarkApplied(42)
+		return s.Commit(ctx, tx)
+	}
+	if err := apply(); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(); !errors.Is(err, kv.ErrConflict) {
+		t.Fatalf("second apply: %v, want ErrConflict", err)
+	}
+	if ok, err := s.Applied(ctx, 42); !ok || err != nil {
+		t.Fatalf("Applied(42) = %v, %v", ok, err)
+	}
+	if ok, err := s.Applied(ctx, 43); ok || err != nil {
+		t.Fatalf("Applied(43) = %v, %v", ok, err)
+	}
+}
+
+// TestCounter is acceptance 1 of the core engine: 64 concurrent tasks each
+// increment one shared counter 200 times; the result is exactly 12,800.
+// Half the tasks run in a second store, so the server's checks are
+// exercised as well as the committer's.
+func TestCounter(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	stores := []*kv.Store{open(t, env, kv.Options{MaxAttempts: 10_000}), second(t, env)}
+	const tasks, each = 64, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, tasks)
+	for i := range tasks {
+		s := stores[i%2]
+		wg.Go(func() {
+			for range each {
+				err := s.Update(ctx, func(tx *kv.Tx) error {
+					var n int
+					if err := tx.Get(ctx, "counter", &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
+						return err
+					}
+					return tx.Put("counter", n+1)
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var n int
+	if err := second(t, env).View(ctx, func(tx *kv.Tx) error { return tx.Get(ctx, "counter", &n) }); err != nil {
+		t.Fatal(err)
+	}
+	if n != tasks*each {
+		t.Fatalf("counter = %d, want %d", n, tasks*each)
+	}
+	t.Logf("store 0: %+v", stores[0].Stats())
+}
+
+// TestBankKV runs transfers from two stores and checks the invariant; the
+// full-path bank test (acceptance 2) lives in package handlers.
+func TestBankKV(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	stores := []*kv.Store{open(t, env, kv.Options{}), second(t, env)}
+	const accounts, initial = 20, 100
+	if err := stores[0].Update(ctx, func(tx *kv.Tx) error {
+		for i := range accounts {
+			if err := tx.Put(fmt.Sprintf("acct.%d", i), initial); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		s := stores[w%2]
+		wg.Go(func() {
+			for range 60 {
+				from, to := rand.IntN(accounts), rand.IntN(accounts)
+				if from == to {
+					continue
+				}
+				amount := 1 + rand.IntN(30)
+				err := s.Update(ctx, func(tx *kv.Tx) error {
+					var a, b int
+					fk, tk := fmt.Sprintf("acct.%d", from), fmt.Sprintf("acct.%d", to)
+					if err := errors.Join(tx.Get(ctx, fk, &a), tx.Get(ctx, tk, &b)); err != nil {
+						return err
+					}
+					if a < amount {
+						return nil // insufficient funds: commit nothing
+					}
+					return errors.Join(tx.Put(fk, a-amount), tx.Put(tk, b+amount))
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := 0
+	err := second(t, env).View(ctx, func(tx *kv.Tx) error {
+		total = 0
+		for i := range accounts {
+			var n int
+			if err := tx.Get(ctx, fmt.Sprintf("acct.%d", i), &n); err != nil {
+				return err
+			}
+			if n < 0 {
+				return fmt.Errorf("account %d is negative: %d", i, n)
+			}
+			total += n
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != accounts*initial {
+		t.Fatalf("total = %d, want %d", total, accounts*initial)
+	}
+	t.Logf("stats: %+v / %+v", stores[0].Stats(), stores[1].Stats())
+}
+
+func TestClosed(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	s := open(t, env, kv.Options{})
+	s.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	err := s.Update(ctx, func(tx *kv.Tx) error { return tx.Put("x", 1) })
+	if !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("update after close: %v", err)
+	}
+}

@@ -1,0 +1,355 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/starbus/starbus/bus"
+)
+
+// Options tunes a [Store]. The zero value is usable.
+type Options struct {
+	// Codec encodes values for Get and Put (default [JSON]).
+	Codec Codec
+	// Logger receives the store's logs (default: discard).
+	Logger *slog.Logger
+	// CacheSize bounds the number of keys whose latest value is kept in
+	// memory (default 100,000; negative disables the cache).
+	CacheSize int
+	// MaxInflight bounds the commit groups in flight to the server at once
+	// (default 4; the server allows 50 atomic batches in flight per stream).
+	MaxInflight int
+	// MaxBatch bounds the messages of one atomic batch (default and maximum
+	// 1,000, the server's limit).
+	MaxBatch int
+	// MaxAttempts bounds how often [Store.Update] runs its function when
+	// commits conflict (default 100).
+	MaxAttempts int
+	// CommitTimeout bounds one commit round trip (default 10s).
+	CommitTimeout time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Codec == nil {
+		o.Codec = JSON{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 100_000
+	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = 4
+	}
+	if o.MaxBatch <= 0 || o.MaxBatch > 1000 {
+		o.MaxBatch = 1000
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 100
+	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 10 * time.Second
+	}
+}
+
+// Store is transactional state over one world's stream. It is safe for
+// concurrent use. Open starts its committer goroutine; Close stops it and
+// waits for every commit in flight.
+type Store struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	world  bus.World
+	codec  Codec
+	log    *slog.Logger
+	opts   Options
+	cache  *cache
+
+	reqs      chan *commitReq
+	completed chan *group
+	quit      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	// pmu guards pending: the subjects written by commits in flight, each
+	// with a channel closed once that commit's outcome is in the cache.
+	// Lock order: pmu is a leaf; cache.mu is never held while taking it.
+	pmu     sync.Mutex
+	pending map[string]chan struct{}
+
+	stats storeStats
+
+	// maxBatches bounds the atomic batches in flight: 1 on an R1 file
+	// stream (see the committer), MaxInflight otherwise.
+	maxBatches int
+}
+
+// Open returns a store over the world w, whose stream must already be
+// provisioned (see [bus.Provision]).
+func Open(ctx context.Context, js jetstream.JetStream, w bus.World, opts Options) (*Store, error) {
+	opts.setDefaults()
+	stream, err := js.Stream(ctx, w.Stream())
+	if err != nil {
+		return nil, fmt.Errorf("kv: open %s: %w", w.Stream(), err)
+	}
+	s := &Store{
+		js:        js,
+		stream:    stream,
+		world:     w,
+		codec:     opts.Codec,
+		log:       opts.Logger,
+		opts:      opts,
+		cache:     newCache(opts.CacheSize),
+		reqs:      make(chan *commitReq),
+		completed: make(chan *group, opts.MaxInflight),
+		quit:      make(chan struct{}),
+		pending:   make(map[string]chan struct{}),
+	}
+	s.maxBatches = opts.MaxInflight
+	if cfg := stream.CachedInfo().Config; cfg.Storage == jetstream.FileStorage && cfg.Replicas <= 1 {
+		s.maxBatches = 1
+	}
+	s.wg.Add(1)
+	go s.runCommitter()
+	return s, nil
+}
+
+// Close stops the committer and waits for the commits in flight. Commits
+// not yet sent fail with [ErrClosed].
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.quit) })
+	s.wg.Wait()
+	return nil
+}
+
+// World returns the world the store holds.
+func (s *Store) World() bus.World { return s.world }
+
+// Begin starts a read-write transaction. The caller commits it with
+// [Store.Commit] or ends it with [Tx.Discard]. Most callers want
+// [Store.Update], which retries conflicts.
+func (s *Store) Begin() *Tx { return s.newTx(false) }
+
+// Commit makes every effect of tx visible at once, or none of them. It
+// fails with [ErrConflict] if any key tx read or wrote has changed since
+// tx read it, and with [ErrCommitUnknown] if the server's answer was lost.
+// A transaction commits at most once.
+func (s *Store) Commit(ctx context.Context, tx *Tx) error {
+	if tx.done {
+		return ErrTxDone
+	}
+	tx.done = true
+	if tx.empty() {
+		return nil
+	}
+	r := tx.request()
+	if len(r.msgs) > s.opts.MaxBatch {
+		return fmt.Errorf("%w: %d messages, at most %d", ErrTooLarge, len(r.msgs), s.opts.MaxBatch)
+	}
+	select {
+	case s.reqs <- r:
+	case <-s.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once handed over, the outcome is the server's: wait for it even if
+	// ctx ends, or the caller could not tell what happened.
+	return <-r.done
+}
+
+// Update runs fn in a new transaction and commits it if fn returns nil.
+// On a conflict it runs fn again, from scratch, with jittered backoff, up
+// to Options.MaxAttempts times. fn must have no effects outside tx.
+//
+// If fn returns an error after reading values that were already stale, the
+// error may be an artefact of the stale read: Update validates the reads and
+// retries instead of returning it.
+func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	var err error
+	for attempt := range s.opts.MaxAttempts {
+		if attempt > 0 {
+			if werr := Backoff(ctx, attempt); werr != nil {
+				return errors.Join(err, werr)
+			}
+		}
+		tx := s.Begin()
+		if err = fn(tx); err != nil {
+			tx.Discard()
+			if errors.Is(err, ErrConflict) {
+				continue
+			}
+			if verr := s.Validate(ctx, tx); errors.Is(verr, ErrConflict) {
+				continue
+			}
+			return err
+		}
+		if err = s.Commit(ctx, tx); !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("kv: gave up after %d attempts: %w", s.opts.MaxAttempts, err)
+}
+
+// View runs fn in a read-only transaction. If fn read more than one key, the
+// reads are validated afterwards, so a nil result means fn saw one
+// consistent snapshot; a conflict re-runs fn.
+func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
+	var err error
+	for attempt := range s.opts.MaxAttempts {
+		if attempt > 0 {
+			if werr := Backoff(ctx, attempt); werr != nil {
+				return errors.Join(err, werr)
+			}
+		}
+		tx := s.newTx(true)
+		err = fn(tx)
+		tx.done = true
+		if len(tx.reads) <= 1 && err == nil {
+			return nil
+		}
+		if verr := s.Validate(ctx, tx); errors.Is(verr, ErrConflict) {
+			err = verr
+			continue
+		} else if verr != nil && err == nil {
+			return verr
+		}
+		return err
+	}
+	return fmt.Errorf("kv: gave up after %d attempts: %w", s.opts.MaxAttempts, err)
+}
+
+// Backoff waits before attempt (1-based retries) with full jitter: a random
+// wait up to 250µs·2^attempt, capped at 50ms. It returns early with ctx's
+// error.
+func Backoff(ctx context.Context, attempt int) error {
+	ceil := 250 * time.Microsecond << min(attempt, 8)
+	d := time.Duration(rand.Int64N(int64(min(ceil, 50*time.Millisecond)) + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Validate checks, on the server, that every key tx read still has the
+// revision tx saw. It returns a *ConflictError naming the first key that
+// moved. Use it to tell an error caused by a stale read from a real one.
+func (s *Store) Validate(ctx context.Context, tx *Tx) error {
+	if len(tx.reads) == 0 {
+		return nil
+	}
+	subjects := make([]string, 0, len(tx.reads))
+	for subj := range tx.reads {
+		subjects = append(subjects, subj)
+	}
+	current := make(map[string]uint64, len(subjects))
+	msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.js, s.world.Stream(), subjects)
+	if err != nil {
+		return fmt.Errorf("kv: validate: %w", err)
+	}
+	for m, err := range msgs {
+		if err != nil {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
+			}
+			return fmt.Errorf("kv: validate: %w", err)
+		}
+		current[m.Subject] = m.Sequence
+	}
+	for subj, rev := range tx.reads {
+		if now := current[subj]; now != rev {
+			s.cache.evict(subj)
+			key, _ := s.world.ParseKey(subj)
+			return &ConflictError{Key: key, Read: rev, Now: now}
+		}
+	}
+	return nil
+}
+
+// Applied reports whether the event stored at stream sequence seq has been
+// marked applied by a committed transaction.
+func (s *Store) Applied(ctx context.Context, seq uint64) (bool, error) {
+	_, err := s.stream.GetLastMsgForSubject(ctx, s.world.Done(seq))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("kv: applied %d: %w", seq, err)
+	}
+}
+
+// load returns the latest entry of a state subject: after any commit of
+// this process in flight on it, from the cache, or from the server.
+func (s *Store) load(ctx context.Context, subj string) (entry, error) {
+	s.pmu.Lock()
+	wait := s.pending[subj]
+	s.pmu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return entry{}, ctx.Err()
+		}
+	}
+	if e, ok := s.cache.get(subj); ok {
+		s.stats.cacheHits.Add(1)
+		return e, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return entry{}, err
+	}
+	m, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	var e entry
+	switch {
+	case err == nil:
+		e = entry{rev: m.Sequence, val: m.Data, deleted: m.Header.Get(bus.HeaderOp) == bus.OpDelete}
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		e = entry{deleted: true}
+	default:
+		return entry{}, fmt.Errorf("kv: read %s: %w", subj, err)
+	}
+	s.stats.reads.Add(1)
+	s.cache.put(subj, e)
+	return e, nil
+}
+
+// Stats counts what a store has done since it opened.
+type Stats struct {
+	Commits   uint64 // transactions committed
+	Conflicts uint64 // commits refused for a conflict (locally or by the server)
+	Groups    uint64 // commit groups sent to the server
+	Batches   uint64 // atomic batches among them
+	Reads     uint64 // reads that went to the server
+	CacheHits uint64 // reads answered from the cache
+}
+
+type storeStats struct {
+	commits, conflicts, groups, batches, reads, cacheHits atomic.Uint64
+}
+
+// Stats returns a snapshot of the store's counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Commits:   s.stats.commits.Load(),
+		Conflicts: s.stats.conflicts.Load(),
+		Groups:    s.stats.groups.Load(),
+		Batches:   s.stats.batches.Load(),
+		Reads:     s.stats.reads.Load(),
+		CacheHits: s.stats.cacheHits.Load(),
+	}
+}

@@ -1,0 +1,287 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/starbus/starbus/bus"
+)
+
+// Tx is one transaction: typed reads and writes of keys, outgoing messages,
+// and an applied marker, all taking effect together at commit or not at
+// all. Reads record the revision they saw; commit checks every one of them.
+//
+// A Tx belongs to one task and is not safe for concurrent use. Reads within
+// a Tx are repeatable and see the Tx's own writes.
+type Tx struct {
+	s        *Store
+	readOnly bool
+	done     bool
+
+	reads  map[string]uint64 // subject -> revision read (0: absent)
+	seen   map[string]entry  // subject -> value read, for repeatable reads
+	writes map[string]entry  // subject -> value to write (rev unused)
+	order  []string          // write subjects in first-write order
+	msgs   []*nats.Msg       // outgoing messages, in order
+	marker uint64            // event sequence to mark applied, 0: none
+}
+
+func (s *Store) newTx(readOnly bool) *Tx {
+	return &Tx{
+		s:        s,
+		readOnly: readOnly,
+		reads:    make(map[string]uint64),
+		seen:     make(map[string]entry),
+	}
+}
+
+// Get decodes the value of key into v with the store's codec. It returns
+// [ErrNotFound] if the key has no value.
+func (tx *Tx) Get(ctx context.Context, key string, v any) error {
+	b, err := tx.GetBytes(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := tx.s.codec.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("kv: decode %q: %w", key, err)
+	}
+	return nil
+}
+
+// GetBytes returns the raw value of key. The slice must not be modified.
+func (tx *Tx) GetBytes(ctx context.Context, key string) ([]byte, error) {
+	if tx.done {
+		return nil, ErrTxDone
+	}
+	subj, err := tx.s.world.Key(key)
+	if err != nil {
+		return nil, fmt.Errorf("kv: key %q: %w", key, err)
+	}
+	if w, ok := tx.writes[subj]; ok {
+		return w.value()
+	}
+	if e, ok := tx.seen[subj]; ok {
+		return e.value()
+	}
+	e, err := tx.s.load(ctx, subj)
+	if err != nil {
+		return nil, err
+	}
+	tx.seen[subj] = e
+	tx.reads[subj] = e.rev
+	return e.value()
+}
+
+// Exists reports whether key has a value, recording the read like Get.
+func (tx *Tx) Exists(ctx context.Context, key string) (bool, error) {
+	_, err := tx.GetBytes(ctx, key)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+func (e entry) value() ([]byte, error) {
+	if e.deleted {
+		return nil, ErrNotFound
+	}
+	return e.val, nil
+}
+
+// Put encodes v with the store's codec and writes it to key at commit.
+func (tx *Tx) Put(key string, v any) error {
+	b, err := tx.s.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("kv: encode %q: %w", key, err)
+	}
+	return tx.PutBytes(key, b)
+}
+
+// PutBytes writes b to key at commit. The Tx keeps b; do not modify it.
+func (tx *Tx) PutBytes(key string, b []byte) error {
+	return tx.write(key, entry{val: b})
+}
+
+// Delete removes key at commit. Deleting a missing key is not an error.
+func (tx *Tx) Delete(key string) error {
+	return tx.write(key, entry{deleted: true})
+}
+
+func (tx *Tx) write(key string, e entry) error {
+	if err := tx.writable(); err != nil {
+		return err
+	}
+	subj, err := tx.s.world.Key(key)
+	if err != nil {
+		return fmt.Errorf("kv: key %q: %w", key, err)
+	}
+	if tx.writes == nil {
+		tx.writes = make(map[string]entry)
+	}
+	if _, ok := tx.writes[subj]; !ok {
+		tx.order = append(tx.order, subj)
+	}
+	tx.writes[subj] = e
+	return nil
+}
+
+// reservedHeaders may not be set on outgoing messages: the commit protocol
+// owns them.
+var reservedHeaders = []string{
+	jetstream.MsgIDHeader,
+	jetstream.ExpectedStreamHeader,
+	jetstream.ExpectedLastSeqHeader,
+	jetstream.ExpectedLastSubjSeqHeader,
+	jetstream.ExpectedLastSubjSeqSubjHeader,
+	jetstream.ExpectedLastMsgIDHeader,
+	jetstream.MsgRollup,
+	"Nats-Batch-Id", "Nats-Batch-Sequence", "Nats-Batch-Commit",
+}
+
+// Publish adds an outgoing message, sent only if the transaction commits
+// and then exactly once. The subject must be one of the world's outgoing
+// subjects: an event, a session, a channel or a schedule (see package bus).
+func (tx *Tx) Publish(m *nats.Msg) error {
+	if err := tx.writable(); err != nil {
+		return err
+	}
+	w := tx.s.world
+	if !outgoing(w, m.Subject) {
+		return fmt.Errorf("%w: %q", ErrInvalidSubject, m.Subject)
+	}
+	for _, h := range reservedHeaders {
+		if m.Header.Get(h) != "" {
+			return fmt.Errorf("%w: header %s is reserved", ErrInvalidSubject, h)
+		}
+	}
+	cp := nats.NewMsg(m.Subject)
+	cp.Data = m.Data
+	for k, v := range m.Header {
+		cp.Header[k] = append([]string(nil), v...)
+	}
+	tx.msgs = append(tx.msgs, cp)
+	return nil
+}
+
+func outgoing(w bus.World, subject string) bool {
+	if _, _, ok := w.ParseEvent(subject); ok {
+		return true
+	}
+	if _, ok := w.ParseSession(subject); ok {
+		return true
+	}
+	if _, ok := w.ParseChannel(subject); ok {
+		return true
+	}
+	prefix, _ := strings.CutSuffix(w.All(), ">")
+	rest, ok := strings.CutPrefix(subject, prefix+"sched.")
+	return ok && bus.ValidName(rest) == nil
+}
+
+// MarkApplied records, in the same commit, that the event stored at stream
+// sequence seq has been applied. The commit fails with [ErrConflict] if the
+// event was already marked: an event's effects apply at most once.
+func (tx *Tx) MarkApplied(seq uint64) error {
+	if err := tx.writable(); err != nil {
+		return err
+	}
+	tx.marker = seq
+	return nil
+}
+
+// Discard ends the transaction without committing. Nothing it wrote or
+// published takes effect. Discard after commit is a no-op.
+func (tx *Tx) Discard() { tx.done = true }
+
+// Keys returns the keys the transaction read and wrote, for diagnostics.
+func (tx *Tx) Keys() (read, written []string) {
+	for subj := range tx.reads {
+		if k, ok := tx.s.world.ParseKey(subj); ok {
+			read = append(read, k)
+		}
+	}
+	for _, subj := range tx.order {
+		if k, ok := tx.s.world.ParseKey(subj); ok {
+			written = append(written, k)
+		}
+	}
+	return read, written
+}
+
+func (tx *Tx) writable() error {
+	if tx.done {
+		return ErrTxDone
+	}
+	if tx.readOnly {
+		return ErrReadOnly
+	}
+	return nil
+}
+
+// empty reports whether committing would change nothing.
+func (tx *Tx) empty() bool {
+	return len(tx.order) == 0 && len(tx.msgs) == 0 && tx.marker == 0
+}
+
+// request turns the transaction into a commit request: the messages of one
+// atomic unit, and the sets the committer uses to keep conflicts apart.
+func (tx *Tx) request() *commitReq {
+	r := &commitReq{
+		reads:  tx.reads,
+		writes: make(map[string]struct{}, len(tx.order)+1),
+		done:   make(chan error, 1),
+	}
+	w := tx.s.world
+	// Writes, each checked against the revision read when there was one.
+	for _, subj := range tx.order {
+		e := tx.writes[subj]
+		m := nats.NewMsg(subj)
+		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+		if e.deleted {
+			m.Header.Set(bus.HeaderOp, bus.OpDelete)
+		} else {
+			m.Data = e.val
+		}
+		if rev, ok := tx.reads[subj]; ok {
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
+		}
+		r.writes[subj] = struct{}{}
+		r.msgs = append(r.msgs, m)
+		r.written = append(r.written, written{subj: subj, e: e, index: len(r.msgs) - 1})
+	}
+	// Keys only read are checked by a message on the check subject that
+	// asserts their last revision.
+	for subj, rev := range tx.reads {
+		if _, ok := tx.writes[subj]; ok {
+			continue
+		}
+		m := nats.NewMsg(w.Check())
+		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+		m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, subj)
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
+		r.msgs = append(r.msgs, m)
+	}
+	if tx.marker != 0 {
+		subj := w.Done(tx.marker)
+		m := nats.NewMsg(subj)
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+		r.msgs = append(r.msgs, m)
+		r.writes[subj] = struct{}{}
+	}
+	r.msgs = append(r.msgs, tx.msgs...)
+	return r
+}
+
+// Empty reports whether committing tx would change nothing: no writes, no
+// messages, no marker.
+func (tx *Tx) Empty() bool { return tx.empty() }
