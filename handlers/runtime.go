@@ -31,7 +31,9 @@ type Config struct {
 	// Consumer names the durable consumer the workers of a world share
 	// (default "workers").
 	Consumer string
-	// Concurrency is the number of tasks run at once (default 64).
+	// Concurrency is the number of tasks run at once (default 256). Most of
+	// a task's life is spent waiting for its commit, and the more tasks wait
+	// together, the larger the commit groups: see package kv.
 	Concurrency int
 	// TaskTimeout is a task's deadline; a task still running past it is
 	// aborted and retried (default 100ms).
@@ -65,7 +67,7 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("handlers: Config.Consumer %q: %w", c.Consumer, err)
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 64
+		c.Concurrency = 256
 	}
 	if c.TaskTimeout <= 0 {
 		c.TaskTimeout = 100 * time.Millisecond

@@ -88,8 +88,11 @@ func keyPair(i int) (string, string) {
 //     ceiling for a task's reads and writes.
 func BenchmarkCommit(b *testing.B) {
 	for _, storage := range []string{"file", "memory"} {
-		for _, conc := range []int{1, 64} {
+		for _, conc := range []int{1, 64, 256} {
 			for _, impl := range []string{"starbus", "bare-batch", "bare-publish"} {
+				if impl == "bare-batch" && conc > 50 {
+					continue // the server allows 50 atomic batches in flight per stream
+				}
 				b.Run(fmt.Sprintf("%s/c=%d/%s", storage, conc, impl), func(b *testing.B) {
 					env := natstest.Start(b, natstest.Options{World: "bench"})
 					if storage == "memory" {
