@@ -15,6 +15,9 @@ const (
 	HeaderOp = "Starbus-Op"
 	// HeaderReason explains why an event was dead-lettered.
 	HeaderReason = "Starbus-Reason"
+	// HeaderDue carries the due time of a schedule's alarm, in Unix
+	// nanoseconds.
+	HeaderDue = "Starbus-Due"
 	// HeaderEventSeq carries the stream sequence of the event a dead letter
 	// or an outgoing message came from.
 	HeaderEventSeq = "Starbus-Event-Seq"
@@ -33,4 +36,6 @@ const (
 	EventMessage = "starbus.message"
 	// EventDisconnect is published when a session ends, cleanly or not.
 	EventDisconnect = "starbus.disconnect"
+	// EventInit is the type of the task that initialises a world, once.
+	EventInit = "starbus.init"
 )

@@ -122,6 +122,18 @@ func (w World) Schedule(id string) (string, error) {
 	return w.prefix + "sched." + id, nil
 }
 
+// ScheduleFilter matches every schedule's alarms.
+func (w World) ScheduleFilter() string { return w.prefix + "sched.*" }
+
+// ParseSchedule returns the schedule id of an alarm subject.
+func (w World) ParseSchedule(subject string) (id string, ok bool) {
+	id, ok = strings.CutPrefix(subject, w.prefix+"sched.")
+	if !ok || ValidName(id) != nil {
+		return "", false
+	}
+	return id, true
+}
+
 // Session returns the subject of messages to the client session id.
 func (w World) Session(id string) (string, error) {
 	if err := ValidName(id); err != nil {

@@ -36,13 +36,28 @@
 //     runtime. Across several worker processes sharing one consumer, order
 //     per key needs partitioned consumption (see the partitioning issue).
 //
+// # Scheduled tasks and world initialisation
+//
+// A task may schedule others: [Task.After] runs a task of a given type once
+// after a delay, [Task.Every] runs one periodically, [Task.Cancel] stops
+// either. Scheduling is part of the task's transaction: a task that aborts
+// schedules nothing. Schedules are durable (a state record plus an alarm
+// message in the world's stream), fire after a restart of every worker and
+// of the server (late rather than never), run exactly once per due time,
+// and a periodic task never overlaps itself. See schedule.go for why the
+// due time is kept by the workers rather than by JetStream's own message
+// scheduler. Config.Init runs once per world, whichever worker gets there
+// first.
+//
 // # Subjects and lifetime
 //
 // The runtime consumes sb.<world>.ev.> through the durable consumer
-// Config.Consumer, shared by all workers of a world, and parks failed
-// events on sb.<world>.dlq.<seq>. It periodically purges events and markers
-// at or below the consumer's ack floor.
+// Config.Consumer and alarms (sb.<world>.sched.*) through Config.Consumer +
+// "-sched", both shared by all workers of a world, and parks failed events
+// on sb.<world>.dlq.<seq>. It periodically purges events, alarms and
+// markers at or below the consumers' ack floors.
 //
 // [Runtime.Run] owns every goroutine the runtime starts: Config.Concurrency
-// task goroutines and the compaction loop. It returns after they end.
+// task goroutines, the alarm loop and its reader, and the compaction loop.
+// It returns after they end.
 package handlers

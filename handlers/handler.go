@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -124,6 +125,10 @@ type Task struct {
 	EventSeq uint64
 	// Attempt counts the runs of this event in this worker, from 1.
 	Attempt int
+	// Schedule is the schedule a scheduled task runs for, "" otherwise.
+	Schedule ScheduleID
+	// Due is the time a scheduled task was due; zero otherwise.
+	Due time.Time
 	// Tx is the task's transaction.
 	Tx *kv.Tx
 

@@ -26,6 +26,12 @@ type Config struct {
 	JS jetstream.JetStream
 	// Handler handles every task. Required.
 	Handler Handler
+	// Init, if set, initialises the world: it runs exactly once per world,
+	// in a transaction, before the first event is handled, however many
+	// workers start at once. A failed Init makes Run return its error.
+	Init Handler
+	// InitTimeout is Init's deadline (default 10s).
+	InitTimeout time.Duration
 	// Logger receives the runtime's logs (default: discard).
 	Logger *slog.Logger
 	// Consumer names the durable consumer the workers of a world share
@@ -81,6 +87,9 @@ func (c *Config) setDefaults() error {
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
 	}
+	if c.InitTimeout <= 0 {
+		c.InitTimeout = 10 * time.Second
+	}
 	if c.CompactInterval == 0 {
 		c.CompactInterval = 10 * time.Second
 	}
@@ -96,6 +105,8 @@ type Runtime struct {
 	world bus.World
 	log   *slog.Logger
 	stats runtimeStats
+
+	schedCons jetstream.Consumer // set by Run before compaction starts
 
 	// afterCommit, if set, runs between a task's commit and its ack: tests
 	// use it to kill a worker at the worst moment.
@@ -136,13 +147,37 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("handlers: consumer: %w", err)
 	}
+	r.schedCons, err = r.cfg.JS.CreateOrUpdateConsumer(ctx, r.world.Stream(), jetstream.ConsumerConfig{
+		Durable:       r.cfg.Consumer + "-sched",
+		FilterSubject: r.world.ScheduleFilter(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       r.cfg.AckWait,
+		MaxAckPending: 100_000,
+	})
+	if err != nil {
+		return fmt.Errorf("handlers: schedule consumer: %w", err)
+	}
+	if err := r.initWorld(ctx); err != nil {
+		return err
+	}
 	iter, err := cons.Messages(jetstream.PullMaxMessages(r.cfg.Concurrency * 4))
 	if err != nil {
 		return fmt.Errorf("handlers: consume: %w", err)
 	}
 
-	q := newKeyQueue(r.cfg.Concurrency * 8)
+	// Alarms can occupy the queue too: up to the schedule consumer's
+	// MaxAckPending of them.
+	q := newKeyQueue(r.cfg.Concurrency*8 + 100_000)
 	var wg sync.WaitGroup
+	actx, stopAlarms := context.WithCancel(ctx)
+	defer stopAlarms()
+	alarmErr := make(chan error, 1)
+	wg.Go(func() {
+		if err := r.alarms(actx, r.schedCons, q); err != nil {
+			alarmErr <- err
+			iter.Stop()
+		}
+	})
 	for range r.cfg.Concurrency {
 		wg.Go(func() {
 			for {
@@ -173,10 +208,16 @@ func (r *Runtime) Run(ctx context.Context) error {
 		}
 		q.push(region+"."+part, m)
 	}
+	stopAlarms()
 	for _, m := range q.close() {
 		_ = m.Nak()
 	}
 	wg.Wait()
+	select {
+	case err := <-alarmErr:
+		return err
+	default:
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -295,7 +336,17 @@ func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt 
 		t.Seq, _ = strconv.ParseUint(s, 10, 64)
 	}
 	tctx, cancel := context.WithTimeout(ctx, r.cfg.TaskTimeout)
-	err := serve(tctx, r.cfg.Handler, t)
+	var err error
+	if id, ok := r.world.ParseSchedule(m.Subject()); ok {
+		due, perr := strconv.ParseInt(h.Get(bus.HeaderDue), 10, 64)
+		if perr != nil {
+			err = Permanent(fmt.Errorf("alarm without a due time: %w", perr))
+		} else {
+			_, err = r.fire(tctx, t, ScheduleID(id), due)
+		}
+	} else {
+		err = serve(tctx, r.cfg.Handler, t)
+	}
 	overran := tctx.Err() != nil && ctx.Err() == nil
 	cancel()
 	if err == nil && overran {
@@ -389,12 +440,25 @@ func (r *Runtime) compact(ctx context.Context, cons jetstream.Consumer) {
 		if err != nil {
 			continue
 		}
-		upTo := jetstream.WithPurgeSequence(info.AckFloor.Stream + 1)
-		for _, filter := range []string{r.world.EventFilter(), r.world.DoneFilter()} {
-			if err := s.Purge(ctx, jetstream.WithPurgeSubject(filter), upTo); err != nil && ctx.Err() == nil {
-				r.log.Warn("compaction failed", logErr, err)
-			}
+		floor := info.AckFloor.Stream
+		if sinfo, err := r.schedCons.Info(ctx); err == nil {
+			// Markers of fired alarms are purged only below both floors.
+			floor = min(floor, sinfo.AckFloor.Stream)
+			r.purge(ctx, s, r.world.ScheduleFilter(), sinfo.AckFloor.Stream)
 		}
+		r.purge(ctx, s, r.world.EventFilter(), info.AckFloor.Stream)
+		r.purge(ctx, s, r.world.DoneFilter(), floor)
+	}
+}
+
+// purge removes the messages on filter at or below seq.
+func (r *Runtime) purge(ctx context.Context, s jetstream.Stream, filter string, seq uint64) {
+	if seq == 0 {
+		return
+	}
+	err := s.Purge(ctx, jetstream.WithPurgeSubject(filter), jetstream.WithPurgeSequence(seq+1))
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("compaction failed", "filter", filter, logErr, err)
 	}
 }
 
@@ -407,12 +471,13 @@ type Stats struct {
 	Errors      uint64        // attempts that ended in an error
 	DeadLetters uint64        // events dead-lettered
 	Duplicates  uint64        // redelivered events found already applied
+	StaleAlarms uint64        // alarms of cancelled schedules or due times already run
 	LastLatency time.Duration // delivery-to-ack time of the last committed event
 }
 
 type runtimeStats struct {
-	committed, conflicts, deadlines, retries, errors, deadLetters, duplicates atomic.Uint64
-	latency                                                                   atomic.Int64
+	committed, conflicts, deadlines, retries, errors, deadLetters, duplicates, staleAlarms atomic.Uint64
+	latency                                                                                atomic.Int64
 }
 
 // Stats returns a snapshot of the runtime's counters.
@@ -425,6 +490,7 @@ func (r *Runtime) Stats() Stats {
 		Errors:      r.stats.errors.Load(),
 		DeadLetters: r.stats.deadLetters.Load(),
 		Duplicates:  r.stats.duplicates.Load(),
+		StaleAlarms: r.stats.staleAlarms.Load(),
 		LastLatency: time.Duration(r.stats.latency.Load()),
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -183,9 +182,8 @@ func outgoing(w bus.World, subject string) bool {
 	if _, ok := w.ParseChannel(subject); ok {
 		return true
 	}
-	prefix, _ := strings.CutSuffix(w.All(), ">")
-	rest, ok := strings.CutPrefix(subject, prefix+"sched.")
-	return ok && bus.ValidName(rest) == nil
+	_, ok := w.ParseSchedule(subject)
+	return ok
 }
 
 // MarkApplied records, in the same commit, that the event stored at stream
