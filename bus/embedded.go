@@ -3,6 +3,7 @@ package bus
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -26,6 +27,20 @@ type EmbeddedConfig struct {
 	// StartTimeout bounds how long Start waits for the server to accept
 	// connections (default 10s).
 	StartTimeout time.Duration
+	// Cluster, if set, joins the server to a JetStream cluster.
+	Cluster *ClusterConfig
+}
+
+// ClusterConfig makes an embedded server one node of a JetStream cluster.
+type ClusterConfig struct {
+	// Name is the cluster's name, the same on every node.
+	Name string
+	// Host and Port are this node's route listener (Port -1: random).
+	Host string
+	Port int
+	// Routes are the route URLs of the other nodes, e.g.
+	// "nats://127.0.0.1:6222".
+	Routes []string
 }
 
 // Server is an embedded NATS server with JetStream enabled.
@@ -63,6 +78,19 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 		NoLog:              true,
 		MaxPayload:         8 << 20,
 	}
+	if c := cfg.Cluster; c != nil {
+		if c.Host == "" {
+			c.Host = cfg.Host
+		}
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: c.Host, Port: c.Port}
+		for _, r := range c.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("bus: embedded server: route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded server: %w", err)
@@ -83,6 +111,16 @@ func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.InProcessServer(s.ns), nats.MaxReconnects(-1)}, opts...)
 	return nats.Connect("", opts...)
+}
+
+// ClusterURL returns the route URL other cluster nodes connect to, or ""
+// when the server is not clustered.
+func (s *Server) ClusterURL() string {
+	addr := s.ns.ClusterAddr()
+	if addr == nil {
+		return ""
+	}
+	return "nats://" + addr.String()
 }
 
 // NATS returns the underlying server, for tests that need to reach inside.

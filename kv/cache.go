@@ -71,3 +71,16 @@ func (c *cache) evict(keys ...string) {
 	}
 	c.mu.Unlock()
 }
+
+// evictBefore drops key's entry if it is older than rev: a newer write
+// exists.
+func (c *cache) evictBefore(key string, rev uint64) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	if e, ok := c.keys[key]; ok && e.rev < rev {
+		delete(c.keys, key)
+	}
+	c.mu.Unlock()
+}

@@ -43,10 +43,16 @@
 // this process still in flight (the read waits for it), from a bounded
 // cache of the latest values this process has seen, or from the server by
 // direct get. A stale read is safe: the commit re-checks every revision on
-// the server, and a conflict evicts the keys involved from the cache.
+// the server, and a conflict evicts the keys involved from the cache. To
+// keep staleness brief, every store tails the headers of the world's state
+// writes and drops cached entries that a newer write has superseded, so a
+// write by another process reaches this one's reads within milliseconds.
+// Reads are therefore serializable, not linearizable: a read-only View may
+// return a value that another process overwrote an instant ago.
 //
 // # Goroutines
 //
-// [Open] starts the committer; it starts one goroutine per group in flight.
-// [Store.Close] stops the committer and waits for all of them.
+// [Open] starts the committer, which starts one goroutine per group in
+// flight, and the cache watcher (a nats.go ordered consumer). [Store.Close]
+// stops them and waits for all of them.
 package kv

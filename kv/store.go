@@ -91,6 +91,10 @@ type Store struct {
 	// maxBatches bounds the atomic batches in flight: 1 on an R1 file
 	// stream (see the committer), MaxInflight otherwise.
 	maxBatches int
+
+	// watch tails the world's state writes to evict superseded cache
+	// entries; stopped by Close.
+	watch jetstream.ConsumeContext
 }
 
 // Open returns a store over the world w, whose stream must already be
@@ -118,6 +122,27 @@ func Open(ctx context.Context, js jetstream.JetStream, w bus.World, opts Options
 	if cfg := stream.CachedInfo().Config; cfg.Storage == jetstream.FileStorage && cfg.Replicas <= 1 {
 		s.maxBatches = 1
 	}
+	if opts.CacheSize > 0 {
+		// Other processes' commits make cached entries stale. A stale read
+		// is safe (commit re-checks), but staleness should be brief: tail
+		// the headers of every state write and drop older cache entries.
+		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{w.KeyFilter()},
+			DeliverPolicy:  jetstream.DeliverNewPolicy,
+			HeadersOnly:    true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kv: open %s: watch: %w", w.Stream(), err)
+		}
+		s.watch, err = cons.Consume(func(m jetstream.Msg) {
+			if meta, err := m.Metadata(); err == nil {
+				s.cache.evictBefore(m.Subject(), meta.Sequence.Stream)
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kv: open %s: watch: %w", w.Stream(), err)
+		}
+	}
 	s.wg.Add(1)
 	go s.runCommitter()
 	return s, nil
@@ -126,7 +151,13 @@ func Open(ctx context.Context, js jetstream.JetStream, w bus.World, opts Options
 // Close stops the committer and waits for the commits in flight. Commits
 // not yet sent fail with [ErrClosed].
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { close(s.quit) })
+	s.closeOnce.Do(func() {
+		if s.watch != nil {
+			s.watch.Stop()
+			<-s.watch.Closed()
+		}
+		close(s.quit)
+	})
 	s.wg.Wait()
 	return nil
 }
@@ -149,6 +180,11 @@ func (s *Store) Commit(ctx context.Context, tx *Tx) error {
 	}
 	tx.done = true
 	if tx.empty() {
+		// Nothing to write; but a caller acting on what it read must have
+		// read one consistent state.
+		if len(tx.reads) > 1 {
+			return s.Validate(ctx, tx)
+		}
 		return nil
 	}
 	r := tx.request()

@@ -6,6 +6,8 @@ package natstest
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -91,4 +93,88 @@ func Eventually(tb testing.TB, within time.Duration, cond func() bool, format st
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// Cluster is a JetStream cluster of in-process servers on loopback.
+type Cluster struct {
+	Servers []*bus.Server
+	World   bus.World
+}
+
+// StartCluster starts n clustered servers, waits for JetStream's meta
+// leader, and provisions a world replicated on every node (R = n, at most 3).
+func StartCluster(tb testing.TB, n int, opts Options) *Cluster {
+	tb.Helper()
+	if opts.World == "" {
+		opts.World = "test"
+	}
+	c := &Cluster{}
+	// A JetStream cluster node needs its routes at start, so the route
+	// ports are chosen first.
+	ports := make([]int, n)
+	routes := make([]string, n)
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		routes[i] = "nats://" + l.Addr().String()
+		l.Close()
+	}
+	for i := range n {
+		srv, err := bus.StartEmbedded(bus.EmbeddedConfig{
+			Dir:        tb.TempDir(),
+			Port:       -1,
+			ServerName: "n" + strconv.Itoa(i),
+			Cluster:    &bus.ClusterConfig{Name: "test", Port: ports[i], Routes: routes},
+		})
+		if err != nil {
+			tb.Fatalf("start node %d: %v", i, err)
+		}
+		tb.Cleanup(srv.Shutdown)
+		c.Servers = append(c.Servers, srv)
+	}
+	var err error
+	if c.World, err = bus.NewWorld(opts.World); err != nil {
+		tb.Fatal(err)
+	}
+	js := c.JetStream(tb, 0)
+	opts.Stream.Replicas = min(n, 3)
+	Eventually(tb, 30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err = bus.Provision(ctx, js, c.World, opts.Stream)
+		return err == nil
+	}, "provision on the cluster: %v", err)
+	return c
+}
+
+// URLs returns the client URLs of every node, for a connection that fails
+// over between them.
+func (c *Cluster) URLs() string {
+	var s string
+	for i, srv := range c.Servers {
+		if i > 0 {
+			s += ","
+		}
+		s += srv.ClientURL()
+	}
+	return s
+}
+
+// JetStream connects over TCP to node i (with the others as fallbacks).
+func (c *Cluster) JetStream(tb testing.TB, i int) jetstream.JetStream {
+	tb.Helper()
+	urls := c.Servers[i].ClientURL() + "," + c.URLs()
+	nc, err := nats.Connect(urls, nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		tb.Fatalf("connect to cluster: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return js
 }
