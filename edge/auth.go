@@ -1,0 +1,118 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/kv"
+)
+
+// An Authenticator decides who a client is. It returns the player's
+// canonical name, or an error: [ErrBadCredentials], [ErrBadName] and
+// [ErrRegistrationClosed] are reported to the client with their codes;
+// anything else as an internal error.
+type Authenticator interface {
+	Authenticate(ctx context.Context, name, password string) (player string, err error)
+}
+
+// Authentication errors.
+var (
+	ErrBadCredentials     = errors.New("edge: bad credentials")
+	ErrBadName            = errors.New("edge: invalid name")
+	ErrRegistrationClosed = errors.New("edge: registration closed")
+)
+
+// StoreAuth is the default [Authenticator]: salted argon2id password
+// hashes kept in the world's state under auth.user.<name>.
+type StoreAuth struct {
+	Store *kv.Store
+	// Register lets an unknown name register with the password it first
+	// logs in with.
+	Register bool
+}
+
+var _ Authenticator = (*StoreAuth)(nil)
+
+// credential is the stored record of a player.
+type credential struct {
+	Salt []byte `json:"salt"`
+	Hash []byte `json:"hash"`
+	// argon2id parameters, stored so they can be raised later.
+	Time    uint32 `json:"t"`
+	Memory  uint32 `json:"m"`
+	Threads uint8  `json:"p"`
+}
+
+// argon2id parameters for new credentials (RFC 9106's second recommended
+// option, with 19 MiB as OWASP suggests for interactive logins).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+func hashPassword(password string, salt []byte, t, m uint32, p uint8) []byte {
+	return argon2.IDKey([]byte(password), salt, t, m, p, argonKeyLen)
+}
+
+// Authenticate checks name and password, registering the name if it is new
+// and registration is open.
+func (a *StoreAuth) Authenticate(ctx context.Context, name, password string) (string, error) {
+	if bus.ValidName(name) != nil || len(name) > 64 {
+		return "", ErrBadName
+	}
+	if password == "" {
+		return "", ErrBadCredentials
+	}
+	key := "auth.user." + name
+	var cred credential
+	err := a.Store.View(ctx, func(tx *kv.Tx) error { return tx.Get(ctx, key, &cred) })
+	switch {
+	case err == nil:
+		got := hashPassword(password, cred.Salt, cred.Time, cred.Memory, cred.Threads)
+		if subtle.ConstantTimeCompare(got, cred.Hash) != 1 {
+			return "", ErrBadCredentials
+		}
+		return name, nil
+	case !errors.Is(err, kv.ErrNotFound):
+		return "", fmt.Errorf("edge: read credentials: %w", err)
+	case !a.Register:
+		return "", ErrRegistrationClosed
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	cred = credential{Salt: salt, Time: argonTime, Memory: argonMemory, Threads: argonThreads}
+	cred.Hash = hashPassword(password, salt, argonTime, argonMemory, argonThreads)
+	err = a.Store.Update(ctx, func(tx *kv.Tx) error {
+		// Two first logins racing for one name: the first commit wins, the
+		// other conflicts, re-runs, and finds the name taken.
+		if taken, err := tx.Exists(ctx, key); err != nil || taken {
+			if err == nil {
+				err = ErrBadCredentials
+			}
+			return err
+		}
+		return tx.Put(key, cred)
+	})
+	if err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// AuthFunc adapts a function to an [Authenticator].
+type AuthFunc func(ctx context.Context, name, password string) (string, error)
+
+// Authenticate calls f.
+func (f AuthFunc) Authenticate(ctx context.Context, name, password string) (string, error) {
+	return f(ctx, name, password)
+}

@@ -1,0 +1,108 @@
+package edge_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/starbus/starbus/edge"
+	"github.com/starbus/starbus/edge/client"
+)
+
+func acceptAll(_ context.Context, name, _ string) (string, error) { return name, nil }
+
+// BenchmarkIdleSessions reports the memory one idle logged-in session costs
+// the process (edge connection, its goroutines and buffers, its delivery
+// consumer, and the NATS server's side of it; the raw test clients add a
+// socket each). b.N sessions are opened.
+func BenchmarkIdleSessions(b *testing.B) {
+	w := startWorld(b, func(s *edge.Server) { s.Auth = edge.AuthFunc(acceptAll) })
+	measure := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse + ms.StackInuse
+	}
+	before := measure()
+	conns := make([]net.Conn, 0, b.N)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	b.ResetTimer()
+	for i := range b.N {
+		nc, err := net.Dial("tcp", w.addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, nc)
+		nc.Write(rawFrame(0x01, []byte{1}, rawStr(fmt.Sprintf("p%d", i)), rawStr("pw")))
+		r := bufio.NewReaderSize(nc, 64)
+		if op, _ := readRaw(b, r); op != 0x81 {
+			b.Fatalf("login %d: op 0x%02x", i, op)
+		}
+	}
+	b.StopTimer()
+	after := measure()
+	b.ReportMetric(float64(after-before)/float64(b.N), "bytes/session")
+	b.ReportMetric(float64(b.N), "sessions")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkEcho measures messages per second through one edge: 32 clients,
+// each keeping 4 messages in flight, each message a full round trip (edge,
+// event stream, worker task and commit, session subject, edge, client).
+func BenchmarkEcho(b *testing.B) {
+	w := startWorld(b, func(s *edge.Server) {
+		s.Auth = edge.AuthFunc(acceptAll)
+		s.RatePerSecond = 1_000_000
+	})
+	const clients, depth = 32, 4
+	ctx := context.Background()
+	cs := make([]*client.Client, clients)
+	for i := range cs {
+		c, err := client.Dial(ctx, w.addr, fmt.Sprintf("bot%d", i), "pw")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		<-c.Messages() // welcome
+		cs[i] = c
+	}
+	payload := make([]byte, 64)
+	per := (b.N + clients - 1) / clients
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(func() {
+			sent, got := 0, 0
+			for ; sent < min(depth, per); sent++ {
+				_ = c.Send(payload)
+			}
+			for got < per {
+				select {
+				case <-c.Messages():
+					got++
+					if sent < per {
+						_ = c.Send(payload)
+						sent++
+					}
+				case <-time.After(30 * time.Second):
+					b.Errorf("client stalled after %d of %d", got, per)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(per*clients)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,301 @@
+package edge
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// ProtocolVersion is the wire protocol version this package speaks.
+const ProtocolVersion = 1
+
+// Opcodes, as PROTOCOL.md defines them. Client-to-server opcodes are below
+// 0x80, server-to-client ones at or above it.
+const (
+	OpLogin       byte = 0x01 // version u8, name str, password str
+	OpReconnect   byte = 0x02 // version u8, token str, last-seq u64
+	OpSend        byte = 0x03 // payload
+	OpLogout      byte = 0x04 // empty
+	OpPing        byte = 0x05 // nonce u64
+	OpChannelSend byte = 0x06 // channel str, payload
+
+	OpLoginOK        byte = 0x81 // version u8, session str, token str, max-frame u32, rate u32
+	OpLoginFailed    byte = 0x82 // code u16, reason str
+	OpMessage        byte = 0x83 // seq u64, payload
+	OpChannelJoin    byte = 0x84 // channel str
+	OpChannelLeave   byte = 0x85 // channel str
+	OpChannelMessage byte = 0x86 // channel str, seq u64, payload
+	OpLogoutOK       byte = 0x87 // empty
+	OpError          byte = 0x88 // code u16, reason str
+	OpPong           byte = 0x89 // nonce u64
+)
+
+// Frame is one protocol frame: an opcode and its body.
+type Frame struct {
+	Op   byte
+	Body []byte
+}
+
+// Errors of the frame codec.
+var (
+	// ErrFrameTooLarge reports a frame whose declared length exceeds the
+	// limit. The stream cannot be resynchronised after it.
+	ErrFrameTooLarge = errors.New("edge: frame too large")
+	// ErrMalformed reports a frame whose body does not match its opcode.
+	ErrMalformed = errors.New("edge: malformed frame")
+)
+
+// headerLen is the length prefix (u32) that precedes opcode and body.
+const headerLen = 4
+
+// ReadFrame reads one frame from r. max bounds the declared length (opcode
+// plus body). A clean end of input before any byte is io.EOF; an end in
+// the middle of a frame is io.ErrUnexpectedEOF.
+func ReadFrame(r io.Reader, max int) (Frame, error) {
+	var hdr [headerLen]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return Frame{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 {
+		return Frame{}, fmt.Errorf("%w: zero length", ErrMalformed)
+	}
+	if uint64(n) > uint64(max) {
+		return Frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Frame{}, err
+	}
+	return Frame{Op: buf[0], Body: buf[1:]}, nil
+}
+
+// AppendFrame appends the encoding of f to b.
+func AppendFrame(b []byte, f Frame) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(1+len(f.Body)))
+	b = append(b, f.Op)
+	return append(b, f.Body...)
+}
+
+// body builds frame bodies.
+type body []byte
+
+func (b body) u8(v byte) body    { return append(b, v) }
+func (b body) u16(v uint16) body { return binary.BigEndian.AppendUint16(b, v) }
+func (b body) u32(v uint32) body { return binary.BigEndian.AppendUint32(b, v) }
+func (b body) u64(v uint64) body { return binary.BigEndian.AppendUint64(b, v) }
+func (b body) str(s string) body {
+	if len(s) > 0xffff {
+		s = s[:0xffff]
+	}
+	return append(b.u16(uint16(len(s))), s...)
+}
+func (b body) rest(p []byte) body { return append(b, p...) }
+
+// reader decodes frame bodies. The first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.err = fmt.Errorf("%w: truncated body", ErrMalformed)
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u8() byte {
+	if v := r.take(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (r *reader) u16() uint16 {
+	if v := r.take(2); v != nil {
+		return binary.BigEndian.Uint16(v)
+	}
+	return 0
+}
+
+func (r *reader) u32() uint32 {
+	if v := r.take(4); v != nil {
+		return binary.BigEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (r *reader) u64() uint64 {
+	if v := r.take(8); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func (r *reader) str() string {
+	n := int(r.u16())
+	v := r.take(n)
+	if r.err == nil && !utf8.Valid(v) {
+		r.err = fmt.Errorf("%w: string is not UTF-8", ErrMalformed)
+	}
+	return string(v)
+}
+
+// rest returns the remaining bytes.
+func (r *reader) rest() []byte {
+	if r.err != nil {
+		return nil
+	}
+	v := r.b
+	r.b = nil
+	return v
+}
+
+// end reports trailing bytes after the last field as malformed.
+func (r *reader) end() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.b))
+	}
+	return r.err
+}
+
+// Decoded frames. Decode turns a Frame into one of these; Encode does the
+// reverse.
+type (
+	Login struct {
+		Version        byte
+		Name, Password string
+	}
+	Reconnect struct {
+		Version byte
+		Token   string
+		LastSeq uint64
+	}
+	Send        struct{ Payload []byte }
+	Logout      struct{}
+	Ping        struct{ Nonce uint64 }
+	ChannelSend struct {
+		Channel string
+		Payload []byte
+	}
+	LoginOK struct {
+		Version                 byte
+		Session, Token          string
+		MaxFrame, RatePerSecond uint32
+	}
+	LoginFailed struct {
+		Code   Code
+		Reason string
+	}
+	Message struct {
+		Seq     uint64
+		Payload []byte
+	}
+	ChannelJoin    struct{ Channel string }
+	ChannelLeave   struct{ Channel string }
+	ChannelMessage struct {
+		Channel string
+		Seq     uint64
+		Payload []byte
+	}
+	LogoutOK  struct{}
+	ErrorInfo struct {
+		Code   Code
+		Reason string
+	}
+	Pong struct{ Nonce uint64 }
+)
+
+// Decode parses a frame's body according to its opcode.
+func Decode(f Frame) (any, error) {
+	r := &reader{b: f.Body}
+	var v any
+	switch f.Op {
+	case OpLogin:
+		v = Login{Version: r.u8(), Name: r.str(), Password: r.str()}
+	case OpReconnect:
+		v = Reconnect{Version: r.u8(), Token: r.str(), LastSeq: r.u64()}
+	case OpSend:
+		v = Send{Payload: r.rest()}
+	case OpLogout:
+		v = Logout{}
+	case OpPing:
+		v = Ping{Nonce: r.u64()}
+	case OpChannelSend:
+		v = ChannelSend{Channel: r.str(), Payload: r.rest()}
+	case OpLoginOK:
+		v = LoginOK{Version: r.u8(), Session: r.str(), Token: r.str(), MaxFrame: r.u32(), RatePerSecond: r.u32()}
+	case OpLoginFailed:
+		v = LoginFailed{Code: Code(r.u16()), Reason: r.str()}
+	case OpMessage:
+		v = Message{Seq: r.u64(), Payload: r.rest()}
+	case OpChannelJoin:
+		v = ChannelJoin{Channel: r.str()}
+	case OpChannelLeave:
+		v = ChannelLeave{Channel: r.str()}
+	case OpChannelMessage:
+		v = ChannelMessage{Channel: r.str(), Seq: r.u64(), Payload: r.rest()}
+	case OpLogoutOK:
+		v = LogoutOK{}
+	case OpError:
+		v = ErrorInfo{Code: Code(r.u16()), Reason: r.str()}
+	case OpPong:
+		v = Pong{Nonce: r.u64()}
+	default:
+		return nil, &ProtocolError{Code: CodeUnknownOpcode, Reason: fmt.Sprintf("unknown opcode 0x%02x", f.Op)}
+	}
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Encode builds the frame of a decoded value. It panics on a type that is
+// not a frame: that is a programming error.
+func Encode(v any) Frame {
+	switch v := v.(type) {
+	case Login:
+		return Frame{OpLogin, body(nil).u8(v.Version).str(v.Name).str(v.Password)}
+	case Reconnect:
+		return Frame{OpReconnect, body(nil).u8(v.Version).str(v.Token).u64(v.LastSeq)}
+	case Send:
+		return Frame{OpSend, body(nil).rest(v.Payload)}
+	case Logout:
+		return Frame{OpLogout, nil}
+	case Ping:
+		return Frame{OpPing, body(nil).u64(v.Nonce)}
+	case ChannelSend:
+		return Frame{OpChannelSend, body(nil).str(v.Channel).rest(v.Payload)}
+	case LoginOK:
+		return Frame{OpLoginOK, body(nil).u8(v.Version).str(v.Session).str(v.Token).u32(v.MaxFrame).u32(v.RatePerSecond)}
+	case LoginFailed:
+		return Frame{OpLoginFailed, body(nil).u16(uint16(v.Code)).str(v.Reason)}
+	case Message:
+		return Frame{OpMessage, body(nil).u64(v.Seq).rest(v.Payload)}
+	case ChannelJoin:
+		return Frame{OpChannelJoin, body(nil).str(v.Channel)}
+	case ChannelLeave:
+		return Frame{OpChannelLeave, body(nil).str(v.Channel)}
+	case ChannelMessage:
+		return Frame{OpChannelMessage, body(nil).str(v.Channel).u64(v.Seq).rest(v.Payload)}
+	case LogoutOK:
+		return Frame{OpLogoutOK, nil}
+	case ErrorInfo:
+		return Frame{OpError, body(nil).u16(uint16(v.Code)).str(v.Reason)}
+	case Pong:
+		return Frame{OpPong, body(nil).u64(v.Nonce)}
+	}
+	panic(fmt.Sprintf("edge: Encode of %T", v))
+}
