@@ -1,0 +1,394 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/config"
+	"github.com/starbus/starbus/edge"
+	"github.com/starbus/starbus/edge/client"
+	"github.com/starbus/starbus/handlers"
+	"github.com/starbus/starbus/internal/demo"
+	"github.com/starbus/starbus/kv"
+)
+
+// errUsage reports a command line that could not be parsed; the message
+// has already been printed.
+var errUsage = errors.New("usage")
+
+const usage = `usage: starbus <command> [flags]
+
+commands:
+  dev      a whole world on this machine: embedded NATS (files under -data),
+           the worker runtime with the demo game, and an edge for clients
+  edge     an edge against an external NATS (-nats)
+  worker   a worker running the demo game against an external NATS (-nats)
+  client   an interactive terminal client for an edge (-addr, -name)
+
+Run 'starbus <command> -h' for its flags. Every flag can also be set in a
+JSON config file (-config) or the environment (STARBUS_WORLD, STARBUS_NATS,
+STARBUS_DATA, STARBUS_LISTEN); flags win over the environment, which wins
+over the file.
+`
+
+// run is the whole program; main only wires signals and exit codes.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "dev", "edge", "worker":
+		cfg, err := loadConfig(cmd, args, stderr)
+		if err != nil {
+			return err
+		}
+		log := newLogger(stderr, cfg.LogLevel)
+		switch cmd {
+		case "dev":
+			return runDev(ctx, cfg, stdout, log)
+		case "edge":
+			return runEdge(ctx, cfg, stdout, log)
+		default:
+			return runWorker(ctx, cfg, stdout, log)
+		}
+	case "client":
+		return runClient(ctx, args, stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "starbus: unknown command %q\n\n%s", cmd, usage)
+	return errUsage
+}
+
+// loadConfig builds the configuration: defaults, then the file, then the
+// environment, then flags; and validates it.
+func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, error) {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("starbus "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "JSON config file")
+	world := fs.String("world", "", "world name (default "+cfg.World+")")
+	natsURL := fs.String("nats", "", "NATS URL(s) of an external cluster (edge, worker)")
+	data := fs.String("data", "", "data directory of the embedded NATS server (dev; default "+cfg.NATS.DataDir+")")
+	natsPort := fs.Int("nats-port", 0, "client port of the embedded NATS server (dev; default: a free port)")
+	listen := fs.String("listen", "", "TCP address of the edge (default "+cfg.Edge.Listen+")")
+	logLevel := fs.String("log", "", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, errUsage
+		}
+		return cfg, errUsage
+	}
+	if *file != "" {
+		b, err := os.ReadFile(*file)
+		if err != nil {
+			return cfg, err
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", *file, err)
+		}
+	}
+	for env, dst := range map[string]*string{
+		"STARBUS_WORLD": &cfg.World, "STARBUS_NATS": &cfg.NATS.URL,
+		"STARBUS_DATA": &cfg.NATS.DataDir, "STARBUS_LISTEN": &cfg.Edge.Listen,
+	} {
+		if v, ok := os.LookupEnv(env); ok {
+			*dst = v
+		}
+	}
+	for flagValue, dst := range map[*string]*string{
+		world: &cfg.World, natsURL: &cfg.NATS.URL, data: &cfg.NATS.DataDir, listen: &cfg.Edge.Listen, logLevel: &cfg.LogLevel,
+	} {
+		if *flagValue != "" {
+			*dst = *flagValue
+		}
+	}
+	if *natsPort != 0 {
+		cfg.NATS.Port = *natsPort
+	}
+	return cfg, cfg.Validate()
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// world is what every subcommand but client needs: a connection, the
+// world's stream, its state.
+type world struct {
+	js    jetstream.JetStream
+	w     bus.World
+	store *kv.Store
+}
+
+func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger) (*world, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	w, err := bus.NewWorld(cfg.World)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := bus.Provision(pctx, js, w, bus.StreamConfig{Replicas: cfg.NATS.Replicas}); err != nil {
+		return nil, err
+	}
+	store, err := kv.Open(pctx, js, w, kv.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &world{js: js, w: w, store: store}, nil
+}
+
+func newRuntime(wd *world, cfg config.Config, log *slog.Logger) (*handlers.Runtime, error) {
+	return handlers.New(handlers.Config{
+		Store: wd.store, JS: wd.js, Handler: demo.Handler(), Init: demo.Init(), Logger: log,
+		Concurrency: cfg.Worker.Concurrency, TaskTimeout: cfg.Worker.TaskTimeout.D(),
+	})
+}
+
+func newEdge(wd *world, cfg config.Config, log *slog.Logger) *edge.Server {
+	return &edge.Server{
+		JS: wd.js, World: wd.w, Logger: log,
+		Auth:           &edge.StoreAuth{Store: wd.store, Register: cfg.Edge.Register},
+		MaxFrame:       cfg.Edge.MaxFrame,
+		LoginTimeout:   cfg.Edge.LoginTimeout.D(),
+		RatePerSecond:  cfg.Edge.RatePerSecond,
+		OutboundQueue:  cfg.Edge.OutboundQueue,
+		ReconnectGrace: cfg.Edge.ReconnectGrace.D(),
+	}
+}
+
+// serveEdge runs an edge until ctx ends, then shuts it down.
+func serveEdge(ctx context.Context, srv *edge.Server, l net.Listener) error {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-served; !errors.Is(serr, edge.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// parts runs long-running parts until ctx ends or one fails, then stops
+// the others and waits for all of them.
+func parts(ctx context.Context, fns ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		wg.Go(func() {
+			errs[i] = fn(ctx)
+			cancel()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+	start := time.Now()
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Dir: cfg.NATS.DataDir, Port: cfg.NATS.Port})
+	if err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect(nats.Name("starbus dev"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	wd, err := openWorld(ctx, nc, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer wd.store.Close()
+	rt, err := newRuntime(wd, cfg, log)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.Edge.Listen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "starbus dev: world %q ready in %v\n  edge    %s\n  nats    %s\n  data    %s\ntry: go run ./cmd/starbus client -addr %s -name ann\n",
+		cfg.World, time.Since(start).Round(time.Millisecond), l.Addr(), srv.ClientURL(), cfg.NATS.DataDir, l.Addr())
+	return parts(ctx, rt.Run, func(ctx context.Context) error { return serveEdge(ctx, newEdge(wd, cfg, log), l) })
+}
+
+func dial(ctx context.Context, cfg config.Config, name string) (*nats.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return bus.Dial(dctx, cfg.NATS.URL, name)
+}
+
+func runEdge(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+	nc, err := dial(ctx, cfg, "starbus edge")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	wd, err := openWorld(ctx, nc, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer wd.store.Close()
+	l, err := net.Listen("tcp", cfg.Edge.Listen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "starbus edge: world %q on %s, edge %s\n", cfg.World, cfg.NATS.URL, l.Addr())
+	return serveEdge(ctx, newEdge(wd, cfg, log), l)
+}
+
+func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+	nc, err := dial(ctx, cfg, "starbus worker")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	wd, err := openWorld(ctx, nc, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer wd.store.Close()
+	rt, err := newRuntime(wd, cfg, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "starbus worker: world %q on %s\n", cfg.World, cfg.NATS.URL)
+	return rt.Run(ctx)
+}
+
+// runClient is a line-oriented terminal client: each line is sent; /quit
+// logs out, /drop drops the connection and /reconnect resumes the session.
+func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("starbus client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", config.Default().Edge.Listen, "edge address")
+	name := fs.String("name", "", "player name (required)")
+	password := fs.String("password", "starbus", "password (the first login registers it)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *name == "" {
+		fmt.Fprintln(stderr, "starbus client: -name is required")
+		return errUsage
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, err := client.Dial(dctx, *addr, *name, *password)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(stdout, "connected as %s (session %s); /quit to leave\n", *name, c.Session())
+
+	var out sync.Mutex
+	printf := func(format string, args ...any) {
+		out.Lock()
+		defer out.Unlock()
+		fmt.Fprintf(stdout, format, args...)
+	}
+	recvCtx, stopRecv := context.WithCancel(ctx)
+	var recv sync.WaitGroup
+	recv.Go(func() {
+		for {
+			select {
+			case m := <-c.Messages():
+				printf("< %s\n", m.Payload)
+			case e := <-c.Errors():
+				printf("! %v\n", e)
+			case <-recvCtx.Done():
+				return
+			}
+		}
+	})
+	defer func() { stopRecv(); recv.Wait() }()
+
+	lines := make(chan string)
+	go func() { // ends with stdin; not joined, as a read from a terminal cannot be interrupted
+		defer close(lines)
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	for {
+		var line string
+		var ok bool
+		select {
+		case line, ok = <-lines:
+		case <-ctx.Done():
+			return nil
+		}
+		if !ok || line == "/quit" {
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := drain(lctx, c); err != nil {
+				return err
+			}
+			return c.Logout(lctx)
+		}
+		switch line {
+		case "/drop":
+			_ = c.Close()
+			printf("dropped the connection; /reconnect to resume\n")
+		case "/reconnect":
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := c.Reconnect(rctx)
+			cancel()
+			if err != nil {
+				printf("! reconnect: %v\n", err)
+			}
+		default:
+			if err := c.Send([]byte(line)); err != nil {
+				printf("! %v\n", err)
+			}
+		}
+	}
+}
+
+// drain waits briefly for replies still on their way, so a piped session
+// prints them before it logs out.
+func drain(ctx context.Context, c *client.Client) error {
+	t := time.NewTimer(300 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/starbus/starbus/config"
+	"github.com/starbus/starbus/internal/natstest"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDevAndClient runs `starbus dev` and `starbus client` as a new user
+// would: dev starts within 5 s, the client logs in and talks to the demo.
+func TestDevAndClient(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var devOut syncBuffer
+	start := time.Now()
+	devDone := make(chan error, 1)
+	go func() {
+		devDone <- run(ctx, []string{"dev", "-data", t.TempDir(), "-listen", "127.0.0.1:0", "-log", "warn"}, nil, &devOut, io.Discard)
+	}()
+	edgeAddr := regexp.MustCompile(`edge\s+(127\.0\.0\.1:\d+)`)
+	var addr string
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		if m := edgeAddr.FindStringSubmatch(devOut.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	}, "dev ready: %s", devOut.String())
+	ready := time.Since(start)
+	t.Logf("starbus dev ready in %v", ready)
+	if ready > 5*time.Second {
+		t.Errorf("starbus dev took %v to start, want under 5 s", ready)
+	}
+
+	var out syncBuffer
+	in := strings.NewReader("/who\n/count\n/count\nhello\n")
+	if err := run(ctx, []string{"client", "-addr", addr, "-name", "ann", "-password", "pw"}, in, &out, io.Discard); err != nil {
+		t.Fatalf("client: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"connected as ann", "You are ann", "online: ann", "count: 1", "count: 2", "ann: hello"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("client output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// A wrong password is refused.
+	err := run(ctx, []string{"client", "-addr", addr, "-name", "ann", "-password", "nope"}, strings.NewReader(""), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "bad credentials") {
+		t.Errorf("wrong password: %v", err)
+	}
+	cancel()
+	if err := <-devDone; err != nil {
+		t.Fatalf("dev: %v", err)
+	}
+}
+
+func TestUsageAndBadConfig(t *testing.T) {
+	ctx := t.Context()
+	if err := run(ctx, nil, nil, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+		t.Errorf("no command: %v", err)
+	}
+	if err := run(ctx, []string{"fly"}, nil, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+		t.Errorf("unknown command: %v", err)
+	}
+	err := run(ctx, []string{"dev", "-world", "a.b", "-data", t.TempDir()}, nil, io.Discard, io.Discard)
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "world:") {
+		t.Errorf("bad world: %v", err)
+	}
+	t.Setenv("STARBUS_LISTEN", "nowhere")
+	err = run(ctx, []string{"edge"}, nil, io.Discard, io.Discard)
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "edge.listen:") {
+		t.Errorf("bad listen from the environment: %v", err)
+	}
+}

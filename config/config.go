@@ -1,0 +1,150 @@
+// Package config holds Starbus's configuration as plain structs: defaults,
+// validation that names the bad field, and JSON for config files. It reads
+// no files, environment or flags itself; cmd/starbus does.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/starbus/starbus/bus"
+)
+
+// Config is the configuration of every starbus subcommand.
+type Config struct {
+	// World names the world (stream SB_<world>).
+	World string `json:"world"`
+	// NATS is where the world lives.
+	NATS NATS `json:"nats"`
+	// Edge configures the client gateway.
+	Edge Edge `json:"edge"`
+	// Worker configures the handler runtime.
+	Worker Worker `json:"worker"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"log_level"`
+}
+
+// NATS locates the NATS deployment.
+type NATS struct {
+	// URL of an external NATS cluster (edge and worker subcommands).
+	URL string `json:"url"`
+	// DataDir is the embedded server's store (dev subcommand).
+	DataDir string `json:"data_dir"`
+	// Port is the embedded server's client port; -1 picks a free one.
+	Port int `json:"port"`
+	// Replicas is the world stream's replication factor (1, or 3 on a
+	// cluster).
+	Replicas int `json:"replicas"`
+}
+
+// Edge configures an edge.
+type Edge struct {
+	// Listen is the TCP address clients connect to.
+	Listen string `json:"listen"`
+	// Register lets unknown names register on first login.
+	Register       bool     `json:"register"`
+	MaxFrame       int      `json:"max_frame"`
+	LoginTimeout   Duration `json:"login_timeout"`
+	RatePerSecond  int      `json:"rate_per_second"`
+	OutboundQueue  int      `json:"outbound_queue"`
+	ReconnectGrace Duration `json:"reconnect_grace"`
+}
+
+// Worker configures a handler runtime.
+type Worker struct {
+	Concurrency int      `json:"concurrency"`
+	TaskTimeout Duration `json:"task_timeout"`
+}
+
+// Default returns the configuration of `starbus dev`.
+func Default() Config {
+	return Config{
+		World:    "demo",
+		NATS:     NATS{URL: "nats://127.0.0.1:4222", DataDir: "starbus-data", Port: -1, Replicas: 1},
+		Edge:     Edge{Listen: "127.0.0.1:7400", Register: true, MaxFrame: 64 << 10, LoginTimeout: Duration(10 * time.Second), RatePerSecond: 50, OutboundQueue: 256, ReconnectGrace: Duration(30 * time.Second)},
+		Worker:   Worker{Concurrency: 256, TaskTimeout: Duration(100 * time.Millisecond)},
+		LogLevel: "info",
+	}
+}
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("config: invalid")
+
+func bad(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+}
+
+// Validate reports the first field that is wrong, by its JSON path.
+func (c Config) Validate() error {
+	if err := bus.ValidName(c.World); err != nil {
+		return bad("world", "%q is not a name of letters, digits, '-' and '_'", c.World)
+	}
+	if c.NATS.URL == "" {
+		return bad("nats.url", "empty")
+	}
+	if c.NATS.DataDir == "" {
+		return bad("nats.data_dir", "empty")
+	}
+	if c.NATS.Port < -1 || c.NATS.Port > 65535 {
+		return bad("nats.port", "%d is not a port (or -1)", c.NATS.Port)
+	}
+	if c.NATS.Replicas != 1 && c.NATS.Replicas != 3 {
+		return bad("nats.replicas", "%d; use 1, or 3 on a cluster", c.NATS.Replicas)
+	}
+	if _, _, err := net.SplitHostPort(c.Edge.Listen); err != nil {
+		return bad("edge.listen", "%q is not host:port", c.Edge.Listen)
+	}
+	if c.Edge.MaxFrame < 64 || c.Edge.MaxFrame > 8<<20 {
+		return bad("edge.max_frame", "%d is outside 64 bytes to 8 MiB", c.Edge.MaxFrame)
+	}
+	if c.Edge.LoginTimeout <= 0 {
+		return bad("edge.login_timeout", "must be positive")
+	}
+	if c.Edge.RatePerSecond <= 0 {
+		return bad("edge.rate_per_second", "must be positive")
+	}
+	if c.Edge.OutboundQueue <= 0 {
+		return bad("edge.outbound_queue", "must be positive")
+	}
+	if c.Edge.ReconnectGrace <= 0 {
+		return bad("edge.reconnect_grace", "must be positive")
+	}
+	if c.Worker.Concurrency <= 0 {
+		return bad("worker.concurrency", "must be positive")
+	}
+	if c.Worker.TaskTimeout <= 0 {
+		return bad("worker.task_timeout", "must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log_level", "%q; use debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as "10s" in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes d as a string like "1m30s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a string like "250ms".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"10s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
