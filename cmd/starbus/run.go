@@ -248,23 +248,28 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 	return parts(ctx, rt.Run, func(ctx context.Context) error { return serveEdge(ctx, newEdge(wd, cfg, log), l) })
 }
 
-func dial(ctx context.Context, cfg config.Config, name string) (*nats.Conn, error) {
+// remoteWorld connects to an external NATS and opens the world; close
+// releases both.
+func remoteWorld(ctx context.Context, cfg config.Config, name string, log *slog.Logger) (wd *world, close func(), err error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return bus.Dial(dctx, cfg.NATS.URL, name)
+	nc, err := bus.Dial(dctx, cfg.NATS.URL, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if wd, err = openWorld(ctx, nc, cfg, log); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return wd, func() { wd.store.Close(); nc.Close() }, nil
 }
 
 func runEdge(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
-	nc, err := dial(ctx, cfg, "starbus edge")
+	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus edge", log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	wd, err := openWorld(ctx, nc, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer wd.store.Close()
+	defer closeWorld()
 	l, err := net.Listen("tcp", cfg.Edge.Listen)
 	if err != nil {
 		return err
@@ -274,16 +279,11 @@ func runEdge(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog
 }
 
 func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
-	nc, err := dial(ctx, cfg, "starbus worker")
+	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus worker", log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	wd, err := openWorld(ctx, nc, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer wd.store.Close()
+	defer closeWorld()
 	rt, err := newRuntime(wd, cfg, log)
 	if err != nil {
 		return err

@@ -97,3 +97,42 @@ func TestUsageAndBadConfig(t *testing.T) {
 		t.Errorf("bad listen from the environment: %v", err)
 	}
 }
+
+// TestEdgeAndWorker runs `starbus worker` and `starbus edge` as separate
+// parts against an external NATS server (over TCP), and a client through
+// them.
+func TestEdgeAndWorker(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{World: "remote"})
+	url := env.Server.ClientURL()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var edgeOut syncBuffer
+	done := make(chan error, 2)
+	go func() {
+		done <- run(ctx, []string{"worker", "-nats", url, "-world", "remote", "-log", "warn"}, nil, io.Discard, io.Discard)
+	}()
+	go func() {
+		done <- run(ctx, []string{"edge", "-nats", url, "-world", "remote", "-listen", "127.0.0.1:0", "-log", "warn"}, nil, &edgeOut, io.Discard)
+	}()
+	edgeAddr := regexp.MustCompile(`edge (127\.0\.0\.1:\d+)`)
+	var addr string
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		if m := edgeAddr.FindStringSubmatch(edgeOut.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	}, "edge ready")
+	var out syncBuffer
+	if err := run(ctx, []string{"client", "-addr", addr, "-name", "zed"}, strings.NewReader("/count\n"), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "count: 1") {
+		t.Fatalf("client output:\n%s", out.String())
+	}
+	cancel()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
