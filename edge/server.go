@@ -61,7 +61,7 @@ type Server struct {
 	ReconnectGrace time.Duration
 
 	initOnce sync.Once
-	stream   jetstream.Stream
+	stream   jetstream.Stream // set by the first Serve, before any connection
 	log      *slog.Logger
 	ctx      context.Context // the server's lifetime, for work it owns
 	cancel   context.CancelFunc
@@ -131,16 +131,14 @@ func (s *Server) Serve(l net.Listener) error {
 	if s.JS == nil || s.Auth == nil || s.World.Name() == "" {
 		return errors.New("edge: Server.JS, Server.World and Server.Auth are required")
 	}
-	if s.stream == nil {
-		st, err := s.JS.Stream(s.ctx, s.World.Stream())
-		if err != nil {
-			return fmt.Errorf("edge: world stream: %w", err)
-		}
-		s.mu.Lock()
-		s.stream = st
-		s.mu.Unlock()
+	st, err := s.JS.Stream(s.ctx, s.World.Stream())
+	if err != nil {
+		return fmt.Errorf("edge: world stream: %w", err)
 	}
 	s.mu.Lock()
+	if s.stream == nil {
+		s.stream = st
+	}
 	if s.closed {
 		s.mu.Unlock()
 		return ErrServerClosed

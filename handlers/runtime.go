@@ -45,7 +45,8 @@ type Config struct {
 	// aborted and retried (default 100ms).
 	TaskTimeout time.Duration
 	// MaxAttempts bounds the runs of one event that end in a conflict or a
-	// deadline before it is dead-lettered (default 50).
+	// deadline before it is dead-lettered (default 1,000: a hot key shared
+	// by many concurrent tasks has one winner per round).
 	MaxAttempts int
 	// MaxErrors bounds the runs of one event that end in a (non-permanent)
 	// error before it is dead-lettered (default 5).
@@ -79,7 +80,7 @@ func (c *Config) setDefaults() error {
 		c.TaskTimeout = 100 * time.Millisecond
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 50
+		c.MaxAttempts = 1000
 	}
 	if c.MaxErrors <= 0 {
 		c.MaxErrors = 5

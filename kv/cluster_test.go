@@ -20,7 +20,7 @@ func TestReplicated(t *testing.T) {
 	c := natstest.StartCluster(t, 3, natstest.Options{})
 	var stores []*kv.Store
 	for i := range 3 {
-		s, err := kv.Open(t.Context(), c.JetStream(t, i), c.World, kv.Options{})
+		s, err := kv.Open(t.Context(), c.JetStream(t, i), c.World, patient)
 		if err != nil {
 			t.Fatal(err)
 		}

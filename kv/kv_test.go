@@ -28,19 +28,23 @@ func open(t testing.TB, env *natstest.Env, opts kv.Options) *kv.Store {
 }
 
 // second opens another store on its own connection: a second process.
-func second(t testing.TB, env *natstest.Env) *kv.Store {
+func second(t testing.TB, env *natstest.Env, opts ...kv.Options) *kv.Store {
 	t.Helper()
 	js, err := jetstream.New(natstest.Connect(t, env.Server))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := kv.Open(context.Background(), js, env.World, kv.Options{})
+	s, err := kv.Open(context.Background(), js, env.World, append(opts, kv.Options{})[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// patient lets a store's Update retry for as long as a test of extreme
+// contention needs.
+var patient = kv.Options{MaxAttempts: 100_000}
 
 func TestGetPutDelete(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
@@ -265,7 +269,7 @@ func TestMarker(t *testing.T) {
 // exercised as well as the committer's.
 func TestCounter(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
-	counter(t, []*kv.Store{open(t, env, kv.Options{}), second(t, env)}, second(t, env), 64, 200)
+	counter(t, []*kv.Store{open(t, env, patient), second(t, env, patient)}, second(t, env), 64, 200)
 }
 
 // counter runs tasks concurrent increments of one key, each made each

@@ -32,7 +32,8 @@ type Options struct {
 	// 1,000, the server's limit).
 	MaxBatch int
 	// MaxAttempts bounds how often [Store.Update] runs its function when
-	// commits conflict (default 100).
+	// commits conflict (default 1,000: under heavy contention on one key
+	// each round has one winner, and a loser must not give up early).
 	MaxAttempts int
 	// CommitTimeout bounds one commit round trip (default 10s).
 	CommitTimeout time.Duration
@@ -55,7 +56,7 @@ func (o *Options) setDefaults() {
 		o.MaxBatch = 1000
 	}
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 100
+		o.MaxAttempts = 1000
 	}
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 10 * time.Second
