@@ -22,7 +22,8 @@
 //   - Atomicity: a task's writes, messages and emitted events take effect
 //     together, when it returns nil, or not at all.
 //   - Retry: on a conflict, or past its deadline (Config.TaskTimeout), a
-//     task is discarded and run again from scratch with jittered backoff;
+//     task is discarded and run again from scratch with jittered backoff,
+//     after waiting its turn on the key it lost on (kv.Store.Turn);
 //     after Config.MaxAttempts it is dead-lettered with a log line naming
 //     the keys it touched. Errors are retried Config.MaxErrors times;
 //     errors wrapped with [Permanent], and panics, are dead-lettered at

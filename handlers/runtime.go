@@ -249,15 +249,18 @@ func (r *Runtime) process(ctx context.Context, m jetstream.Msg) {
 	}
 	start := time.Now()
 	var conflicts, failures int
+	retry := r.store.NewRetrier() // losers of a conflict re-run in turn
+	defer retry.Done()
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			_ = m.InProgress()
-			if kv.Backoff(ctx, attempt-1) != nil {
+			if retry.Lost(ctx, err) != nil || kv.Backoff(ctx, attempt-1) != nil {
 				_ = m.Nak()
 				return
 			}
 		}
-		t, err := r.run(ctx, m, seq, attempt)
+		var t *Task
+		t, err = r.run(ctx, m, seq, attempt)
 		switch {
 		case err == nil:
 			r.stats.committed.Add(1)

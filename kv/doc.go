@@ -50,6 +50,16 @@
 // Reads are therefore serializable, not linearizable: a read-only View may
 // return a value that another process overwrote an instant ago.
 //
+// # Contention
+//
+// On a key that many transactions write at once, each round of commits has
+// one winner. If every loser re-ran at once, each round would cost as many
+// runs as there are contenders, an abort storm. A loser instead waits its
+// turn on the key it lost on ([Store.Turn], in a first-come queue per key)
+// and the losers re-run one at a time; first attempts never wait. A
+// transaction holds at most one turn, so turns cannot deadlock.
+// [Store.Update] and the handler runtime do this through a [Retrier].
+//
 // # Goroutines
 //
 // [Open] starts the committer, which starts one goroutine per group in

@@ -96,6 +96,8 @@ type Store struct {
 	// watch tails the world's state writes to evict superseded cache
 	// entries; stopped by Close.
 	watch jetstream.ConsumeContext
+
+	turns turns // see turn.go
 }
 
 // Open returns a store over the world w, whose stream must already be
@@ -206,15 +208,21 @@ func (s *Store) Commit(ctx context.Context, tx *Tx) error {
 
 // Update runs fn in a new transaction and commits it if fn returns nil.
 // On a conflict it runs fn again, from scratch, with jittered backoff, up
-// to Options.MaxAttempts times. fn must have no effects outside tx.
+// to Options.MaxAttempts times, after waiting its turn on the key it lost
+// on (see [Store.Turn]). fn must have no effects outside tx.
 //
 // If fn returns an error after reading values that were already stale, the
 // error may be an artefact of the stale read: Update validates the reads and
 // retries instead of returning it.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	var err error
+	retry := s.NewRetrier()
+	defer retry.Done()
 	for attempt := range s.opts.MaxAttempts {
 		if attempt > 0 {
+			if werr := retry.Lost(ctx, err); werr != nil {
+				return errors.Join(err, werr)
+			}
 			if werr := Backoff(ctx, attempt); werr != nil {
 				return errors.Join(err, werr)
 			}
@@ -226,6 +234,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 				continue
 			}
 			if verr := s.Validate(ctx, tx); errors.Is(verr, ErrConflict) {
+				err = verr
 				continue
 			}
 			return err
