@@ -25,6 +25,10 @@ import (
 // ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown].
 var ErrServerClosed = errors.New("edge: server closed")
 
+// errSessionEnded reports a reconnect that lost the race with its
+// session's end.
+var errSessionEnded = errors.New("edge: session ended")
+
 // Server is an edge: it holds client connections, logs players in, turns
 // what they send into events, and delivers their sessions' messages. Set
 // the exported fields, then call Serve; they must not change afterwards.
@@ -286,6 +290,9 @@ func (s *Server) login(c *conn, m Login) {
 	}
 	if err := s.publish(ss, bus.EventLogin, []byte(player)); err != nil {
 		s.log.Error("login event not published", logSession, ss.id, logErr, err)
+		ss.mu.Lock()
+		ss.ended = true // the game never saw it begin: no disconnect either
+		ss.mu.Unlock()
 		s.detach(ss, c)
 		s.dropSession(ss)
 		c.send(Encode(LoginFailed{Code: CodeInternal, Reason: "login event not published"}))
@@ -320,6 +327,10 @@ func (s *Server) reconnect(c *conn, m Reconnect) {
 		s.detach(ss, old)
 	}
 	if err := s.attach(ss, c, m.LastSeq, false); err != nil {
+		if errors.Is(err, errSessionEnded) {
+			c.send(Encode(LoginFailed{Code: CodeBadToken, Reason: "the session has ended; log in again"}))
+			return
+		}
 		s.log.Error("session delivery failed", logSession, ss.id, logErr, err)
 		c.send(Encode(LoginFailed{Code: CodeInternal, Reason: "session delivery unavailable"}))
 		return
@@ -354,7 +365,7 @@ func (s *Server) attach(ss *session, c *conn, last uint64, fresh bool) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.ended {
-		return errors.New("session ended")
+		return errSessionEnded
 	}
 	if ss.grace != nil {
 		if ss.grace.Stop() {
