@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/edge"
@@ -60,31 +57,16 @@ func startWorld(t testing.TB, configure func(*edge.Server)) *world {
 	ctx, cancel := context.WithCancel(context.Background())
 	rtDone := make(chan error, 1)
 	go func() { rtDone <- rt.Run(ctx) }()
-
-	srv := &edge.Server{JS: env.JS, World: env.World, Auth: &edge.StoreAuth{Store: store, Register: true}, Logger: testLogger(t)}
-	if configure != nil {
-		configure(srv)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, edge.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
+	t.Cleanup(func() { // after the edge's shutdown (cleanups run last first)
 		cancel()
 		<-rtDone
 		store.Close()
 	})
-	return &world{env: env, store: store, edge: srv, addr: l.Addr().String()}
+	srv := &edge.Server{JS: env.JS, World: env.World, Auth: &edge.StoreAuth{Store: store, Register: true}, Logger: testLogger(t)}
+	if configure != nil {
+		configure(srv)
+	}
+	return &world{env: env, store: store, edge: srv, addr: serve(t, srv)}
 }
 
 // Raw frames, written from PROTOCOL.md alone.
@@ -185,22 +167,8 @@ func TestRawProtocol(t *testing.T) {
 // duplicated.
 func TestReconnect(t *testing.T) {
 	w := startWorld(t, nil)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, w.addr, "bob", "pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	next := func() client.Message {
-		select {
-		case m := <-c.Messages():
-			return m
-		case <-ctx.Done():
-			t.Fatal("timed out waiting for a message")
-		}
-		return client.Message{}
-	}
+	ctx, c := dialClient(t, w.addr, "bob")
+	next := func() client.Message { return nextMessage(ctx, t, c) }
 	if m := next(); string(m.Payload) != "welcome bob" {
 		t.Fatalf("first message %q", m.Payload)
 	}
@@ -404,18 +372,10 @@ func TestBadInput(t *testing.T) {
 // sessionSubjectOf finds a player's session through the login event.
 func sessionSubjectOf(t *testing.T, w *world, player string) string {
 	t.Helper()
-	c, err := w.env.Stream.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{w.env.World.EventFilter()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := c.FetchNoWait(10_000)
-	if err != nil {
-		t.Fatal(err)
-	}
 	found := ""
-	for m := range batch.Messages() {
-		if m.Headers().Get(bus.HeaderType) == bus.EventLogin && string(m.Data()) == player {
-			found, _ = w.env.World.Session(m.Headers().Get(bus.HeaderSession))
+	for _, m := range storedEvents(t, w.env) {
+		if m.Header.Get(bus.HeaderType) == bus.EventLogin && string(m.Data) == player {
+			found, _ = w.env.World.Session(m.Header.Get(bus.HeaderSession))
 		}
 	}
 	return found
