@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 
@@ -35,6 +37,14 @@ type StoreAuth struct {
 	// Register lets an unknown name register with the password it first
 	// logs in with.
 	Register bool
+	// MaxHashing bounds the password hashes computed at once (default
+	// 2 × GOMAXPROCS): each takes 19 MiB and a core's worth of time, so a
+	// login storm waits its turn (within the edge's login timeout) instead
+	// of exhausting memory.
+	MaxHashing int
+
+	semOnce sync.Once
+	sem     chan struct{}
 }
 
 var _ Authenticator = (*StoreAuth)(nil)
@@ -58,8 +68,29 @@ const (
 	argonKeyLen  = 32
 )
 
-func hashPassword(password string, salt []byte, t, m uint32, p uint8) []byte {
-	return argon2.IDKey([]byte(password), salt, t, m, p, argonKeyLen)
+// errBadRecord reports stored argon2id parameters that cannot be used
+// (argon2 panics on them).
+var errBadRecord = errors.New("edge: unusable credential record")
+
+// hash computes a password hash, waiting for a turn among MaxHashing.
+func (a *StoreAuth) hash(ctx context.Context, password string, salt []byte, t, m uint32, p uint8) ([]byte, error) {
+	if t < 1 || p < 1 || m < 8*uint32(p) || m > 4<<20 {
+		return nil, errBadRecord
+	}
+	a.semOnce.Do(func() {
+		n := a.MaxHashing
+		if n <= 0 {
+			n = 2 * runtime.GOMAXPROCS(0)
+		}
+		a.sem = make(chan struct{}, n)
+	})
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-a.sem }()
+	return argon2.IDKey([]byte(password), salt, t, m, p, argonKeyLen), nil
 }
 
 // Authenticate checks name and password, registering the name if it is new
@@ -76,7 +107,10 @@ func (a *StoreAuth) Authenticate(ctx context.Context, name, password string) (st
 	err := a.Store.View(ctx, func(tx *kv.Tx) error { return tx.Get(ctx, key, &cred) })
 	switch {
 	case err == nil:
-		got := hashPassword(password, cred.Salt, cred.Time, cred.Memory, cred.Threads)
+		got, err := a.hash(ctx, password, cred.Salt, cred.Time, cred.Memory, cred.Threads)
+		if err != nil {
+			return "", fmt.Errorf("edge: check %s: %w", key, err)
+		}
 		if subtle.ConstantTimeCompare(got, cred.Hash) != 1 {
 			return "", ErrBadCredentials
 		}
@@ -91,7 +125,9 @@ func (a *StoreAuth) Authenticate(ctx context.Context, name, password string) (st
 		return "", err
 	}
 	cred = credential{Salt: salt, Time: argonTime, Memory: argonMemory, Threads: argonThreads}
-	cred.Hash = hashPassword(password, salt, argonTime, argonMemory, argonThreads)
+	if cred.Hash, err = a.hash(ctx, password, salt, argonTime, argonMemory, argonThreads); err != nil {
+		return "", err
+	}
 	err = a.Store.Update(ctx, func(tx *kv.Tx) error {
 		// Two first logins racing for one name: the first commit wins, the
 		// other conflicts, re-runs, and finds the name taken.

@@ -328,7 +328,16 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		for {
 			select {
 			case m := <-c.Messages():
-				printf("< %s\n", m.Payload)
+				switch {
+				case m.Kind == client.KindJoined:
+					printf("* joined #%s\n", m.Channel)
+				case m.Kind == client.KindLeft:
+					printf("* left #%s\n", m.Channel)
+				case m.Channel != "":
+					printf("#%s< %s\n", m.Channel, m.Payload)
+				default:
+					printf("< %s\n", m.Payload)
+				}
 			case e := <-c.Errors():
 				printf("! %v\n", e)
 			case <-recvCtx.Done():

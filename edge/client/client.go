@@ -18,9 +18,25 @@ import (
 	"github.com/starbus/starbus/edge"
 )
 
-// Message is something the world sent this client.
+// Kind tells what a [Message] is.
+type Kind uint8
+
+// Kinds of message.
+const (
+	// KindMessage is a message to the session, or, with Channel set, to a
+	// channel the session belongs to.
+	KindMessage Kind = iota
+	// KindJoined tells that the session joined Channel.
+	KindJoined
+	// KindLeft tells that the session left Channel.
+	KindLeft
+)
+
+// Message is something the world sent this client: a message, or a
+// channel membership notice, in the order the edge sent them.
 type Message struct {
-	Seq     uint64 // stream sequence; increases for the session
+	Kind    Kind
+	Seq     uint64 // stream sequence of a message; increases for the session
 	Channel string // the channel, "" for a message to the session
 	Payload []byte
 }
@@ -65,8 +81,9 @@ func (c *Client) Session() string {
 	return c.session
 }
 
-// Messages delivers what the world sends, in order. Read it: a client that
-// does not is disconnected by the edge once its queue there fills.
+// Messages delivers what the world sends, in order: messages and channel
+// membership notices. Read it: a client that does not is disconnected by
+// the edge once its queue there fills.
 func (c *Client) Messages() <-chan Message { return c.msgs }
 
 // Errors delivers the error frames the edge sends (rate limited, and so
@@ -155,9 +172,9 @@ func (c *Client) connect(ctx context.Context, hello edge.Frame) error {
 	if err != nil {
 		return err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(dl)
-	}
+	// ctx bounds the login: its end interrupts any read or write.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	r := bufio.NewReader(nc)
 	if _, err := nc.Write(edge.AppendFrame(nil, hello)); err != nil {
 		nc.Close()
@@ -167,6 +184,9 @@ func (c *Client) connect(ctx context.Context, hello edge.Frame) error {
 		f, err := edge.ReadFrame(r, 16<<20)
 		if err != nil {
 			nc.Close()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return fmt.Errorf("client: login: %w", err)
 		}
 		v, err := edge.Decode(f)
@@ -176,6 +196,10 @@ func (c *Client) connect(ctx context.Context, hello edge.Frame) error {
 		}
 		switch v := v.(type) {
 		case edge.LoginOK:
+			if !stop() {
+				nc.Close()
+				return ctx.Err()
+			}
 			_ = nc.SetDeadline(time.Time{})
 			c.mu.Lock()
 			c.nc, c.w = nc, bufio.NewWriter(nc)
@@ -217,6 +241,14 @@ func (c *Client) read(nc net.Conn, r *bufio.Reader, done, stop, loggedIn chan st
 			if !c.deliver(Message{Seq: v.Seq, Channel: v.Channel, Payload: v.Payload}, stop) {
 				return
 			}
+		case edge.ChannelJoin:
+			if !c.deliver(Message{Kind: KindJoined, Channel: v.Channel}, stop) {
+				return
+			}
+		case edge.ChannelLeave:
+			if !c.deliver(Message{Kind: KindLeft, Channel: v.Channel}, stop) {
+				return
+			}
 		case edge.ErrorInfo:
 			select {
 			case c.errs <- &edge.ProtocolError{Code: v.Code, Reason: v.Reason}:
@@ -237,7 +269,7 @@ func (c *Client) deliver(m Message, stop chan struct{}) bool {
 	case <-stop:
 		return false
 	}
-	if m.Channel == "" {
+	if m.Kind == KindMessage && m.Channel == "" {
 		c.mu.Lock()
 		c.lastSeq = max(c.lastSeq, m.Seq)
 		c.mu.Unlock()

@@ -1,0 +1,100 @@
+package client_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/starbus/starbus/edge"
+	"github.com/starbus/starbus/edge/client"
+)
+
+// fakeEdge accepts one connection, reads its first frame and answers with
+// frames: a scripted edge for what the real one does not send yet.
+func fakeEdge(t *testing.T, answer ...any) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { l.Close(); <-done })
+	go func() {
+		defer close(done)
+		nc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		r := bufio.NewReader(nc)
+		if _, err := edge.ReadFrame(r, 1<<16); err != nil {
+			return
+		}
+		var out []byte
+		for _, v := range answer {
+			out = edge.AppendFrame(out, edge.Encode(v))
+		}
+		_, _ = nc.Write(out)
+		_, _ = r.ReadByte() // until the client closes
+	}()
+	return l.Addr().String()
+}
+
+// TestChannelNotices: join and leave notices and channel messages arrive
+// on Messages in the order sent, and only session messages count for the
+// reconnect's last-seq.
+func TestChannelNotices(t *testing.T) {
+	addr := fakeEdge(t,
+		edge.LoginOK{Version: 1, Session: "s1", Token: "t", MaxFrame: 1 << 16, RatePerSecond: 50},
+		edge.ChannelJoin{Channel: "lobby"},
+		edge.ChannelMessage{Channel: "lobby", Seq: 7, Payload: []byte("hi all")},
+		edge.Message{Seq: 9, Payload: []byte("hi you")},
+		edge.ChannelLeave{Channel: "lobby"},
+	)
+	c, err := client.Dial(t.Context(), addr, "ann", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := []client.Message{
+		{Kind: client.KindJoined, Channel: "lobby"},
+		{Kind: client.KindMessage, Channel: "lobby", Seq: 7, Payload: []byte("hi all")},
+		{Kind: client.KindMessage, Seq: 9, Payload: []byte("hi you")},
+		{Kind: client.KindLeft, Channel: "lobby"},
+	}
+	for i, w := range want {
+		select {
+		case m := <-c.Messages():
+			if !reflect.DeepEqual(m, w) {
+				t.Fatalf("message %d: %+v, want %+v", i, m, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d never came", i)
+		}
+	}
+}
+
+// TestDialContext: a login the edge never answers ends with the context.
+func TestDialContext(t *testing.T) {
+	addr := fakeEdge(t) // reads the login, answers nothing
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := client.Dial(ctx, addr, "ann", "pw"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial: %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// TestLoginFailed: the edge's refusal comes back as a ProtocolError with
+// its code.
+func TestLoginFailed(t *testing.T) {
+	addr := fakeEdge(t, edge.LoginFailed{Code: edge.CodeBadCredentials, Reason: "no"})
+	_, err := client.Dial(t.Context(), addr, "ann", "pw")
+	var pe *edge.ProtocolError
+	if !errors.As(err, &pe) || pe.Code != edge.CodeBadCredentials {
+		t.Fatalf("Dial: %v, want bad credentials", err)
+	}
+}
