@@ -217,9 +217,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.fail(&ProtocolError{Code: CodeShuttingDown})
 	}
-	for _, ss := range sessions {
-		s.endSession(ctx, ss)
+	// Each end is a publish and a purge: a few at a time, so that an edge
+	// with thousands of sessions shuts down in seconds.
+	ends := make(chan *session)
+	var enders sync.WaitGroup
+	for range min(len(sessions), shutdownEnders) {
+		enders.Go(func() {
+			for ss := range ends {
+				s.endSession(ctx, ss)
+			}
+		})
 	}
+	for _, ss := range sessions {
+		ends <- ss
+	}
+	close(ends)
+	enders.Wait()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	defer s.cancel()
@@ -242,6 +255,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// shutdownEnders is how many sessions Shutdown ends at once.
+const shutdownEnders = 32
 
 // Sessions returns the number of sessions the edge holds, connected or in
 // their reconnect grace.
