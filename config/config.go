@@ -45,11 +45,14 @@ type Edge struct {
 	// Listen is the TCP address clients connect to.
 	Listen string `json:"listen"`
 	// Register lets unknown names register on first login.
-	Register       bool     `json:"register"`
+	Register bool `json:"register"`
+	// The limits of edge.Server of the same names.
 	MaxFrame       int      `json:"max_frame"`
 	LoginTimeout   Duration `json:"login_timeout"`
 	RatePerSecond  int      `json:"rate_per_second"`
+	Burst          int      `json:"burst"`
 	OutboundQueue  int      `json:"outbound_queue"`
+	WriteTimeout   Duration `json:"write_timeout"`
 	ReconnectGrace Duration `json:"reconnect_grace"`
 }
 
@@ -62,9 +65,13 @@ type Worker struct {
 // Default returns the configuration of `starbus dev`.
 func Default() Config {
 	return Config{
-		World:    "demo",
-		NATS:     NATS{URL: "nats://127.0.0.1:4222", DataDir: "starbus-data", Port: -1, Replicas: 1},
-		Edge:     Edge{Listen: "127.0.0.1:7400", Register: true, MaxFrame: 64 << 10, LoginTimeout: Duration(10 * time.Second), RatePerSecond: 50, OutboundQueue: 256, ReconnectGrace: Duration(30 * time.Second)},
+		World: "demo",
+		NATS:  NATS{URL: "nats://127.0.0.1:4222", DataDir: "starbus-data", Port: -1, Replicas: 1},
+		Edge: Edge{
+			Listen: "127.0.0.1:7400", Register: true, MaxFrame: 64 << 10, LoginTimeout: Duration(10 * time.Second),
+			RatePerSecond: 50, Burst: 100, OutboundQueue: 256, WriteTimeout: Duration(10 * time.Second),
+			ReconnectGrace: Duration(30 * time.Second),
+		},
 		Worker:   Worker{Concurrency: 256, TaskTimeout: Duration(100 * time.Millisecond)},
 		LogLevel: "info",
 	}
@@ -106,8 +113,14 @@ func (c Config) Validate() error {
 	if c.Edge.RatePerSecond <= 0 {
 		return bad("edge.rate_per_second", "must be positive")
 	}
+	if c.Edge.Burst < c.Edge.RatePerSecond {
+		return bad("edge.burst", "%d is below edge.rate_per_second (%d)", c.Edge.Burst, c.Edge.RatePerSecond)
+	}
 	if c.Edge.OutboundQueue <= 0 {
 		return bad("edge.outbound_queue", "must be positive")
+	}
+	if c.Edge.WriteTimeout <= 0 {
+		return bad("edge.write_timeout", "must be positive")
 	}
 	if c.Edge.ReconnectGrace <= 0 {
 		return bad("edge.reconnect_grace", "must be positive")

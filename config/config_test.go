@@ -25,6 +25,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		"edge.listen":          func(c *config.Config) { c.Edge.Listen = "nowhere" },
 		"edge.max_frame":       func(c *config.Config) { c.Edge.MaxFrame = 1 },
 		"edge.rate_per_second": func(c *config.Config) { c.Edge.RatePerSecond = 0 },
+		"edge.burst":           func(c *config.Config) { c.Edge.Burst = 10 },
+		"edge.write_timeout":   func(c *config.Config) { c.Edge.WriteTimeout = -1 },
 		"worker.task_timeout":  func(c *config.Config) { c.Worker.TaskTimeout = 0 },
 		"log_level":            func(c *config.Config) { c.LogLevel = "loud" },
 	} {

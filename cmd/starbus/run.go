@@ -178,7 +178,9 @@ func newEdge(wd *world, cfg config.Config, log *slog.Logger) *edge.Server {
 		MaxFrame:       cfg.Edge.MaxFrame,
 		LoginTimeout:   cfg.Edge.LoginTimeout.D(),
 		RatePerSecond:  cfg.Edge.RatePerSecond,
+		Burst:          cfg.Edge.Burst,
 		OutboundQueue:  cfg.Edge.OutboundQueue,
+		WriteTimeout:   cfg.Edge.WriteTimeout.D(),
 		ReconnectGrace: cfg.Edge.ReconnectGrace.D(),
 	}
 }
