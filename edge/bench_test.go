@@ -65,16 +65,9 @@ func BenchmarkEcho(b *testing.B) {
 		s.RatePerSecond = 1_000_000
 	})
 	const clients, depth = 32, 4
-	ctx := context.Background()
-	cs := make([]*client.Client, clients)
-	for i := range cs {
-		c, err := client.Dial(ctx, w.addr, fmt.Sprintf("bot%d", i), "pw")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
+	cs := dialBots(b, w.addr, clients)
+	for _, c := range cs {
 		<-c.Messages() // welcome
-		cs[i] = c
 	}
 	payload := make([]byte, 64)
 	per := (b.N + clients - 1) / clients
@@ -115,15 +108,7 @@ func BenchmarkIngest(b *testing.B) {
 	be := startBareEdge(b, func(s *edge.Server) { s.RatePerSecond = 1_000_000 })
 	const clients = 32
 	ctx := context.Background()
-	cs := make([]*client.Client, clients)
-	for i := range cs {
-		c, err := client.Dial(ctx, be.addr, fmt.Sprintf("bot%d", i), "pw")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		cs[i] = c
-	}
+	cs := dialBots(b, be.addr, clients)
 	info, err := be.env.Stream.Info(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -160,16 +145,9 @@ func BenchmarkIngest(b *testing.B) {
 func BenchmarkDeliver(b *testing.B) {
 	be := startBareEdge(b, func(s *edge.Server) { s.OutboundQueue = 4096 })
 	const clients = 32
-	ctx := context.Background()
-	cs := make([]*client.Client, clients)
+	cs := dialBots(b, be.addr, clients)
 	subjects := make([]string, clients)
-	for i := range cs {
-		c, err := client.Dial(ctx, be.addr, fmt.Sprintf("bot%d", i), "pw")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		cs[i] = c
+	for i, c := range cs {
 		subjects[i], _ = be.env.World.Session(c.Session())
 	}
 	payload := make([]byte, 64)
@@ -204,4 +182,20 @@ func BenchmarkDeliver(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(per*clients)/time.Since(start).Seconds(), "msgs/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// dialBots logs n clients in to the edge at addr as bot0..bot<n-1>; they
+// are closed when the benchmark ends.
+func dialBots(b *testing.B, addr string, n int) []*client.Client {
+	b.Helper()
+	cs := make([]*client.Client, n)
+	for i := range cs {
+		c, err := client.Dial(context.Background(), addr, fmt.Sprintf("bot%d", i), "pw")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		cs[i] = c
+	}
+	return cs
 }
