@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -290,6 +291,10 @@ func Backoff(ctx context.Context, attempt int) error {
 	}
 }
 
+// validateChunk is the number of subjects [Store.Validate] asks the server
+// about at once, under the server's limit of 1,024 per multi-subject get.
+const validateChunk = 1000
+
 // Validate checks, on the server, that every key tx read still has the
 // revision tx saw. It returns a *ConflictError naming the first key that
 // moved. Use it to tell an error caused by a stale read from a real one.
@@ -302,18 +307,25 @@ func (s *Store) Validate(ctx context.Context, tx *Tx) error {
 		subjects = append(subjects, subj)
 	}
 	current := make(map[string]uint64, len(subjects))
-	msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.js, s.world.Stream(), subjects)
-	if err != nil {
-		return fmt.Errorf("kv: validate: %w", err)
-	}
-	for m, err := range msgs {
+	// The server answers at most 1,024 subjects per request. Validating in
+	// chunks, every chunk after every read, still proves one snapshot:
+	// revisions only grow, so a key whose revision is unchanged at its
+	// chunk's check held its value from its read until then, and so every
+	// key held its value at the moment of the last read.
+	for chunk := range slices.Chunk(subjects, validateChunk) {
+		msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.js, s.world.Stream(), chunk)
 		if err != nil {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				break
-			}
 			return fmt.Errorf("kv: validate: %w", err)
 		}
-		current[m.Subject] = m.Sequence
+		for m, err := range msgs {
+			if err != nil {
+				if errors.Is(err, jetstreamext.ErrNoMessages) {
+					break
+				}
+				return fmt.Errorf("kv: validate: %w", err)
+			}
+			current[m.Subject] = m.Sequence
+		}
 	}
 	for subj, rev := range tx.reads {
 		if now := current[subj]; now != rev {
