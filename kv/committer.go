@@ -235,8 +235,20 @@ func (s *Store) send(g *group) {
 	if len(g.batch) > 0 {
 		s.stats.batches.Add(1)
 		var msgs []*nats.Msg
+		chk, rolled := s.world.Check(), false
 		for _, r := range g.batch {
-			msgs = append(msgs, r.msgs...)
+			for _, m := range r.msgs {
+				// The server rolls a subject up only at its first message in
+				// a batch: later read checks keep theirs until the next batch
+				// rolls them up.
+				if m.Subject == chk {
+					if rolled {
+						m.Header.Del(jetstream.MsgRollup)
+					}
+					rolled = true
+				}
+				msgs = append(msgs, m)
+			}
 		}
 		ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
 		if err != nil {

@@ -468,3 +468,62 @@ func TestViewManyKeys(t *testing.T) {
 		t.Fatalf("sum %d in %d runs, want %d in 2", sum, runs, want)
 	}
 }
+
+// TestReadOnlyKeys commits transactions that read several keys they do
+// not write: every read is checked, not only the first, and many such
+// transactions commit together in one batch.
+func TestReadOnlyKeys(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	s := open(t, env, kv.Options{})
+	if err := s.Update(ctx, func(tx *kv.Tx) error { _ = tx.Put("a", 1); return tx.Put("b", 2) }); err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	err := s.Update(ctx, func(tx *kv.Tx) error {
+		runs++
+		var a, b int
+		if err := tx.Get(ctx, "a", &a); err != nil {
+			return err
+		}
+		if err := tx.Get(ctx, "b", &b); err != nil {
+			return err
+		}
+		if runs == 1 { // another process moves the second key read
+			if err := second(t, env).Update(ctx, func(tx *kv.Tx) error { return tx.Put("b", 20) }); err != nil {
+				return err
+			}
+		}
+		return tx.Put("sum", a+b)
+	})
+	var sum int
+	if err == nil {
+		err = s.View(ctx, func(tx *kv.Tx) error { return tx.Get(ctx, "sum", &sum) })
+	}
+	if err != nil || sum != 21 || runs != 2 {
+		t.Fatalf("sum %d after %d runs: %v; want 21 after 2", sum, runs, err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := range 50 {
+		wg.Go(func() {
+			errs <- s.Update(ctx, func(tx *kv.Tx) error {
+				var a, b int
+				if err := tx.Get(ctx, "a", &a); err != nil {
+					return err
+				}
+				if err := tx.Get(ctx, "b", &b); err != nil {
+					return err
+				}
+				return tx.Put(fmt.Sprintf("out.%d", i), a+b)
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
