@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/edge"
@@ -237,6 +238,12 @@ func TestChannelEdgeRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// They are committed while no edge is up.
+	room, _ := w.env.World.Channel("room")
+	natstest.Eventually(t, 20*time.Second, func() bool {
+		info, err := w.env.Stream.Info(ctx, jetstream.WithSubjectFilter(room))
+		return err == nil && info.State.Subjects[room] == meanwhile+1
+	}, "the messages sent meanwhile committed")
 	// The new edge takes the old one's address, where the clients go back.
 	l, err := net.Listen("tcp", w.addr)
 	if err != nil {
@@ -295,20 +302,6 @@ func TestChannelMembership(t *testing.T) {
 			t.Fatalf("client channel message: %q", got[0])
 		}
 	}
-	members := func() []string {
-		var m []string
-		err := w.store.View(ctx, func(tx *kv.Tx) error {
-			err := tx.Get(ctx, bus.ChannelMembersKey("room"), &m)
-			if errors.Is(err, kv.ErrNotFound) {
-				return nil
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
 	if err := b.Send([]byte("leave")); err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +319,39 @@ func TestChannelMembership(t *testing.T) {
 	if err := a.Logout(ctx); err != nil {
 		t.Fatal(err)
 	}
-	natstest.Eventually(t, 10*time.Second, func() bool { return len(members()) == 0 }, "the ended session leaves the room")
+	natstest.Eventually(t, 10*time.Second, func() bool { return len(w.members(ctx, t, "room")) == 0 }, "the ended session leaves the room")
+}
+
+// TestChannelNoGrace: with no reconnect grace, a lost connection ends the
+// session, which leaves its channels.
+func TestChannelNoGrace(t *testing.T) {
+	w := chatWorld(t, func(s *edge.Server) { s.ReconnectGrace = -1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := joinRoom(ctx, t, w.addr, "ann")
+	joinRoom(ctx, t, w.addr, "bob")
+	if n := len(w.members(ctx, t, "room")); n != 2 {
+		t.Fatalf("%d members, want 2", n)
+	}
+	a.Close()
+	natstest.Eventually(t, 10*time.Second, func() bool { return len(w.members(ctx, t, "room")) == 1 }, "the dropped session leaves the room")
+}
+
+// members reads a channel's members from the state.
+func (w *world) members(ctx context.Context, t testing.TB, channel string) []string {
+	t.Helper()
+	var m []string
+	err := w.store.View(ctx, func(tx *kv.Tx) error {
+		err := tx.Get(ctx, bus.ChannelMembersKey(channel), &m)
+		if errors.Is(err, kv.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func mustEvent(t testing.TB, w bus.World, region, part string) string {

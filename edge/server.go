@@ -56,8 +56,10 @@ type Server struct {
 	WriteTimeout time.Duration
 	// ReconnectGrace is how long a session outlives its connection,
 	// waiting for a reconnect with its token (default 30s), on this edge
-	// or, after this edge shuts down, on any. The game's disconnect
-	// handler runs when it ends, and the session leaves its channels.
+	// or, after this edge shuts down, on any; it keeps its channels
+	// meanwhile. Negative: none, a lost connection ends the session. The
+	// game's disconnect handler runs when it ends, and the session leaves
+	// its channels.
 	ReconnectGrace time.Duration
 
 	initOnce sync.Once
@@ -114,7 +116,7 @@ func (s *Server) init() {
 		if s.WriteTimeout <= 0 {
 			s.WriteTimeout = 10 * time.Second
 		}
-		if s.ReconnectGrace <= 0 {
+		if s.ReconnectGrace == 0 {
 			s.ReconnectGrace = 30 * time.Second
 		}
 		s.ctx, s.cancel = context.WithCancel(context.Background())

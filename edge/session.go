@@ -584,7 +584,7 @@ func (s *Server) detach(ss *session, c *conn) {
 		return // Shutdown suspends every session itself
 	}
 	var grace *time.Timer
-	grace = time.AfterFunc(s.ReconnectGrace, func() {
+	grace = time.AfterFunc(max(s.ReconnectGrace, 0), func() {
 		defer s.wg.Done()
 		ss.mu.Lock()
 		// Not expired if a reconnect came first, even one that has since
@@ -702,7 +702,7 @@ func (s *Server) suspend(ctx context.Context, ss *session) {
 		if rec.Epoch != ss.epoch {
 			return nil // taken up elsewhere
 		}
-		rec.NextSeq, rec.GraceUntil = next, time.Now().Add(s.ReconnectGrace)
+		rec.NextSeq, rec.GraceUntil = next, time.Now().Add(max(s.ReconnectGrace, time.Nanosecond))
 		return tx.Put(bus.SessionKey(ss.id), rec)
 	})
 	if err != nil {
@@ -714,6 +714,9 @@ func (s *Server) suspend(ctx context.Context, ss *session) {
 // ends: whichever edge finds one first.
 func (s *Server) reap(ctx context.Context) {
 	every := min(max(s.ReconnectGrace/2, 50*time.Millisecond), 10*time.Second)
+	if s.ReconnectGrace < 0 {
+		every = time.Second
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
