@@ -35,18 +35,45 @@ import (
 //   - core-nats: the substrate alone: one core NATS connection per member,
 //     subscribed to its channel's subject, and a publisher.
 //
+// Load: "burst" sends the b.N messages at once (deliveries/s is the
+// throughput; the latency is mostly the wait behind the burst); "paced"
+// sends them at a steady rate every path sustains (20,000 deliveries/s for
+// 1x1000, 2,000 for 100x10), so the latency is the path's own.
+//
 // Compare the rows of one run: the machine is shared.
 func BenchmarkFanout(b *testing.B) {
-	for _, shape := range []struct{ channels, members int }{{1, 1000}, {100, 10}} {
-		for _, path := range []string{"reliable", "best-effort", "core-nats"} {
-			b.Run(fmt.Sprintf("%dx%d/%s", shape.channels, shape.members, path), func(b *testing.B) {
-				if path == "core-nats" {
-					benchCoreFanout(b, shape.channels, shape.members)
-					return
-				}
-				benchStarbusFanout(b, shape.channels, shape.members, path == "best-effort")
-			})
+	for _, shape := range []struct{ channels, members, pacedRate int }{{1, 1000, 20}, {100, 10, 200}} {
+		for _, load := range []string{"burst", "paced"} {
+			for _, path := range []string{"reliable", "best-effort", "core-nats"} {
+				b.Run(fmt.Sprintf("%dx%d/%s/%s", shape.channels, shape.members, load, path), func(b *testing.B) {
+					f := fanout{channels: shape.channels, members: shape.members}
+					if load == "paced" {
+						f.every = time.Second / time.Duration(shape.pacedRate)
+					}
+					if path == "core-nats" {
+						benchCoreFanout(b, f)
+						return
+					}
+					benchStarbusFanout(b, f, path == "best-effort")
+				})
+			}
 		}
+	}
+}
+
+// fanout is a benchmark's shape and load.
+type fanout struct {
+	channels, members int
+	every             time.Duration // between two sends; 0: all at once
+}
+
+// send calls f for each of the b.N messages, at the load's pace.
+func (f fanout) send(b *testing.B, start time.Time, send func(i int)) {
+	for i := range b.N {
+		if f.every > 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * f.every))) // pacing the load, not waiting on a result
+		}
+		send(i)
 	}
 }
 
@@ -85,7 +112,8 @@ func fanoutGame(d handlers.Delivery) handlers.Handler {
 	return mux
 }
 
-func benchStarbusFanout(b *testing.B, channels, members int, bestEffort bool) {
+func benchStarbusFanout(b *testing.B, f fanout, bestEffort bool) {
+	channels, members := f.channels, f.members
 	d := handlers.Reliable
 	if bestEffort {
 		d = handlers.BestEffort
@@ -124,14 +152,15 @@ func benchStarbusFanout(b *testing.B, channels, members int, bestEffort bool) {
 	lat := collect(b, cs, func(m client.Message) []byte { return m.Payload }, func(c *client.Client) <-chan client.Message { return c.Messages() })
 	b.ResetTimer()
 	start := time.Now()
-	for i := range b.N {
+	f.send(b, start, func(i int) {
 		// Many ordering keys, so that tasks run side by side.
 		publish(fmt.Sprintf("s%d", i%64), "say", binary.BigEndian.AppendUint64(fmt.Appendf(nil, "c%d\n", i%channels), uint64(time.Now().UnixNano())))
-	}
+	})
 	lat.wait(b, start, expected(b.N, channels, members), bestEffort)
 }
 
-func benchCoreFanout(b *testing.B, channels, members int) {
+func benchCoreFanout(b *testing.B, f fanout) {
+	channels, members := f.channels, f.members
 	env := natstest.Start(b, natstest.Options{})
 	type sub struct{ msgs chan *nats.Msg }
 	subs := make([]sub, channels*members)
@@ -157,11 +186,14 @@ func benchCoreFanout(b *testing.B, channels, members int) {
 	lat := collect(b, subs, func(m *nats.Msg) []byte { return m.Data }, func(s sub) <-chan *nats.Msg { return s.msgs })
 	b.ResetTimer()
 	start := time.Now()
-	for i := range b.N {
+	f.send(b, start, func(i int) {
 		if err := pub.Publish(fmt.Sprintf("bench.fan.c%d", i%channels), binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))); err != nil {
 			b.Fatal(err)
 		}
-	}
+		if f.every > 0 {
+			_ = pub.Flush() // each on its way now, as a paced sender's would be
+		}
+	})
 	if err := pub.Flush(); err != nil {
 		b.Fatal(err)
 	}
