@@ -25,7 +25,7 @@ import (
 // chatGame puts every player in the reliable channel "room" and the
 // best-effort channel "pos" at login. A message "say:x" sends x to the
 // room; "abort:x" sends x and then fails; "pos:x" sends x on "pos";
-// "leave" leaves the room. Events of type "broadcast" (from no client)
+// "leave" leaves the room; "move:r" moves the session to region r. Events of type "broadcast" (from no client)
 // send their payload to the room. Clients may talk on the room directly.
 func chatGame() *handlers.Mux {
 	open := func(ctx context.Context, t *handlers.Task, name string, d handlers.Delivery) (*handlers.Channel, error) {
@@ -68,6 +68,11 @@ func chatGame() *handlers.Mux {
 			return handlers.Permanent(errors.New("the game changed its mind"))
 		case "leave":
 			return ch.Leave(ctx, t.Session)
+		case "move":
+			if err := t.MoveSession(t.Session, arg); err != nil {
+				return err
+			}
+			return t.Send(t.Session, []byte("moved to "+arg))
 		}
 		return handlers.Permanent(fmt.Errorf("unknown verb %q", verb))
 	})
@@ -361,4 +366,37 @@ func mustEvent(t testing.TB, w bus.World, region, part string) string {
 		t.Fatal(err)
 	}
 	return subj
+}
+
+// TestMoveSession: once a task has moved a session to another region, the
+// edge publishes the session's later events there, in order; and an edge
+// that takes the session up after a restart knows where it went.
+func TestMoveSession(t *testing.T) {
+	w := chatWorld(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := joinRoom(ctx, t, w.addr, "ann")
+	if err := a.Send([]byte("move:r7")); err != nil {
+		t.Fatal(err)
+	}
+	for m := nextMessage(ctx, t, a); string(m.Payload) != "moved to r7"; m = nextMessage(ctx, t, a) {
+	}
+	if err := a.Send([]byte("say:from r7")); err != nil {
+		t.Fatal(err)
+	}
+	if got := roomMessages(ctx, t, a, 1); got[0] != "from r7" {
+		t.Fatalf("got %q", got[0])
+	}
+	var regions []string
+	for _, m := range storedEvents(t, w.env) {
+		if m.Header.Get(bus.HeaderSession) != a.Session() {
+			continue
+		}
+		region, _, _ := w.env.World.ParseEvent(m.Subject)
+		regions = append(regions, region+":"+string(m.Data))
+	}
+	want := []string{"r0:move:r7", "r7:say:from r7"}
+	if len(regions) < 2 || !slices.Equal(regions[len(regions)-2:], want) {
+		t.Fatalf("events by region %q, want them to end with %q", regions, want)
+	}
 }

@@ -56,7 +56,8 @@ func startWorldWith(t testing.TB, h handlers.Handler, configure func(*edge.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := handlers.New(handlers.Config{Store: store, JS: env.JS, Handler: h, Logger: testLogger(t)})
+	// No compaction: tests read the events back.
+	rt, err := handlers.New(handlers.Config{Store: store, JS: env.JS, Handler: h, Logger: testLogger(t), CompactInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
