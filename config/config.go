@@ -47,12 +47,15 @@ type Edge struct {
 	// Register lets unknown names register on first login.
 	Register bool `json:"register"`
 	// The limits of edge.Server of the same names.
-	MaxFrame       int      `json:"max_frame"`
-	LoginTimeout   Duration `json:"login_timeout"`
-	RatePerSecond  int      `json:"rate_per_second"`
-	Burst          int      `json:"burst"`
-	OutboundQueue  int      `json:"outbound_queue"`
-	WriteTimeout   Duration `json:"write_timeout"`
+	MaxFrame      int      `json:"max_frame"`
+	LoginTimeout  Duration `json:"login_timeout"`
+	RatePerSecond int      `json:"rate_per_second"`
+	Burst         int      `json:"burst"`
+	OutboundQueue int      `json:"outbound_queue"`
+	WriteTimeout  Duration `json:"write_timeout"`
+	// ReconnectGrace is how long a session waits for its client to
+	// reconnect, keeping its channels; 0 ends it (and its memberships) as
+	// soon as its connection is lost.
 	ReconnectGrace Duration `json:"reconnect_grace"`
 }
 
@@ -122,8 +125,8 @@ func (c Config) Validate() error {
 	if c.Edge.WriteTimeout <= 0 {
 		return bad("edge.write_timeout", "must be positive")
 	}
-	if c.Edge.ReconnectGrace <= 0 {
-		return bad("edge.reconnect_grace", "must be positive")
+	if c.Edge.ReconnectGrace < 0 {
+		return bad("edge.reconnect_grace", "must not be negative (0: a lost connection ends its session)")
 	}
 	if c.Worker.Concurrency <= 0 {
 		return bad("worker.concurrency", "must be positive")

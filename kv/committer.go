@@ -238,12 +238,11 @@ func (s *Store) send(g *group) {
 		chk, rolled := s.world.Check(), false
 		for _, r := range g.batch {
 			for _, m := range r.msgs {
-				// The server rolls a subject up only at its first message in
-				// a batch: later read checks keep theirs until the next batch
-				// rolls them up.
 				if m.Subject == chk {
+					// The server takes a subject rollup only at the subject's
+					// first message in a batch.
 					if rolled {
-						m.Header.Del(jetstream.MsgRollup)
+						m = withoutRollup(m)
 					}
 					rolled = true
 				}
@@ -337,4 +336,16 @@ func classify(err error) error {
 		return fmt.Errorf("kv: commit rejected: %w", err)
 	}
 	return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+}
+
+// withoutRollup returns a copy of m without its rollup header.
+func withoutRollup(m *nats.Msg) *nats.Msg {
+	cp := nats.NewMsg(m.Subject)
+	cp.Data = m.Data
+	for k, v := range m.Header {
+		if k != jetstream.MsgRollup {
+			cp.Header[k] = v
+		}
+	}
+	return cp
 }

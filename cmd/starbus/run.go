@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,7 +182,7 @@ func newEdge(wd *world, cfg config.Config, log *slog.Logger) *edge.Server {
 		Burst:          cfg.Edge.Burst,
 		OutboundQueue:  cfg.Edge.OutboundQueue,
 		WriteTimeout:   cfg.Edge.WriteTimeout.D(),
-		ReconnectGrace: cfg.Edge.ReconnectGrace.D(),
+		ReconnectGrace: cmp.Or(cfg.Edge.ReconnectGrace.D(), -1), // 0 in the config: none
 	}
 }
 

@@ -58,15 +58,29 @@ func TestDevAndClient(t *testing.T) {
 		t.Errorf("starbus dev took %v to start, want under 5 s", ready)
 	}
 
+	// The client reads its input from a pipe that the test closes (which
+	// logs the client out) once the replies are in.
 	var out syncBuffer
-	in := strings.NewReader("/who\n/count\n/count\nhello\n")
-	if err := run(ctx, []string{"client", "-addr", addr, "-name", "ann", "-password", "pw"}, in, &out, io.Discard); err != nil {
-		t.Fatalf("client: %v\n%s", err, out.String())
+	in, typed := io.Pipe()
+	clientDone := make(chan error, 1)
+	go func() {
+		clientDone <- run(ctx, []string{"client", "-addr", addr, "-name", "ann", "-password", "pw"}, in, &out, io.Discard)
+	}()
+	if _, err := io.WriteString(typed, "/who\n/count\n/count\nhello\n"); err != nil {
+		t.Fatal(err)
 	}
-	for _, want := range []string{"connected as ann", "You are ann", "online: ann", "count: 1", "count: 2", "ann: hello"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("client output lacks %q:\n%s", want, out.String())
+	wants := []string{"connected as ann", "You are ann", "online: ann", "count: 1", "count: 2", "ann: hello"}
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		for _, want := range wants {
+			if !strings.Contains(out.String(), want) {
+				return false
+			}
 		}
+		return true
+	}, "client output %q lacks one of %q", out.String(), wants)
+	typed.Close()
+	if err := <-clientDone; err != nil {
+		t.Fatalf("client: %v\n%s", err, out.String())
 	}
 	// A wrong password is refused.
 	err := run(ctx, []string{"client", "-addr", addr, "-name", "ann", "-password", "nope"}, strings.NewReader(""), io.Discard, io.Discard)
