@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/kv"
 )
 
@@ -32,7 +33,9 @@ const maxViolations = 50
 //   - no player in two places: every online player's cell holds exactly
 //     that player, no cell holds a player who is elsewhere or offline, and
 //     a player is a member of exactly the region it stands in;
-//   - nothing stands on a wall; every NPC's cell holds it.
+//   - nothing stands on a wall; every NPC's cell holds it;
+//   - every online player's session is in the global channel and in the
+//     chat and position channels of its region, and in no other region's.
 //
 // It reads every cell, so it is a diagnostic for tests and tools, not
 // something to run every second.
@@ -149,6 +152,44 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 		for name := range member {
 			if _, ok := at[name]; !ok {
 				bad("%s is a member of %s but not online", name, member[name])
+			}
+		}
+		// Channels: a player hears its region and the world, nothing else.
+		sessions := map[string]string{} // online session -> region
+		for name, p := range at {
+			var session string
+			if _, err := get(ctx, tx, keyOnline(name), &session); err != nil {
+				return err
+			}
+			sessions[session] = g.cfg.Region(p.X, p.Y)
+		}
+		hears := func(channel string, want func(region string) bool) error {
+			var members []string
+			if _, err := get(ctx, tx, bus.ChannelMembersKey(channel), &members); err != nil {
+				return err
+			}
+			in := map[string]bool{}
+			for _, s := range members {
+				in[s] = true
+				if r, ok := sessions[s]; !ok || !want(r) {
+					bad("session %s (region %q) is in channel %s", s, r, channel)
+				}
+			}
+			for s, r := range sessions {
+				if want(r) && !in[s] {
+					bad("session %s of region %s is not in channel %s", s, r, channel)
+				}
+			}
+			return nil
+		}
+		if err := hears(chanGlobal, func(string) bool { return true }); err != nil {
+			return err
+		}
+		for _, r := range g.cfg.Regions() {
+			for _, ch := range []string{chanChat(r), chanPos(r)} {
+				if err := hears(ch, func(region string) bool { return region == r }); err != nil {
+					return err
+				}
 			}
 		}
 		npcs := map[int]pos{}

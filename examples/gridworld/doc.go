@@ -46,12 +46,17 @@
 // drops and the spawner). A trade reads and writes both inventories in one
 // transaction: both sides happen or neither.
 //
-// # Who hears what
+// # Who hears what: channels
 //
-// Moves, NPC steps and chat reach the members of a region by one message
-// per member session; a shout reaches every online player the same way.
-// (When Starbus has channels, these become a position channel and a chat
-// channel per region and one global channel.)
+// Every player is in three channels: "global" (reliable: shouts),
+// "chat-<region>" (reliable: what is said in its region) and
+// "pos-<region>" (best effort: moves, NPC steps and departures in its
+// region). Messages on them are the same JSON replies, arriving as
+// CHANNEL_MESSAGE frames. A login joins them and moves the session's
+// events to its region (handlers.Task.MoveSession); crossing a region
+// border leaves the old region's two and joins the new one's, in the same
+// transaction as the move. A move sends one message to its region's
+// position channel, however many players are there.
 //
 // # Invariants
 //
@@ -59,7 +64,8 @@
 // verifies that items are neither created nor destroyed (spawned = lying +
 // carried, per kind), that no player is in two places (each online
 // player's cell holds exactly it, no cell holds anyone else, each player
-// belongs to the region it stands in), and that nothing stands on a wall.
+// belongs to the region it stands in), that nothing stands on a wall, and
+// that every online player's session is in exactly its channels.
 //
 // # Goroutines
 //

@@ -45,25 +45,30 @@ func Example() {
 	served := make(chan error)
 	go func() { served <- gate.Serve(l) }()
 
-	// next returns the next message of the world to c.
-	next := func(c *client.Client) gridworld.Reply {
-		var r gridworld.Reply
-		_ = json.Unmarshal((<-c.Messages()).Payload, &r)
-		return r
+	// next returns the next message of type typ the world sends c, skipping
+	// others (channel notices, position updates).
+	next := func(c *client.Client, typ string) gridworld.Reply {
+		for m := range c.Messages() {
+			var r gridworld.Reply
+			if json.Unmarshal(m.Payload, &r) == nil && r.T == typ {
+				return r
+			}
+		}
+		return gridworld.Reply{}
 	}
 	ann, _ := client.Dial(ctx, l.Addr().String(), "ann", "pw")
-	w := next(ann)
+	w := next(ann, gridworld.TypeWelcome)
 	fmt.Printf("%s: %s at %d,%d in %s of a %d×%d world\n", w.T, w.N, *w.X, *w.Y, w.Region, w.W, w.H)
 
 	_ = ann.Send([]byte(`{"id":1,"op":"move","dir":"s"}`))
-	m := next(ann)
+	m := next(ann, gridworld.TypeMoved)
 	fmt.Printf("re %d: %s to %d,%d\n", m.Re, m.T, *m.X, *m.Y)
 
 	bob, _ := client.Dial(ctx, l.Addr().String(), "bob", "pw")
-	next(bob)
-	_ = bob.Send([]byte("shout hello, world"))                      // the text form of a command
-	fmt.Printf("bob gets: %s, then %s\n", next(bob).T, next(bob).T) // his own shout, then the reply
-	c := next(ann)
+	next(bob, gridworld.TypeWelcome)
+	_ = bob.Send([]byte("shout hello, world")) // the text form of a command
+	fmt.Printf("bob: %s\n", next(bob, gridworld.TypeSaid).T)
+	c := next(ann, gridworld.TypeChat) // on the channel "global"
 	fmt.Printf("ann hears: %s (%s) %q\n", c.From, c.Scope, c.Text)
 
 	_ = ann.Close()
@@ -75,6 +80,6 @@ func Example() {
 	// Output:
 	// welcome: ann at 40,3 in r2-0 of a 64×64 world
 	// re 1: moved to 40,4
-	// bob gets: chat, then said
+	// bob: said
 	// ann hears: bob (global) "hello, world"
 }

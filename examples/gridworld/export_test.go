@@ -2,48 +2,62 @@ package gridworld
 
 import (
 	"context"
+	"encoding/json"
 
+	"github.com/starbus/starbus/handlers"
 	"github.com/starbus/starbus/kv"
 )
 
-// Teleport puts an online player on a free cell (x, y), as if it had
-// walked there.
-func (g *Game) Teleport(ctx context.Context, store *kv.Store, name string, x, y int) error {
-	return store.Update(ctx, func(tx *kv.Tx) error {
-		var p pos
-		if _, err := get(ctx, tx, keyPos(name), &p); err != nil {
-			return err
-		}
-		var session string
-		if _, err := get(ctx, tx, keyOnline(name), &session); err != nil {
-			return err
-		}
-		members := func(r string, add bool) error {
-			m := map[string]string{}
-			if _, err := get(ctx, tx, keyMembers(r), &m); err != nil {
-				return err
+// TaskTeleport is the type of the test-only task that teleports a player.
+const TaskTeleport = "gw.test.teleport"
+
+// Teleport is what a TaskTeleport event carries.
+type Teleport struct {
+	Name string
+	X, Y int
+}
+
+// Teleporter handles TaskTeleport events: it puts an online player on a
+// free cell, as if it had walked there (cells, region, channels).
+func (g *Game) Teleporter() handlers.Middleware {
+	return func(next handlers.Handler) handlers.Handler {
+		return handlers.HandlerFunc(func(ctx context.Context, t *handlers.Task) error {
+			if t.Type != TaskTeleport {
+				return next.ServeTask(ctx, t)
 			}
-			if add {
-				m[name] = session
-			} else {
-				delete(m, name)
+			var tp Teleport
+			if err := json.Unmarshal(t.Data, &tp); err != nil {
+				return handlers.Permanent(err)
 			}
-			return tx.Put(keyMembers(r), m)
-		}
-		if err := members(g.cfg.Region(p.X, p.Y), false); err != nil {
-			return err
-		}
-		if err := members(g.cfg.Region(x, y), true); err != nil {
-			return err
-		}
-		if err := tx.Delete(keyCell(p.X, p.Y)); err != nil {
-			return err
-		}
-		if err := tx.Put(keyCell(x, y), cell{P: name}); err != nil {
-			return err
-		}
-		return tx.Put(keyPos(name), pos{X: x, Y: y, Online: true})
-	})
+			return g.teleport(ctx, t, tp)
+		})
+	}
+}
+
+func (g *Game) teleport(ctx context.Context, t *handlers.Task, tp Teleport) error {
+	var p pos
+	if _, err := get(ctx, t.Tx, keyPos(tp.Name), &p); err != nil {
+		return err
+	}
+	var session string
+	if _, err := get(ctx, t.Tx, keyOnline(tp.Name), &session); err != nil {
+		return err
+	}
+	if err := t.Tx.Delete(keyCell(p.X, p.Y)); err != nil {
+		return err
+	}
+	if err := t.Tx.Put(keyCell(tp.X, tp.Y), cell{P: tp.Name}); err != nil {
+		return err
+	}
+	if err := t.Tx.Put(keyPos(tp.Name), pos{X: tp.X, Y: tp.Y, Online: true}); err != nil {
+		return err
+	}
+	from, to := g.cfg.Region(p.X, p.Y), g.cfg.Region(tp.X, tp.Y)
+	if from == to {
+		return nil
+	}
+	t.Session = session // cross works on the task's session
+	return g.cross(ctx, t, tp.Name, from, to)
 }
 
 // Drop spawns an item of kind on (x, y), counted as spawned.

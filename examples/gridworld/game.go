@@ -63,6 +63,9 @@ func (g *Game) ensure(ctx context.Context, t *handlers.Task) error {
 	if err := t.Tx.Put(keyMeta, meta); err != nil {
 		return err
 	}
+	if err := g.createChannels(ctx, t); err != nil {
+		return err
+	}
 	if _, err := t.Every(g.cfg.SpawnEvery, TaskSpawn, nil); err != nil {
 		return err
 	}
@@ -159,7 +162,14 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 		if err := send(t, old, Reply{T: TypeReplaced}); err != nil {
 			return err
 		}
-		if err := g.setMember(ctx, t, g.cfg.Region(p.X, p.Y), name, t.Session); err != nil {
+		region := g.cfg.Region(p.X, p.Y)
+		if err := g.leave(ctx, t, old, region, true); err != nil {
+			return err
+		}
+		if err := g.enter(ctx, t, t.Session, region, true); err != nil {
+			return err
+		}
+		if err := g.setMember(ctx, t, region, name, t.Session); err != nil {
 			return err
 		}
 	} else {
@@ -192,7 +202,10 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 		if err := g.setMember(ctx, t, region, name, t.Session); err != nil {
 			return err
 		}
-		if err := g.tellRegion(ctx, t, region, name, posReply(name, false, x, y)); err != nil {
+		if err := g.enter(ctx, t, t.Session, region, true); err != nil {
+			return err
+		}
+		if err := tell(ctx, t, chanPos(region), posReply(name, false, x, y)); err != nil {
 			return err
 		}
 	}
@@ -314,7 +327,7 @@ func (g *Game) disconnect(ctx context.Context, t *handlers.Task) error {
 	if err := g.setMember(ctx, t, region, name, ""); err != nil {
 		return err
 	}
-	return g.tellRegion(ctx, t, region, name, Reply{T: TypeGone, N: name})
+	return tell(ctx, t, chanPos(region), Reply{T: TypeGone, N: name})
 }
 
 func (g *Game) message(ctx context.Context, t *handlers.Task) error {
@@ -347,12 +360,12 @@ func (g *Game) message(ctx context.Context, t *handlers.Task) error {
 		if err != nil {
 			return err
 		}
-		if err := g.tellRegion(ctx, t, g.cfg.Region(p.X, p.Y), "", Reply{T: TypeChat, From: name, Text: c.Text, Scope: "region"}); err != nil {
+		if err := tell(ctx, t, chanChat(g.cfg.Region(p.X, p.Y)), Reply{T: TypeChat, From: name, Text: c.Text, Scope: "region"}); err != nil {
 			return err
 		}
 		return send(t, t.Session, Reply{T: TypeSaid, Re: c.ID})
 	case "shout":
-		if err := g.tellAll(ctx, t, Reply{T: TypeChat, From: name, Text: c.Text, Scope: "global"}); err != nil {
+		if err := tell(ctx, t, chanGlobal, Reply{T: TypeChat, From: name, Text: c.Text, Scope: "global"}); err != nil {
 			return err
 		}
 		return send(t, t.Session, Reply{T: TypeSaid, Re: c.ID})
@@ -430,7 +443,7 @@ func (g *Game) move(ctx context.Context, t *handlers.Task, name string, c Comman
 		}
 		r.T, r.Re = TypeMoved, c.ID
 	}
-	if err := g.tellRegion(ctx, t, newR, name, posReply(name, false, nx, ny)); err != nil {
+	if err := tell(ctx, t, chanPos(newR), posReply(name, false, nx, ny)); err != nil {
 		return err
 	}
 	return send(t, t.Session, r)
@@ -444,7 +457,13 @@ func (g *Game) cross(ctx context.Context, t *handlers.Task, name, from, to strin
 	if err := g.setMember(ctx, t, to, name, t.Session); err != nil {
 		return err
 	}
-	return g.tellRegion(ctx, t, from, name, Reply{T: TypeGone, N: name})
+	if err := g.leave(ctx, t, t.Session, from, false); err != nil {
+		return err
+	}
+	if err := g.enter(ctx, t, t.Session, to, false); err != nil {
+		return err
+	}
+	return tell(ctx, t, chanPos(from), Reply{T: TypeGone, N: name})
 }
 
 // ground returns the region a player stands in, its items, and the key of
@@ -687,11 +706,11 @@ func (g *Game) wander(ctx context.Context, t *handlers.Task) error {
 		}
 		oldR, newR := g.cfg.Region(p.X, p.Y), g.cfg.Region(nx, ny)
 		if oldR != newR {
-			if err := g.tellRegion(ctx, t, oldR, "", Reply{T: TypeGone, N: npcName(i), NPC: true}); err != nil {
+			if err := tell(ctx, t, chanPos(oldR), Reply{T: TypeGone, N: npcName(i), NPC: true}); err != nil {
 				return err
 			}
 		}
-		if err := g.tellRegion(ctx, t, newR, "", posReply(npcName(i), true, nx, ny)); err != nil {
+		if err := tell(ctx, t, chanPos(newR), posReply(npcName(i), true, nx, ny)); err != nil {
 			return err
 		}
 	}

@@ -1,12 +1,17 @@
 package gridworld_test
 
 import (
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/examples/gridworld"
 	"github.com/starbus/starbus/internal/natstest"
 	"github.com/starbus/starbus/internal/worldtest"
@@ -31,6 +36,32 @@ func check(t *testing.T, w *worldtest.World) gridworld.Report {
 	return rep
 }
 
+// start runs a world whose tests may teleport players.
+func start(t *testing.T, cfg gridworld.Config) *worldtest.World {
+	return worldtest.Start(t, cfg, (*gridworld.Game).Teleporter)
+}
+
+// teleport puts an online player on a free cell and waits until it is
+// there.
+func teleport(t *testing.T, w *worldtest.World, name string, x, y int) error {
+	t.Helper()
+	ev, err := w.Env.World.Event("test", "teleport")
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(ev)
+	m.Header.Set(bus.HeaderType, gridworld.TaskTeleport)
+	m.Data, _ = json.Marshal(gridworld.Teleport{Name: name, X: x, Y: y})
+	if _, err := w.Env.JS.PublishMsg(t.Context(), m); err != nil {
+		return err
+	}
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		snap, err := w.Game.Snapshot(t.Context(), w.Store)
+		return err == nil && slices.Contains(snap.Players, gridworld.Player{N: name, X: x, Y: y})
+	}, "%s teleported to %d,%d", name, x, y)
+	return nil
+}
+
 func move(dir string) gridworld.Command { return gridworld.Command{Op: "move", Dir: dir} }
 
 func xy(r gridworld.Reply) [2]int {
@@ -41,18 +72,17 @@ func xy(r gridworld.Reply) [2]int {
 }
 
 func TestMove(t *testing.T) {
-	w := worldtest.Start(t, quiet())
-	ctx := t.Context()
+	w := start(t, quiet())
 	ann, bob := w.Login(t, "ann"), w.Login(t, "bob")
 	if ann.Welcome.T != gridworld.TypeWelcome || ann.Welcome.W != 64 || ann.Welcome.RS != 16 {
 		t.Fatalf("welcome: %+v", ann.Welcome)
 	}
 	// The room of region r0-0 has its west wall at x=4, from y=4 to 11,
 	// with a doorway at y=7 and 8.
-	if err := w.Game.Teleport(ctx, w.Store, "ann", 3, 5); err != nil {
+	if err := teleport(t, w, "ann", 3, 5); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Game.Teleport(ctx, w.Store, "bob", 2, 5); err != nil {
+	if err := teleport(t, w, "bob", 2, 5); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
@@ -77,7 +107,7 @@ func TestMove(t *testing.T) {
 		t.Fatalf("ann reported as an NPC: %+v", seen)
 	}
 	// The world's edge.
-	if err := w.Game.Teleport(ctx, w.Store, "ann", 15, 0); err != nil {
+	if err := teleport(t, w, "ann", 15, 0); err != nil {
 		t.Fatal(err)
 	}
 	if r := ann.Do(move("n")); r.T != gridworld.TypeRefused || r.Why != "edge" {
@@ -91,7 +121,7 @@ func TestMove(t *testing.T) {
 	}
 	bob.Wait(func(r gridworld.Reply) bool { return r.T == gridworld.TypeGone && r.N == "ann" })
 	// Look shows who is near.
-	if err := w.Game.Teleport(ctx, w.Store, "bob", 17, 1); err != nil {
+	if err := teleport(t, w, "bob", 17, 1); err != nil {
 		t.Fatal(err)
 	}
 	look := ann.Do(gridworld.Command{Op: "look"})
@@ -104,10 +134,10 @@ func TestMove(t *testing.T) {
 }
 
 func TestItemsAndTrade(t *testing.T) {
-	w := worldtest.Start(t, quiet())
+	w := start(t, quiet())
 	ctx := t.Context()
 	ann, bob := w.Login(t, "ann"), w.Login(t, "bob")
-	if err := w.Game.Teleport(ctx, w.Store, "ann", 1, 1); err != nil {
+	if err := teleport(t, w, "ann", 1, 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"gem", "gem", "coin"} {
@@ -153,7 +183,7 @@ func TestItemsAndTrade(t *testing.T) {
 	if r := bob.Do(gridworld.Command{Op: "accept", From: "ann"}); r.T != gridworld.TypeRefused || !strings.Contains(r.Why, "no offer") {
 		t.Fatalf("a refused offer is gone: %+v", r)
 	}
-	if err := w.Game.Teleport(ctx, w.Store, "bob", 40, 40); err != nil {
+	if err := teleport(t, w, "bob", 40, 40); err != nil {
 		t.Fatal(err)
 	}
 	if r := bob.Do(gridworld.Command{Op: "take"}); r.Inv["herb"] != 1 {
@@ -178,10 +208,10 @@ func TestItemsAndTrade(t *testing.T) {
 // TestTradeRace runs an accept against a drop of the item offered, again
 // and again: either the trade happens or the drop does, never both.
 func TestTradeRace(t *testing.T) {
-	w := worldtest.Start(t, quiet())
+	w := start(t, quiet())
 	ctx := t.Context()
 	ann, bob := w.Login(t, "ann"), w.Login(t, "bob")
-	if err := w.Game.Teleport(ctx, w.Store, "ann", 1, 1); err != nil {
+	if err := teleport(t, w, "ann", 1, 1); err != nil {
 		t.Fatal(err)
 	}
 	traded, dropped := 0, 0
@@ -264,7 +294,7 @@ func total(it gridworld.Items) int {
 }
 
 func TestTakeoverAndLogout(t *testing.T) {
-	w := worldtest.Start(t, quiet())
+	w := start(t, quiet())
 	ctx := t.Context()
 	first := w.Login(t, "ann")
 	second := w.Login(t, "ann")

@@ -32,9 +32,10 @@ type World struct {
 	Addr string
 }
 
-// Start runs a world with cfg. Logins are accepted without passwords (the
-// edge's argon2id hashing is tested in package edge).
-func Start(tb testing.TB, cfg gridworld.Config) *World {
+// Start runs a world with cfg, its handler wrapped in mw. Logins are
+// accepted without passwords (the edge's argon2id hashing is tested in
+// package edge).
+func Start(tb testing.TB, cfg gridworld.Config, mw ...func(*gridworld.Game) handlers.Middleware) *World {
 	tb.Helper()
 	env := natstest.Start(tb, natstest.Options{World: "grid"})
 	g, err := gridworld.New(cfg)
@@ -46,7 +47,11 @@ func Start(tb testing.TB, cfg gridworld.Config) *World {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rt, err := handlers.New(handlers.Config{Store: store, JS: env.JS, Handler: g.Handler(), Init: g.Init(), Logger: slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	h := g.Handler()
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](g)(h)
+	}
+	rt, err := handlers.New(handlers.Config{Store: store, JS: env.JS, Handler: h, Init: g.Init(), Logger: slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		tb.Fatal(err)
 	}
