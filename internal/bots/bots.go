@@ -46,6 +46,8 @@ type Config struct {
 	// Progress, if set, is called about once a second while the players
 	// play.
 	Progress func(Progress)
+	// Latencies, if set, receives every round trip measured, at the end.
+	Latencies func([]time.Duration)
 	// Logger receives the run's logs (default: discard).
 	Logger *slog.Logger
 }
@@ -220,6 +222,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		}
 	}
 	slices.Sort(lat)
+	if cfg.Latencies != nil {
+		cfg.Latencies(lat)
+	}
 	ms := func(q float64) float64 {
 		if len(lat) == 0 {
 			return 0
