@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,6 +105,13 @@ func printSummary(w io.Writer, s bots.Summary, checked bool) {
 	}
 	fmt.Fprintf(w, "by command     %s\n", strings.Join(ops, ", "))
 	fmt.Fprintf(w, "outcomes       %d refused by the rules, %d trades\n", s.Refused, s.Trades)
+	why := slices.SortedFunc(maps.Keys(s.RefusedWhy), func(a, b string) int { return cmp.Compare(s.RefusedWhy[b], s.RefusedWhy[a]) })
+	for i, k := range why {
+		if i == 4 {
+			break
+		}
+		fmt.Fprintf(w, "  refused      %d %s\n", s.RefusedWhy[k], k)
+	}
 	fmt.Fprintf(w, "errors         %d (timeouts %d, rate limited %d); disconnects %d\n", s.Errors, s.Timeouts, s.RateLimited, s.Disconnects)
 	if !checked {
 		fmt.Fprintln(w, "invariants     not checked")

@@ -178,11 +178,18 @@ func TestEdgeAndWorker(t *testing.T) {
 		return addr != ""
 	}, "edge ready")
 	var out syncBuffer
-	if err := run(ctx, []string{"client", "-addr", addr, "-name", "zed"}, strings.NewReader("inv\n"), &out, io.Discard); err != nil {
+	in, typed := io.Pipe()
+	clientDone := make(chan error, 1)
+	go func() {
+		clientDone <- run(ctx, []string{"client", "-addr", addr, "-name", "zed"}, in, &out, io.Discard)
+	}()
+	if _, err := io.WriteString(typed, "inv\n"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), `"t":"inv"`) {
-		t.Fatalf("client output:\n%s", out.String())
+	natstest.Eventually(t, 30*time.Second, func() bool { return strings.Contains(out.String(), `"t":"inv"`) }, "client output:\n%s", out.String())
+	typed.Close()
+	if err := <-clientDone; err != nil {
+		t.Fatal(err)
 	}
 	cancel()
 	for range 2 {

@@ -108,6 +108,7 @@ type Summary struct {
 	Max           float64           `json:"max_ms"`
 	ByOp          map[string]uint64 `json:"by_op"`
 	Refused       uint64            `json:"refused"` // the world said no (a wall, an empty cell): part of the game
+	RefusedWhy    map[string]uint64 `json:"refused_why"`
 	Trades        uint64            `json:"trades"`
 	Errors        uint64            `json:"errors"` // failed logins, error replies, timeouts, rate limiting, send failures
 	Timeouts      uint64            `json:"timeouts"`
@@ -132,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return Summary{}, err
 	}
-	sum := Summary{Players: cfg.Players, ByOp: map[string]uint64{}}
+	sum := Summary{Players: cfg.Players, ByOp: map[string]uint64{}, RefusedWhy: map[string]uint64{}}
 	var cnt counters
 
 	// Log in, a few at a time.
@@ -220,6 +221,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		for op, n := range p.byOp {
 			sum.ByOp[op] += n
 		}
+		for why, n := range p.refusals {
+			sum.RefusedWhy[why] += n
+		}
 	}
 	slices.Sort(lat)
 	if cfg.Latencies != nil {
@@ -259,6 +263,7 @@ type player struct {
 	seen    map[string][2]int // players seen in the region
 	offers  []string          // players whose offers to accept
 	heading string            // the direction it keeps walking in
+	detour  int               // steps to wander before heading for items again
 
 	nextID    uint64
 	pending   uint64 // id of the command in flight, 0: none
@@ -267,6 +272,7 @@ type player struct {
 
 	latencies []time.Duration
 	byOp      map[string]uint64
+	refusals  map[string]uint64 // by reason
 }
 
 func login(ctx context.Context, cfg Config, i int) (*player, error) {
@@ -280,7 +286,7 @@ func login(ctx context.Context, cfg Config, i int) (*player, error) {
 	p := &player{
 		cfg: cfg, name: name, c: c, rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
 		inv: gridworld.Items{}, items: map[[2]int]bool{}, seen: map[string][2]int{}, byOp: map[string]uint64{},
-		heading: "n",
+		refusals: map[string]uint64{}, heading: "n",
 	}
 	for {
 		select {
@@ -441,11 +447,13 @@ func (p *player) handle(m client.Message) {
 			delete(p.items, [2]int{p.x, p.y})
 		}
 		if r.T == gridworld.TypeRefused {
+			p.refusals[p.pendingOp+": "+r.Why]++
 			switch p.pendingOp {
 			case "take":
 				delete(p.items, [2]int{p.x, p.y})
-			case "move": // a wall, the edge, someone: try another way
+			case "move": // a wall, the edge, someone: go around for a few steps
 				p.heading = []string{"n", "s", "e", "w"}[p.rnd.IntN(4)]
+				p.detour = 2 + p.rnd.IntN(4)
 			}
 		}
 		p.learn(r)
@@ -542,7 +550,9 @@ func (p *player) direction() string {
 			best, dist = it, d
 		}
 	}
-	if dist > 0 && p.rnd.IntN(4) != 0 {
+	if p.detour > 0 {
+		p.detour--
+	} else if dist > 0 && p.rnd.IntN(4) != 0 {
 		switch {
 		case best[0] > p.x:
 			return "e"
