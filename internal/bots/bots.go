@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	quiet.Wait() // every player has its last reply, or gave up on it
 
 	check := func() {
-		if cfg.Check == nil {
+		if cfg.Check == nil || ctx.Err() != nil { // interrupted: report what was measured
 			return
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
