@@ -23,6 +23,8 @@ type Config struct {
 	Edge Edge `json:"edge"`
 	// Worker configures the handler runtime.
 	Worker Worker `json:"worker"`
+	// HTTP is the address of the live map (dev subcommand); "" serves none.
+	HTTP string `json:"http"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
 }
@@ -76,6 +78,7 @@ func Default() Config {
 			ReconnectGrace: Duration(30 * time.Second),
 		},
 		Worker:   Worker{Concurrency: 256, TaskTimeout: Duration(100 * time.Millisecond)},
+		HTTP:     "127.0.0.1:8080",
 		LogLevel: "info",
 	}
 }
@@ -133,6 +136,11 @@ func (c Config) Validate() error {
 	}
 	if c.Worker.TaskTimeout <= 0 {
 		return bad("worker.task_timeout", "must be positive")
+	}
+	if c.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			return bad("http", "%q is not host:port (or empty for none)", c.HTTP)
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -475,3 +475,78 @@ func TestClosed(t *testing.T) {
 		t.Fatalf("update after close: %v", err)
 	}
 }
+
+// TestViewManyKeys reads more keys in one View than the server answers in
+// one multi-subject get (1,024): validation must still work, and still
+// catch a key that moved.
+func TestViewManyKeys(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	s := open(t, env, kv.Options{})
+	const n = 2500
+	for lo := 0; lo < n; lo += 400 {
+		if err := s.Update(ctx, func(tx *kv.Tx) error {
+			for i := lo; i < min(lo+400, n); i++ {
+				if err := tx.Put(fmt.Sprintf("many.%d", i), i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, runs := 0, 0
+	err := s.View(ctx, func(tx *kv.Tx) error {
+		runs++
+		sum = 0
+		for i := range n {
+			var v int
+			if err := tx.Get(ctx, fmt.Sprintf("many.%d", i), &v); err != nil {
+				return err
+			}
+			sum += v
+			if runs == 1 && i == n-1 {
+				// Another process moves the first key after it was read.
+				if err := second(t, env).Update(ctx, func(tx *kv.Tx) error { return tx.Put("many.0", 0) }); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := n * (n - 1) / 2; sum != want || runs != 2 {
+		t.Fatalf("sum %d in %d runs, want %d in 2", sum, runs, want)
+	}
+
+	// A cold store prefetches them (and some missing keys) in three round
+	// trips; the reads that follow are answered from memory.
+	cold := second(t, env)
+	keys := make([]string, n+10)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("many.%d", i)
+	}
+	err = cold.View(ctx, func(tx *kv.Tx) error {
+		if err := tx.Prefetch(ctx, keys...); err != nil {
+			return err
+		}
+		sum = 0
+		for _, k := range keys {
+			var v int
+			if err := tx.Get(ctx, k, &v); err != nil && !errors.Is(err, kv.ErrNotFound) {
+				return err
+			}
+			sum += v
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := cold.Stats(); sum != n*(n-1)/2 || st.CacheHits != uint64(len(keys)) {
+		t.Fatalf("prefetched sum %d, stats %+v", sum, st)
+	}
+}
