@@ -25,7 +25,7 @@ import (
 // chatGame puts every player in the reliable channel "room" and the
 // best-effort channel "pos" at login. A message "say:x" sends x to the
 // room; "abort:x" sends x and then fails; "pos:x" sends x on "pos";
-// "leave" leaves the room; "move:r" moves the session to region r. Events of type "broadcast" (from no client)
+// "leave" leaves the room; "close" closes it; "move:r" moves the session to region r. Events of type "broadcast" (from no client)
 // send their payload to the room. Clients may talk on the room directly.
 func chatGame() *handlers.Mux {
 	open := func(ctx context.Context, t *handlers.Task, name string, d handlers.Delivery) (*handlers.Channel, error) {
@@ -68,6 +68,8 @@ func chatGame() *handlers.Mux {
 			return handlers.Permanent(errors.New("the game changed its mind"))
 		case "leave":
 			return ch.Leave(ctx, t.Session)
+		case "close":
+			return ch.Close(ctx)
 		case "move":
 			if err := t.MoveSession(t.Session, arg); err != nil {
 				return err
@@ -398,5 +400,35 @@ func TestMoveSession(t *testing.T) {
 	want := []string{"r0:move:r7", "r7:say:from r7"}
 	if len(regions) < 2 || !slices.Equal(regions[len(regions)-2:], want) {
 		t.Fatalf("events by region %q, want them to end with %q", regions, want)
+	}
+}
+
+// TestChannelClose: closing a channel tells every member it left, empties
+// it, and a later send to it finds no channel.
+func TestChannelClose(t *testing.T) {
+	w := chatWorld(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := joinRoom(ctx, t, w.addr, "ann")
+	b := joinRoom(ctx, t, w.addr, "bob")
+	if got := w.members(ctx, t, "room"); !slices.Equal(got, slices.Sorted(slices.Values([]string{a.Session(), b.Session()}))) {
+		t.Fatalf("members %q", got)
+	}
+	if err := a.Send([]byte("close")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client.Client{a, b} {
+		for m := nextMessage(ctx, t, c); m.Kind != client.KindLeft || m.Channel != "room"; m = nextMessage(ctx, t, c) {
+		}
+	}
+	if got := w.members(ctx, t, "room"); len(got) != 0 {
+		t.Fatalf("members after close: %q", got)
+	}
+	err := w.store.View(ctx, func(tx *kv.Tx) error {
+		_, err := tx.GetBytes(ctx, bus.ChannelKey("room"))
+		return err
+	})
+	if !errors.Is(err, kv.ErrNotFound) {
+		t.Fatalf("channel record after close: %v", err)
 	}
 }
