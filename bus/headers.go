@@ -21,6 +21,35 @@ const (
 	// HeaderEventSeq carries the stream sequence of the event a dead letter
 	// or an outgoing message came from.
 	HeaderEventSeq = "Starbus-Event-Seq"
+	// HeaderNotice marks a message on a session's subject that is not for
+	// the client as is but tells its edge of a change: see the Notice
+	// constants.
+	HeaderNotice = "Starbus-Notice"
+	// HeaderChannel names the channel of a notice, or of a channel message
+	// a client sent.
+	HeaderChannel = "Starbus-Channel"
+	// HeaderDelivery carries a channel's delivery ("reliable" or
+	// "best-effort") on a join notice.
+	HeaderDelivery = "Starbus-Delivery"
+	// HeaderRegion carries the new region of a region notice.
+	HeaderRegion = "Starbus-Region"
+)
+
+// Values of [HeaderNotice].
+const (
+	// NoticeJoin: the session joined the channel in [HeaderChannel].
+	NoticeJoin = "join"
+	// NoticeLeave: the session left the channel in [HeaderChannel].
+	NoticeLeave = "leave"
+	// NoticeRegion: the session's later events go to the region in
+	// [HeaderRegion].
+	NoticeRegion = "region"
+)
+
+// Values of [HeaderDelivery].
+const (
+	DeliveryReliable   = "reliable"
+	DeliveryBestEffort = "best-effort"
 )
 
 // OpDelete is the [HeaderOp] value of a deletion.
@@ -38,4 +67,8 @@ const (
 	EventDisconnect = "starbus.disconnect"
 	// EventInit is the type of the task that initialises a world, once.
 	EventInit = "starbus.init"
+	// EventChannel carries one message a client sent to a channel, named
+	// in [HeaderChannel]; the game's handler for it decides whether to
+	// forward it (see handlers.ForwardChannel).
+	EventChannel = "starbus.channel"
 )

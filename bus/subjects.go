@@ -198,6 +198,32 @@ func (w World) Channel(name string) (string, error) {
 // ChannelFilter matches the messages to every channel.
 func (w World) ChannelFilter() string { return w.prefix + "out.c.*" }
 
+// LiveChannel returns the core NATS subject of best-effort messages to the
+// channel name. It lies outside the world's stream: nothing sent on it is
+// stored.
+func (w World) LiveChannel(name string) (string, error) {
+	if err := ValidName(name); err != nil {
+		return "", fmt.Errorf("channel %q: %w", name, err)
+	}
+	return "sbe." + w.name + ".c." + name, nil
+}
+
+// LiveChannelFilter matches the best-effort messages to every channel.
+func (w World) LiveChannelFilter() string { return "sbe." + w.name + ".c.*" }
+
+// ParseLiveChannel returns the channel a best-effort subject is addressed to.
+func (w World) ParseLiveChannel(subject string) (name string, ok bool) {
+	name, ok = strings.CutPrefix(subject, "sbe."+w.name+".c.")
+	if !ok || ValidName(name) != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// OutFilter matches every stored message to clients: sessions' and
+// reliable channels'.
+func (w World) OutFilter() string { return w.prefix + "out.>" }
+
 // ParseChannel returns the channel a message subject is addressed to.
 func (w World) ParseChannel(subject string) (name string, ok bool) {
 	name, ok = strings.CutPrefix(subject, w.prefix+"out.c.")

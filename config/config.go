@@ -23,6 +23,8 @@ type Config struct {
 	Edge Edge `json:"edge"`
 	// Worker configures the handler runtime.
 	Worker Worker `json:"worker"`
+	// HTTP is the address of the live map (dev subcommand); "" serves none.
+	HTTP string `json:"http"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
 }
@@ -47,12 +49,15 @@ type Edge struct {
 	// Register lets unknown names register on first login.
 	Register bool `json:"register"`
 	// The limits of edge.Server of the same names.
-	MaxFrame       int      `json:"max_frame"`
-	LoginTimeout   Duration `json:"login_timeout"`
-	RatePerSecond  int      `json:"rate_per_second"`
-	Burst          int      `json:"burst"`
-	OutboundQueue  int      `json:"outbound_queue"`
-	WriteTimeout   Duration `json:"write_timeout"`
+	MaxFrame      int      `json:"max_frame"`
+	LoginTimeout  Duration `json:"login_timeout"`
+	RatePerSecond int      `json:"rate_per_second"`
+	Burst         int      `json:"burst"`
+	OutboundQueue int      `json:"outbound_queue"`
+	WriteTimeout  Duration `json:"write_timeout"`
+	// ReconnectGrace is how long a session waits for its client to
+	// reconnect, keeping its channels; 0 ends it (and its memberships) as
+	// soon as its connection is lost.
 	ReconnectGrace Duration `json:"reconnect_grace"`
 }
 
@@ -73,6 +78,7 @@ func Default() Config {
 			ReconnectGrace: Duration(30 * time.Second),
 		},
 		Worker:   Worker{Concurrency: 256, TaskTimeout: Duration(100 * time.Millisecond)},
+		HTTP:     "127.0.0.1:8080",
 		LogLevel: "info",
 	}
 }
@@ -122,14 +128,19 @@ func (c Config) Validate() error {
 	if c.Edge.WriteTimeout <= 0 {
 		return bad("edge.write_timeout", "must be positive")
 	}
-	if c.Edge.ReconnectGrace <= 0 {
-		return bad("edge.reconnect_grace", "must be positive")
+	if c.Edge.ReconnectGrace < 0 {
+		return bad("edge.reconnect_grace", "must not be negative (0: a lost connection ends its session)")
 	}
 	if c.Worker.Concurrency <= 0 {
 		return bad("worker.concurrency", "must be positive")
 	}
 	if c.Worker.TaskTimeout <= 0 {
 		return bad("worker.task_timeout", "must be positive")
+	}
+	if c.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			return bad("http", "%q is not host:port (or empty for none)", c.HTTP)
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -252,7 +252,7 @@ func (c *conn) handle(f Frame) {
 			c.send(Encode(ErrorInfo{Code: CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
 			return
 		}
-		if err := s.publish(c.sess, bus.EventMessage, m.Payload); err != nil {
+		if err := s.publish(c.sess, bus.EventMessage, "", m.Payload); err != nil {
 			s.log.Error("event not published", logSession, c.sess.id, logErr, err)
 			c.send(Encode(ErrorInfo{Code: CodeInternal, Reason: "message not accepted; send it again"}))
 		}
@@ -270,7 +270,18 @@ func (c *conn) handle(f Frame) {
 	case Login, Reconnect:
 		c.send(Encode(ErrorInfo{Code: CodeAlreadyLoggedIn, Reason: CodeAlreadyLoggedIn.String()}))
 	case ChannelSend:
-		c.send(Encode(ErrorInfo{Code: CodeUnsupported, Reason: "channel messages from clients are not served by this edge"}))
+		if err := bus.ValidName(m.Channel); err != nil {
+			c.send(Encode(ErrorInfo{Code: CodeMalformed, Reason: fmt.Sprintf("channel %q: not a channel name", m.Channel)}))
+			return
+		}
+		if !c.sess.limiter.Allow() {
+			c.send(Encode(ErrorInfo{Code: CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
+			return
+		}
+		if err := s.publish(c.sess, bus.EventChannel, m.Channel, m.Payload); err != nil {
+			s.log.Error("event not published", logSession, c.sess.id, logErr, err)
+			c.send(Encode(ErrorInfo{Code: CodeInternal, Reason: "message not accepted; send it again"}))
+		}
 	default:
 		c.send(Encode(ErrorInfo{Code: CodeUnsupported, Reason: fmt.Sprintf("opcode 0x%02x is server-to-client", f.Op)}))
 	}

@@ -8,23 +8,37 @@
 // Each SEND from a client is published to sb.<world>.ev.<region>.<session>
 // with the headers bus.HeaderType (bus.EventMessage), bus.HeaderSession and
 // bus.HeaderSeq (the per-session sequence, from 1, continuing across
-// reconnects), and Nats-Msg-Id "<session>-<seq>", so that a retried publish
-// is not a second event. Logins and session ends are published the same way
+// reconnects), and Nats-Msg-Id "<session>-<epoch>-<seq>", so that a retried
+// publish is not a second event (the epoch counts the edges that took the
+// session up). A CHANNEL_SEND is published as bus.EventChannel with
+// bus.HeaderChannel. Logins and session ends are published the same way
 // as bus.EventLogin and bus.EventDisconnect. Events of one session share one
 // subject, so the handler runtime runs them one at a time, in order.
 //
-// Tasks send to a session by committing messages to sb.<world>.out.s.<id>.
-// Those are stored in the world's stream, and the edge delivers them with
-// their stream sequence:
+// Tasks send to a session by committing messages to sb.<world>.out.s.<id>,
+// and to a reliable channel on sb.<world>.out.c.<name>. A session's
+// channel joins and leaves are notices on its own subject (headers
+// bus.HeaderNotice, bus.HeaderChannel), committed with the membership
+// change, as is a move to another region (bus.NoticeRegion: the session's
+// later events go there). All are stored in the world's stream, and the
+// edge delivers them with their stream sequence:
 //
-//   - Live: one ordered consumer per edge on sb.<world>.out.s.*, started by
-//     the first Serve with DeliverNew, dispatches each message to the
-//     session it names, if this edge holds it and it has a connection.
-//     Sessions are created after it starts, so it sees every message of
-//     every one of them.
-//   - Replay: a RECONNECT says the last sequence the client received; a
-//     short-lived ordered consumer on the session's subject reads the
-//     stream from there to its end.
+//   - Live: one ordered consumer per edge on sb.<world>.out.>, started by
+//     the first Serve with DeliverNew, dispatches each message, in stream
+//     order, to the session it names or to this edge's members of the
+//     channel it names. The edge keeps an index of the channels its
+//     sessions are in, built from the notices, so a member receives exactly
+//     the channel messages committed between its join and its leave, in
+//     the one order of the stream, like every other member.
+//   - Best effort: a best-effort channel's messages go over core NATS on
+//     sbe.<world>.c.<name>, outside the stream; the edge subscribes while
+//     it has members of the channel and delivers them with sequence 0.
+//   - Replay: a RECONNECT says the last sequence the client received. The
+//     channels the session was in at that point are derived (its channels
+//     now, from the state, corrected by the notices since: see replay), and
+//     a short-lived ordered consumer on the session's subject and those
+//     channels reads the stream from there to its end, membership
+//     following the notices.
 //   - Handoff: while a session is being logged in or replayed, live
 //     messages for it wait in a bounded buffer; they are queued after the
 //     replay. Every session keeps the sequence of the last message it
@@ -45,10 +59,20 @@
 //
 // # Sessions
 //
-// A session outlives its connection by [Server.ReconnectGrace]; the game's
-// disconnect event is published when the grace runs out, on LOGOUT, or
-// when the edge shuts down. Sessions live in the edge's memory: a client
-// reconnects to the same edge, and an edge that restarts ends its sessions.
+// A session outlives its connection by [Server.ReconnectGrace]. It is
+// recorded in the world's state (bus.SessionKey: player, region, a hash of
+// its token's secret, an epoch), so that any edge can take it up: a
+// RECONNECT for a session this edge does not hold reads the record, checks
+// the token, and bumps the epoch in one transaction. [Server.Shutdown]
+// suspends its sessions (the record says until when they may be resumed);
+// every edge looks for suspended sessions past their time and ends them.
+// A session ends in one transaction that deletes its record and publishes
+// its disconnect event, so however many edges race to end it, the game
+// hears of it once, and an edge that lost the session to another (an
+// older epoch) cannot end it. The runtime then takes it out of its
+// channels. Not covered: an edge that dies without Shutdown (kill -9)
+// leaves its sessions recorded but unsuspended; their clients can resume
+// them on another edge, but a session nobody resumes is not ended.
 //
 // # Limits and bad input
 //
@@ -70,6 +94,6 @@
 // # Locks
 //
 // A session's mutex may be held while taking the server's (session.mu,
-// then Server.mu), never the reverse; a connection's deadline mutex is
-// taken last.
+// then Server.mu or Server.chmu), never the reverse; a connection's
+// deadline mutex is taken last.
 package edge

@@ -45,12 +45,19 @@ func game() *handlers.Mux {
 
 func startWorld(t testing.TB, configure func(*edge.Server)) *world {
 	t.Helper()
+	return startWorldWith(t, game(), configure)
+}
+
+// startWorldWith starts a world running the game h.
+func startWorldWith(t testing.TB, h handlers.Handler, configure func(*edge.Server)) *world {
+	t.Helper()
 	env := natstest.Start(t, natstest.Options{})
 	store, err := kv.Open(context.Background(), env.JS, env.World, kv.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := handlers.New(handlers.Config{Store: store, JS: env.JS, Handler: game()})
+	// No compaction: tests read the events back.
+	rt, err := handlers.New(handlers.Config{Store: store, JS: env.JS, Handler: h, Logger: testLogger(t), CompactInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,8 @@ const (
 	OpLoginOK        byte = 0x81 // version u8, session str, token str, max-frame u32, rate u32
 	OpLoginFailed    byte = 0x82 // code u16, reason str
 	OpMessage        byte = 0x83 // seq u64, payload
-	OpChannelJoin    byte = 0x84 // channel str
-	OpChannelLeave   byte = 0x85 // channel str
+	OpChannelJoin    byte = 0x84 // seq u64, channel str
+	OpChannelLeave   byte = 0x85 // seq u64, channel str
 	OpChannelMessage byte = 0x86 // channel str, seq u64, payload
 	OpLogoutOK       byte = 0x87 // empty
 	OpError          byte = 0x88 // code u16, reason str
@@ -203,8 +203,14 @@ type (
 		Seq     uint64
 		Payload []byte
 	}
-	ChannelJoin    struct{ Channel string }
-	ChannelLeave   struct{ Channel string }
+	ChannelJoin struct {
+		Seq     uint64
+		Channel string
+	}
+	ChannelLeave struct {
+		Seq     uint64
+		Channel string
+	}
 	ChannelMessage struct {
 		Channel string
 		Seq     uint64
@@ -242,9 +248,9 @@ func Decode(f Frame) (any, error) {
 	case OpMessage:
 		v = Message{Seq: r.u64(), Payload: r.rest()}
 	case OpChannelJoin:
-		v = ChannelJoin{Channel: r.str()}
+		v = ChannelJoin{Seq: r.u64(), Channel: r.str()}
 	case OpChannelLeave:
-		v = ChannelLeave{Channel: r.str()}
+		v = ChannelLeave{Seq: r.u64(), Channel: r.str()}
 	case OpChannelMessage:
 		v = ChannelMessage{Channel: r.str(), Seq: r.u64(), Payload: r.rest()}
 	case OpLogoutOK:
@@ -285,9 +291,9 @@ func Encode(v any) Frame {
 	case Message:
 		return Frame{OpMessage, body(nil).u64(v.Seq).rest(v.Payload)}
 	case ChannelJoin:
-		return Frame{OpChannelJoin, body(nil).str(v.Channel)}
+		return Frame{OpChannelJoin, body(nil).u64(v.Seq).str(v.Channel)}
 	case ChannelLeave:
-		return Frame{OpChannelLeave, body(nil).str(v.Channel)}
+		return Frame{OpChannelLeave, body(nil).u64(v.Seq).str(v.Channel)}
 	case ChannelMessage:
 		return Frame{OpChannelMessage, body(nil).str(v.Channel).u64(v.Seq).rest(v.Payload)}
 	case LogoutOK:

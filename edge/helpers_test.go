@@ -70,6 +70,13 @@ func serve(t testing.TB, srv *edge.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, srv, l)
+}
+
+// serveOn runs srv on l until the test's cleanup shuts it down, and
+// returns its address.
+func serveOn(t testing.TB, srv *edge.Server, l net.Listener) string {
+	t.Helper()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	t.Cleanup(func() {

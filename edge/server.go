@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/kv"
 )
 
 // ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown].
@@ -30,6 +31,9 @@ type Server struct {
 	World bus.World
 	// Auth authenticates logins. Required.
 	Auth Authenticator
+	// Store is the world's state, where sessions are recorded so that any
+	// edge can resume them (default: the edge opens its own over JS).
+	Store *kv.Store
 	// Region returns the region a player's events go to (default: "r0").
 	Region func(player string) string
 	// Logger receives the edge's logs (default: discard).
@@ -51,8 +55,11 @@ type Server struct {
 	// WriteTimeout bounds one write to a client (default 10s).
 	WriteTimeout time.Duration
 	// ReconnectGrace is how long a session outlives its connection,
-	// waiting for a reconnect with its token (default 30s). The game's
-	// disconnect handler runs when it ends.
+	// waiting for a reconnect with its token (default 30s), on this edge
+	// or, after this edge shuts down, on any; it keeps its channels
+	// meanwhile. Negative: none, a lost connection ends the session. The
+	// game's disconnect handler runs when it ends, and the session leaves
+	// its channels.
 	ReconnectGrace time.Duration
 
 	initOnce sync.Once
@@ -60,6 +67,9 @@ type Server struct {
 	startMu  sync.Mutex
 	stream   jetstream.Stream         // set by the first Serve, before any connection
 	delivery jetstream.ConsumeContext // the live consumer, started by the first Serve
+	store    *kv.Store                // Store, or the edge's own (ownStore)
+	ownStore bool
+	reaper   sync.WaitGroup
 	log      *slog.Logger
 	ctx      context.Context // the server's lifetime, for work it owns
 	cancel   context.CancelFunc
@@ -70,9 +80,13 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	sessions  map[string]*session // by session id
-	tokens    map[string]*session // by reconnect token
 	closed    bool
 	wg        sync.WaitGroup // connection goroutines and grace timers
+
+	// chmu guards chans: the channels this edge's sessions are in. Lock
+	// order: session.mu before chmu.
+	chmu  sync.Mutex
+	chans map[string]*localChannel
 }
 
 func (s *Server) init() {
@@ -102,14 +116,14 @@ func (s *Server) init() {
 		if s.WriteTimeout <= 0 {
 			s.WriteTimeout = 10 * time.Second
 		}
-		if s.ReconnectGrace <= 0 {
+		if s.ReconnectGrace == 0 {
 			s.ReconnectGrace = 30 * time.Second
 		}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
 		s.sessions = make(map[string]*session)
-		s.tokens = make(map[string]*session)
+		s.chans = make(map[string]*localChannel)
 	})
 }
 
@@ -189,15 +203,24 @@ func (s *Server) start() error {
 		return fmt.Errorf("edge: world stream: %w", err)
 	}
 	s.stream = st
+	if s.store = s.Store; s.store == nil {
+		if s.store, err = kv.Open(s.ctx, s.JS, s.World, kv.Options{}); err != nil {
+			return fmt.Errorf("edge: state: %w", err)
+		}
+		s.ownStore = true
+	}
 	if s.delivery, err = s.startDelivery(s.ctx); err != nil {
 		return fmt.Errorf("edge: session delivery: %w", err)
 	}
+	s.reaper.Go(func() { s.reap(s.ctx) })
 	return nil
 }
 
 // Shutdown stops accepting, tells every client the edge is going away,
-// closes their connections, ends every session (the game's disconnect
-// handler runs for each), and waits for the edge's goroutines or ctx.
+// closes their connections, and suspends every session: its client may
+// resume it on another edge (or this one, restarted) within the
+// ReconnectGrace, after which whichever edge finds it ends it. Shutdown
+// waits for the edge's goroutines or ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
@@ -217,14 +240,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.fail(&ProtocolError{Code: CodeShuttingDown})
 	}
-	// Each end is a publish and a purge: a few at a time, so that an edge
-	// with thousands of sessions shuts down in seconds.
+	// Each is a commit: a few at a time, so that an edge with thousands of
+	// sessions shuts down in seconds.
 	ends := make(chan *session)
 	var enders sync.WaitGroup
 	for range min(len(sessions), shutdownEnders) {
 		enders.Go(func() {
 			for ss := range ends {
-				s.endSession(ctx, ss)
+				s.suspend(ctx, ss)
 			}
 		})
 	}
@@ -247,16 +270,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if delivery == nil {
 		return nil
 	}
+	s.cancel()
+	s.reaper.Wait()
 	delivery.Stop()
 	select {
 	case <-delivery.Closed():
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if s.ownStore {
+		return s.store.Close()
+	}
+	return nil
 }
 
-// shutdownEnders is how many sessions Shutdown ends at once.
+// shutdownEnders is how many sessions Shutdown suspends at once.
 const shutdownEnders = 32
 
 // Sessions returns the number of sessions the edge holds, connected or in

@@ -3,25 +3,32 @@ package edge
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 	"golang.org/x/time/rate"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/kv"
 )
 
 // session is a logged-in player, outliving any one connection by the
-// reconnect grace.
+// reconnect grace, and an edge restart by its record in the world's state.
 type session struct {
-	id, player, token, region string
+	id, player, secret string
 
 	// limiter bounds the session's SENDs; it outlives connections, so a
 	// reconnect does not refill it.
@@ -32,29 +39,59 @@ type session struct {
 	// reader whose connection was taken over finishes a publish.
 	pub     sync.Mutex
 	nextSeq uint64 // the next event's sequence number; guarded by pub
+	region  string // where its events go; guarded by pub
+	epoch   uint64 // the record's epoch this edge holds it under; fixed
 
 	mu   sync.Mutex
 	conn *conn // nil while disconnected
 	// holding: conn is set, but the session's live messages wait in
 	// pending, because LOGIN_OK is not queued yet or a replay is under way.
 	holding bool
-	pending []Message
-	// delivered is the stream sequence of the last message queued to
-	// conn; a message at or below it is a duplicate.
+	pending []outItem
+	// delivered is the stream sequence of the last message of the session
+	// handled for conn; a message at or below it is a duplicate.
 	delivered uint64
-	grace     *time.Timer
-	ended     bool
+	// chans are the channels the session is in, by name, with their
+	// delivery, as of delivered (while holding, as of the replay's end).
+	chans map[string]string
+	grace *time.Timer
+	ended bool
 }
 
-func newToken() string {
+// token is what a client presents to resume its session: the session's id
+// and a secret, of which the state keeps only a hash.
+func (ss *session) token() string { return ss.id + "." + ss.secret }
+
+func parseToken(token string) (id, secret string, ok bool) {
+	id, secret, ok = strings.Cut(token, ".")
+	return id, secret, ok && bus.ValidName(id) == nil && secret != ""
+}
+
+func newSecret() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+func hashSecret(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+// sessionRecord is a session as stored in the world's state (see
+// bus.SessionKey): enough for any edge to resume it.
+type sessionRecord struct {
+	Player     string    `json:"player"`
+	Region     string    `json:"region"`
+	SecretHash string    `json:"secret_hash"`
+	Epoch      uint64    `json:"epoch"`       // bumped by every edge that takes the session up
+	NextSeq    uint64    `json:"next_seq"`    // the next event's sequence, as of the last suspension
+	GraceUntil time.Time `json:"grace_until"` // set while suspended: no edge holds it
+}
+
 // loginOK is the frame that opens a session on a connection.
 func (s *Server) loginOK(ss *session) Frame {
-	return Encode(LoginOK{Version: ProtocolVersion, Session: ss.id, Token: ss.token,
+	return Encode(LoginOK{Version: ProtocolVersion, Session: ss.id, Token: ss.token(),
 		MaxFrame: uint32(s.MaxFrame), RatePerSecond: uint32(s.RatePerSecond)})
 }
 
@@ -83,20 +120,26 @@ func (s *Server) login(c *conn, m Login) {
 		return
 	}
 	ss := &session{
-		id: nuid.Next(), player: player, token: newToken(), region: s.Region(player), nextSeq: 1,
+		id: nuid.Next(), player: player, secret: newSecret(), region: s.Region(player), nextSeq: 1, epoch: 1,
 		limiter: rate.NewLimiter(rate.Limit(s.RatePerSecond), s.Burst),
-		conn:    c, holding: true,
+		conn:    c, holding: true, chans: map[string]string{},
+	}
+	rec := sessionRecord{Player: player, Region: ss.region, SecretHash: hashSecret(ss.secret), Epoch: ss.epoch, NextSeq: 1}
+	if err := s.store.Update(ctx, func(tx *kv.Tx) error { return tx.Put(bus.SessionKey(ss.id), rec) }); err != nil {
+		s.log.Error("session not recorded", logPlayer, player, logErr, err)
+		c.send(Encode(LoginFailed{Code: CodeInternal, Reason: "session not recorded"}))
+		return
 	}
 	// The session is known to the delivery before the game hears of it, so
 	// that an answer to the login is held, not missed; the live consumer
 	// predates every session, so it sees every message to this one.
 	s.mu.Lock()
 	s.sessions[ss.id] = ss
-	s.tokens[ss.token] = ss
 	s.mu.Unlock()
-	if err := s.publish(ss, bus.EventLogin, []byte(player)); err != nil {
+	if err := s.publish(ss, bus.EventLogin, "", []byte(player)); err != nil {
 		s.log.Error("login event not published", logSession, ss.id, logErr, err)
-		s.dropSession(ss) // the game never saw it begin: no disconnect either
+		s.dropSession(ss)
+		s.forget(ss) // the game never saw it begin: no disconnect either
 		c.send(Encode(LoginFailed{Code: CodeInternal, Reason: "login event not published"}))
 		return
 	}
@@ -108,25 +151,51 @@ func (s *Server) login(c *conn, m Login) {
 	s.log.Info("login", logSession, ss.id, logPlayer, player, logRemote, c.nc.RemoteAddr().String())
 }
 
+// forget deletes the record of a session the game never heard of.
+func (s *Server) forget(ss *session) {
+	err := s.store.Update(context.WithoutCancel(s.ctx), func(tx *kv.Tx) error { return tx.Delete(bus.SessionKey(ss.id)) })
+	if err != nil {
+		s.log.Warn("session record not deleted", logSession, ss.id, logErr, err)
+	}
+}
+
 // reconnect re-attaches a session in its grace period to c, replaying what
-// the client missed.
+// the client missed. A session this edge does not hold (it was held by an
+// edge that has shut down or restarted) is taken up from its record.
 func (s *Server) reconnect(c *conn, m Reconnect) {
 	if m.Version != ProtocolVersion {
 		c.fail(&ProtocolError{Code: CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", ProtocolVersion)})
 		return
 	}
-	s.mu.Lock()
-	ss := s.tokens[m.Token]
-	s.mu.Unlock()
 	badToken := Encode(LoginFailed{Code: CodeBadToken, Reason: "unknown or expired token; log in again"})
-	if ss == nil {
-		c.send(badToken)
-		return
-	}
-	old, ok := s.attach(ss, c, m.LastSeq)
+	id, secret, ok := parseToken(m.Token)
 	if !ok {
 		c.send(badToken)
 		return
+	}
+	s.mu.Lock()
+	ss := s.sessions[id]
+	s.mu.Unlock()
+	var old *conn
+	switch {
+	case ss != nil:
+		if subtle.ConstantTimeCompare([]byte(ss.secret), []byte(secret)) != 1 {
+			c.send(badToken)
+			return
+		}
+		if old, ok = s.attach(ss, c, m.LastSeq); !ok {
+			c.send(badToken)
+			return
+		}
+	default:
+		var err error
+		if ss, err = s.takeUp(id, secret, c, m.LastSeq); err != nil {
+			if !errors.Is(err, errBadToken) {
+				s.log.Error("session not taken up", logSession, id, logErr, err)
+			}
+			c.send(badToken)
+			return
+		}
 	}
 	if old != nil {
 		// What the old connection had received comes first.
@@ -150,6 +219,55 @@ func (s *Server) reconnect(c *conn, m Reconnect) {
 	}
 	s.release(ss, c)
 	s.log.Info("reconnect", logSession, ss.id, logPlayer, ss.player)
+}
+
+// errBadToken reports a token that matches no live session.
+var errBadToken = errors.New("edge: bad token")
+
+// takeUp resumes on this edge a session that no edge holds, from its
+// record: the record's epoch moves on, so that the edge that held it
+// before cannot end it any more.
+func (s *Server) takeUp(id, secret string, c *conn, last uint64) (*session, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.LoginTimeout)
+	defer cancel()
+	var rec sessionRecord
+	region := ""
+	err := s.store.Update(ctx, func(tx *kv.Tx) error {
+		if err := tx.Get(ctx, bus.SessionKey(id), &rec); err != nil {
+			if errors.Is(err, kv.ErrNotFound) {
+				return errBadToken
+			}
+			return err
+		}
+		if subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(rec.SecretHash)) != 1 {
+			return errBadToken
+		}
+		if err := tx.Get(ctx, bus.SessionRegionKey(id), &region); err != nil && !errors.Is(err, kv.ErrNotFound) {
+			return err
+		}
+		rec.Epoch++
+		rec.GraceUntil = time.Time{}
+		return tx.Put(bus.SessionKey(id), rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if region == "" {
+		region = rec.Region
+	}
+	ss := &session{
+		id: id, player: rec.Player, secret: secret, region: region, nextSeq: max(rec.NextSeq, 1), epoch: rec.Epoch,
+		limiter: rate.NewLimiter(rate.Limit(s.RatePerSecond), s.Burst),
+		conn:    c, holding: true, delivered: last, chans: map[string]string{},
+	}
+	s.mu.Lock()
+	if s.sessions[id] != nil { // taken up by a concurrent reconnect
+		s.mu.Unlock()
+		return nil, errBadToken
+	}
+	s.sessions[id] = ss
+	s.mu.Unlock()
+	return ss, nil
 }
 
 // attach makes c the holding connection of ss, whose client has received
@@ -182,20 +300,133 @@ func (s *Server) attach(ss *session, c *conn, last uint64) (old *conn, ok bool) 
 const replayBatch = 256
 
 // replay queues to c the session's stored messages after stream sequence
-// last, waiting for room in c's queue rather than failing it. It ends at
-// the end of what is stored: anything stored later reaches the live
-// consumer while ss is holding, and waits in pending.
+// last: its own, and those of the reliable channels it was in when they
+// were sent. It waits for room in c's queue rather than failing it. It ends
+// at the end of what is stored: anything stored later reaches the live
+// dispatch while ss is holding, and waits in pending.
+//
+// Which channels the session was in at last is not stored anywhere; it is
+// derived. The channels it is in now are read from the state first; then
+// the notices on its subject after last are scanned: a channel whose
+// first notice is a leave was a member at last, one whose first notice is
+// a join was not, one with no notice is as it is now. Then the session's
+// subject and those channels are read in stream order, membership
+// following the notices.
 func (s *Server) replay(ss *session, c *conn, last uint64) error {
+	ctx, cancel := context.WithTimeout(s.ctx, replayTimeout)
+	defer cancel()
 	subj, err := s.World.Session(ss.id)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, replayTimeout)
-	defer cancel()
+	now := map[string]string{}
+	err = s.store.View(ctx, func(tx *kv.Tx) error {
+		if err := tx.Get(ctx, bus.SessionChannelsKey(ss.id), &now); err != nil && !errors.Is(err, kv.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	first := map[string]outItem{} // a channel's first notice after last
+	err = s.scan(ctx, []string{subj}, last, func(m jetstream.Msg, seq uint64) (bool, error) {
+		if it, ok := noticeItem(m.Headers(), seq); ok && it.kind != itemRegion {
+			if _, seen := first[it.channel]; !seen {
+				first[it.channel] = it
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	member := map[string]string{}  // membership as the replay goes
+	watched := map[string]string{} // channels the replay reads
+	for name, d := range now {
+		watched[name] = d
+		if _, noticed := first[name]; !noticed {
+			member[name] = d
+		}
+	}
+	for name, it := range first {
+		watched[name] = it.delivery
+		if it.kind == itemLeave {
+			member[name] = it.delivery
+		}
+	}
+	// From here the live dispatch holds back the messages of every channel
+	// the replay reads, so that none falls between the replay's end and
+	// the release.
+	ss.mu.Lock()
+	for name, d := range watched {
+		s.indexAdd(ss, name, d)
+	}
+	ss.mu.Unlock()
+	pos := last
+	for {
+		filter := []string{subj}
+		for name, d := range watched {
+			if d == bus.DeliveryReliable {
+				cs, _ := s.World.Channel(name)
+				filter = append(filter, cs)
+			}
+		}
+		restart := false
+		err := s.scan(ctx, filter, pos, func(m jetstream.Msg, seq uint64) (bool, error) {
+			pos = seq
+			it := s.item(m, seq)
+			switch it.kind {
+			case itemJoin:
+				member[it.channel] = it.delivery
+				if _, ok := watched[it.channel]; !ok {
+					watched[it.channel] = it.delivery
+					ss.mu.Lock()
+					s.indexAdd(ss, it.channel, it.delivery)
+					ss.mu.Unlock()
+					restart = it.delivery == bus.DeliveryReliable
+				}
+			case itemLeave:
+				delete(member, it.channel)
+			case itemChannel:
+				if _, ok := member[it.channel]; !ok {
+					return true, nil
+				}
+			case itemRegion, itemNone:
+				return true, nil
+			}
+			if !c.sendWait(ctx, it.frame()) {
+				return false, errConnGone
+			}
+			ss.mu.Lock()
+			defer ss.mu.Unlock()
+			if ss.conn != c {
+				return false, errConnGone
+			}
+			ss.delivered = max(ss.delivered, seq)
+			return !restart, nil
+		})
+		if err != nil {
+			return err
+		}
+		if !restart {
+			break
+		}
+	}
+	ss.mu.Lock()
+	ss.chans = member
+	ss.delivered = max(ss.delivered, pos)
+	ss.mu.Unlock()
+	return nil
+}
+
+// scan reads the stored messages on filter after stream sequence after, in
+// order, until the end of what is stored or until f says stop.
+func (s *Server) scan(ctx context.Context, filter []string, after uint64, f func(m jetstream.Msg, seq uint64) (bool, error)) error {
 	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subj},
+		FilterSubjects: filter,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    last + 1,
+		OptStartSeq:    after + 1,
 	})
 	if err != nil {
 		return err
@@ -212,16 +443,10 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 			if err != nil {
 				return err
 			}
-			if !c.sendWait(ctx, Encode(Message{Seq: meta.Sequence.Stream, Payload: m.Data()})) {
-				return errConnGone
+			more, err := f(m, meta.Sequence.Stream)
+			if err != nil || !more {
+				return err
 			}
-			ss.mu.Lock()
-			if ss.conn != c {
-				ss.mu.Unlock()
-				return errConnGone
-			}
-			ss.delivered = max(ss.delivered, meta.Sequence.Stream)
-			ss.mu.Unlock()
 			caughtUp = meta.NumPending == 0
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
@@ -237,46 +462,104 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 const replayTimeout = 30 * time.Second
 
 // release ends the hold of c on ss: the messages that arrived meanwhile
-// are queued, in order, past what was delivered.
+// are handled, in order, past what was delivered, waiting for room in c's
+// queue (but not holding ss.mu meanwhile: the edge's delivery goes on).
 func (s *Server) release(ss *session, c *conn) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.conn != c {
-		return
-	}
-	for _, m := range ss.pending {
-		if m.Seq <= ss.delivered {
-			continue
+	ctx, cancel := context.WithTimeout(s.ctx, replayTimeout)
+	defer cancel()
+	for {
+		ss.mu.Lock()
+		if ss.conn != c {
+			ss.mu.Unlock()
+			return
 		}
-		if !c.send(Encode(m)) {
-			break
+		if len(ss.pending) == 0 {
+			ss.holding = false
+			s.indexSync(ss)
+			ss.mu.Unlock()
+			return
 		}
-		ss.delivered = m.Seq
+		pending := ss.pending
+		ss.pending = nil
+		frames := make([]Frame, 0, len(pending))
+		for _, it := range pending {
+			if f, ok := s.apply(ss, it); ok {
+				frames = append(frames, f)
+			}
+		}
+		ss.mu.Unlock()
+		for _, f := range frames {
+			if !c.sendWait(ctx, f) {
+				c.slow()
+				return
+			}
+		}
 	}
-	ss.holding, ss.pending = false, nil
 }
 
-// deliver hands a message of the session, at stream sequence seq, to its
-// connection: queued, held, or dropped when there is no connection (a
-// reconnect replays it from the stream) or it was delivered already.
-func (ss *session) deliver(seq uint64, payload []byte) {
+// apply applies it to ss and returns the frame its client is to receive,
+// if any. ss.mu is held.
+func (s *Server) apply(ss *session, it outItem) (Frame, bool) {
+	if it.seq != 0 && it.seq <= ss.delivered {
+		return Frame{}, false
+	}
+	switch it.kind {
+	case itemJoin:
+		ss.chans[it.channel] = it.delivery
+		s.indexAdd(ss, it.channel, it.delivery)
+	case itemLeave:
+		delete(ss.chans, it.channel)
+		s.indexRemove(ss, it.channel)
+	case itemChannel:
+		if _, ok := ss.chans[it.channel]; !ok {
+			return Frame{}, false
+		}
+	case itemRegion, itemNone:
+		return Frame{}, false
+	}
+	ss.delivered = max(ss.delivered, it.seq)
+	return it.frame(), true
+}
+
+// deliver hands a stored message of the session to it: applied and
+// queued, held, or, without a connection, applied and dropped (a
+// reconnect replays it from the stream).
+func (s *Server) deliver(ss *session, it outItem) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	c := ss.conn
-	if c == nil || seq <= ss.delivered {
+	if ss.ended {
 		return
 	}
 	if ss.holding {
-		if len(ss.pending) >= cap(c.out) {
-			c.slow()
+		if it.kind == itemJoin {
+			// Its messages must be held too, from now.
+			s.indexAdd(ss, it.channel, it.delivery)
+		}
+		if len(ss.pending) >= maxPending*cap(ss.conn.out) {
+			ss.conn.slow()
 			return
 		}
-		ss.pending = append(ss.pending, Message{Seq: seq, Payload: payload})
+		ss.pending = append(ss.pending, it)
 		return
 	}
-	if c.send(Encode(Message{Seq: seq, Payload: payload})) {
-		ss.delivered = seq
+	if f, ok := s.apply(ss, it); ok && ss.conn != nil {
+		ss.conn.send(f)
 	}
+}
+
+// maxPending bounds the messages held for a connection while it resumes,
+// in multiples of its outbound queue.
+const maxPending = 4
+
+// deliverLive hands a best-effort channel message to a connected session
+// in the channel; otherwise it is dropped.
+func (ss *session) deliverLive(f Frame) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.conn == nil || ss.holding || ss.ended {
+		return
+	}
+	ss.conn.send(f)
 }
 
 // detach forgets c as the session's connection and, unless the session
@@ -298,10 +581,10 @@ func (s *Server) detach(ss *session, c *conn) {
 	}
 	s.mu.Unlock()
 	if closed {
-		return // Shutdown ends every session itself
+		return // Shutdown suspends every session itself
 	}
 	var grace *time.Timer
-	grace = time.AfterFunc(s.ReconnectGrace, func() {
+	grace = time.AfterFunc(max(s.ReconnectGrace, 0), func() {
 		defer s.wg.Done()
 		ss.mu.Lock()
 		// Not expired if a reconnect came first, even one that has since
@@ -315,46 +598,189 @@ func (s *Server) detach(ss *session, c *conn) {
 	ss.grace = grace
 }
 
-// endSession publishes the session's disconnect event, once, and forgets
-// it, purging its undelivered messages.
-func (s *Server) endSession(ctx context.Context, ss *session) {
+// stop marks ss ended and stops its grace, once. It reports false if it
+// had ended already.
+func (s *Server) stop(ss *session) bool {
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	if ss.ended {
-		ss.mu.Unlock()
-		return
+		return false
 	}
 	ss.ended = true
 	if ss.grace != nil && ss.grace.Stop() {
 		s.wg.Done() // the timer's func will not run
 	}
 	ss.grace = nil
-	ss.mu.Unlock()
+	return true
+}
+
+// endSession ends the session, once: its record is deleted and its
+// disconnect event published in one transaction, so that however many
+// edges try, the game hears of the end once. An edge that no longer holds
+// the record's epoch (another took the session up) only forgets it.
+func (s *Server) endSession(ctx context.Context, ss *session) {
+	if !s.stop(ss) {
+		return
+	}
 	s.dropSession(ss)
-	if err := s.publish(ss, bus.EventDisconnect, nil); err != nil {
-		s.log.Error("disconnect event not published", logSession, ss.id, logErr, err)
+	ss.pub.Lock()
+	seq := ss.nextSeq
+	ss.nextSeq++
+	region := ss.region
+	ss.pub.Unlock()
+	ended, err := s.end(context.WithoutCancel(ctx), ss.id, ss.epoch, region, seq)
+	if err != nil {
+		s.log.Error("session not ended", logSession, ss.id, logErr, err)
+		return
 	}
-	if subj, err := s.World.Session(ss.id); err == nil {
-		_ = s.stream.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(subj))
+	if ended {
+		s.log.Info("session ended", logSession, ss.id, logPlayer, ss.player)
 	}
-	s.log.Info("session ended", logSession, ss.id, logPlayer, ss.player)
+}
+
+// end deletes the record of session id, if it is at epoch (0: any epoch,
+// provided no edge holds it), publishes its disconnect event with the same
+// commit, and purges the messages no one will read. It reports whether it
+// ended the session.
+func (s *Server) end(ctx context.Context, id string, epoch uint64, region string, seq uint64) (bool, error) {
+	evSubj, err := s.World.Event(region, id)
+	if err != nil {
+		return false, err
+	}
+	ended := false
+	err = s.store.Update(ctx, func(tx *kv.Tx) error {
+		ended = false
+		var rec sessionRecord
+		if err := tx.Get(ctx, bus.SessionKey(id), &rec); err != nil {
+			if errors.Is(err, kv.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		if epoch != 0 && rec.Epoch != epoch || epoch == 0 && rec.GraceUntil.IsZero() {
+			return nil
+		}
+		seq := max(seq, rec.NextSeq)
+		m := nats.NewMsg(evSubj)
+		m.Header.Set(bus.HeaderType, bus.EventDisconnect)
+		m.Header.Set(bus.HeaderSession, id)
+		m.Header.Set(bus.HeaderSeq, strconv.FormatUint(seq, 10))
+		if err := tx.Publish(m); err != nil {
+			return err
+		}
+		ended = true
+		return tx.Delete(bus.SessionKey(id))
+	})
+	if err != nil || !ended {
+		return false, err
+	}
+	if subj, err := s.World.Session(id); err == nil {
+		_ = s.stream.Purge(ctx, jetstream.WithPurgeSubject(subj))
+	}
+	return true, nil
+}
+
+// suspend leaves a session for another edge (or this one, restarted) to
+// take up: its record says until when it may be, and where its event
+// numbers stand. The edge that finds it past that time ends it.
+func (s *Server) suspend(ctx context.Context, ss *session) {
+	if !s.stop(ss) {
+		return
+	}
+	s.dropSession(ss)
+	ss.pub.Lock()
+	next := ss.nextSeq
+	ss.pub.Unlock()
+	err := s.store.Update(ctx, func(tx *kv.Tx) error {
+		var rec sessionRecord
+		if err := tx.Get(ctx, bus.SessionKey(ss.id), &rec); err != nil {
+			if errors.Is(err, kv.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		if rec.Epoch != ss.epoch {
+			return nil // taken up elsewhere
+		}
+		rec.NextSeq, rec.GraceUntil = next, time.Now().Add(max(s.ReconnectGrace, time.Nanosecond))
+		return tx.Put(bus.SessionKey(ss.id), rec)
+	})
+	if err != nil {
+		s.log.Error("session not suspended", logSession, ss.id, logErr, err)
+	}
+}
+
+// reap ends the suspended sessions whose grace has run out, until ctx
+// ends: whichever edge finds one first.
+func (s *Server) reap(ctx context.Context) {
+	every := min(max(s.ReconnectGrace/2, 50*time.Millisecond), 10*time.Second)
+	if s.ReconnectGrace < 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s.reapOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) reapOnce(ctx context.Context) {
+	msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.JS, s.World.Stream(), []string{s.World.SessionRecordsFilter()})
+	if err != nil {
+		s.log.Warn("session records not read", logErr, err)
+		return
+	}
+	now := time.Now()
+	for m, err := range msgs {
+		if err != nil {
+			if !errors.Is(err, jetstreamext.ErrNoMessages) && ctx.Err() == nil {
+				s.log.Warn("session records not read", logErr, err)
+			}
+			return
+		}
+		if m.Header.Get(bus.HeaderOp) == bus.OpDelete {
+			continue
+		}
+		var rec sessionRecord
+		if json.Unmarshal(m.Data, &rec) != nil || rec.GraceUntil.IsZero() || now.Before(rec.GraceUntil) {
+			continue
+		}
+		key, _ := s.World.ParseKey(m.Subject)
+		id := strings.TrimPrefix(key, bus.SessionKey(""))
+		if ended, err := s.end(ctx, id, 0, rec.Region, rec.NextSeq); err != nil {
+			s.log.Warn("suspended session not ended", logSession, id, logErr, err)
+		} else if ended {
+			s.log.Info("suspended session ended", logSession, id, logPlayer, rec.Player)
+		}
+	}
 }
 
 func (s *Server) dropSession(ss *session) {
 	s.mu.Lock()
-	delete(s.sessions, ss.id)
-	delete(s.tokens, ss.token)
+	if s.sessions[ss.id] == ss {
+		delete(s.sessions, ss.id)
+	}
 	s.mu.Unlock()
+	ss.mu.Lock()
+	s.indexDrop(ss)
+	ss.mu.Unlock()
 }
 
 // publish turns client activity into an event: ordered per session by
-// its sequence number, deduplicated by the server on retry.
-func (s *Server) publish(ss *session, typ string, data []byte) error {
+// its sequence number, deduplicated by the server on retry. channel names
+// the channel of an EventChannel.
+func (s *Server) publish(ss *session, typ, channel string, data []byte) error {
+	ss.pub.Lock()
+	defer ss.pub.Unlock()
 	subj, err := s.World.Event(ss.region, ss.id)
 	if err != nil {
 		return err
 	}
-	ss.pub.Lock()
-	defer ss.pub.Unlock()
 	// A failed publish uses up its number: it may have been stored after
 	// all, and a later event under its dedup id would be dropped.
 	seq := ss.nextSeq
@@ -364,7 +790,12 @@ func (s *Server) publish(ss *session, typ string, data []byte) error {
 	m.Header.Set(bus.HeaderType, typ)
 	m.Header.Set(bus.HeaderSession, ss.id)
 	m.Header.Set(bus.HeaderSeq, strconv.FormatUint(seq, 10))
-	id := ss.id + "-" + strconv.FormatUint(seq, 10)
+	if channel != "" {
+		m.Header.Set(bus.HeaderChannel, channel)
+	}
+	// The epoch keeps the ids of an edge that took the session up apart
+	// from those of the edge before it.
+	id := ss.id + "-" + strconv.FormatUint(ss.epoch, 10) + "-" + strconv.FormatUint(seq, 10)
 	// Retries reuse the message id: one that did reach the stream is not
 	// stored twice.
 	for attempt := range publishAttempts {
@@ -388,36 +819,9 @@ func (s *Server) publish(ss *session, typ string, data []byte) error {
 // publishAttempts bounds the tries of one event publish.
 const publishAttempts = 3
 
-// startDelivery starts the edge's live consumer: every message stored on
-// a session subject from now on, dispatched to the sessions of this edge.
-func (s *Server) startDelivery(ctx context.Context) (jetstream.ConsumeContext, error) {
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{s.World.SessionFilter()},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return cons.Consume(s.dispatch, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		s.log.Warn("session delivery", logErr, err)
-	}))
-}
-
-// dispatch is the live consumer's callback.
-func (s *Server) dispatch(m jetstream.Msg) {
-	id, ok := s.World.ParseSession(m.Subject())
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	ss := s.sessions[id]
-	s.mu.Unlock()
-	if ss == nil {
-		return // another edge's session, or one that has ended
-	}
-	meta, err := m.Metadata()
-	if err != nil {
-		return
-	}
-	ss.deliver(meta.Sequence.Stream, m.Data())
+// setRegion sends the session's later events to region.
+func (ss *session) setRegion(region string) {
+	ss.pub.Lock()
+	ss.region = region
+	ss.pub.Unlock()
 }

@@ -117,10 +117,20 @@ func TestEvents(t *testing.T) {
 		h := m.Header
 		n := strconv.Itoa(i + 1)
 		if m.Subject != wantSubject || h.Get(bus.HeaderType) != want[i].typ || string(m.Data) != want[i].data ||
-			h.Get(bus.HeaderSession) != session || h.Get(bus.HeaderSeq) != n || h.Get(jetstream.MsgIDHeader) != session+"-"+n {
+			h.Get(bus.HeaderSession) != session || h.Get(bus.HeaderSeq) != n || h.Get(jetstream.MsgIDHeader) != wantID(session, n, want[i].typ) {
 			t.Errorf("event %d: %s %v %q, want %s type %s data %q seq %s", i, m.Subject, h, m.Data, wantSubject, want[i].typ, want[i].data, n)
 		}
 	}
+}
+
+// wantID is the dedup id of an event: the session, its epoch and number.
+// A disconnect is published in the transaction that ends the session, which
+// needs none.
+func wantID(session, n, typ string) string {
+	if typ == bus.EventDisconnect {
+		return ""
+	}
+	return session + "-1-" + n
 }
 
 // TestReconnectUnderLoad drops and resumes a session again and again while
@@ -216,28 +226,41 @@ func TestGrace(t *testing.T) {
 	}
 }
 
-// TestShutdown tells connected clients the edge is going away and ends
-// their sessions.
+// TestShutdown tells connected clients the edge is going away and
+// suspends their sessions: the game hears nothing until the grace has run
+// out with no edge taking them up; then an edge (here, a new one) ends them.
 func TestShutdown(t *testing.T) {
-	b := startBareEdge(t, nil)
+	const grace = 300 * time.Millisecond
+	b := startBareEdge(t, func(s *edge.Server) { s.ReconnectGrace = grace })
 	c := dialRaw(t, b.addr)
 	c.write(rawFrame(0x01, []byte{1}, rawStr("ann"), rawStr("pw")))
 	session, _ := c.loginOK()
 	if err := b.edge.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	stopped := time.Now()
 	if op, body := c.read(); op != 0x88 || binary.BigEndian.Uint16(body) != uint16(edge.CodeShuttingDown) {
 		t.Fatalf("got op 0x%02x %q, want shutting-down", op, body)
 	}
 	if _, err := io.ReadAll(c.r); err != nil {
 		t.Fatalf("connection not closed: %v", err)
 	}
-	evs := b.events(t)
-	if last := evs[len(evs)-1].Header; last.Get(bus.HeaderType) != bus.EventDisconnect || last.Get(bus.HeaderSession) != session {
-		t.Fatalf("last event %v, want the session's disconnect", last)
-	}
 	if _, err := net.Dial("tcp", b.addr); err == nil {
 		t.Fatal("still accepting after shutdown")
+	}
+	disconnected := func() bool {
+		evs := b.events(t)
+		last := evs[len(evs)-1].Header
+		return last.Get(bus.HeaderType) == bus.EventDisconnect && last.Get(bus.HeaderSession) == session
+	}
+	if disconnected() {
+		t.Fatal("the session ended at shutdown; it should wait for a reconnect")
+	}
+	next := &edge.Server{JS: b.env.JS, World: b.env.World, Auth: b.edge.Auth, ReconnectGrace: grace, Logger: testLogger(t)}
+	serve(t, next)
+	natstest.Eventually(t, 10*time.Second, disconnected, "the suspended session ends after its grace")
+	if waited := time.Since(stopped); waited < grace {
+		t.Fatalf("ended %v after the shutdown, before the grace of %v", waited, grace)
 	}
 }
 

@@ -49,6 +49,24 @@
 // scheduler. Config.Init runs once per world, whichever worker gets there
 // first.
 //
+// # Channels
+//
+// A channel groups sessions under a name (Darkstar's ChannelManager):
+// [Task.CreateChannel], [Task.Channel], then [Channel.Join], [Channel.Leave],
+// [Channel.Send], [Channel.Members], [Channel.Close]. Membership is state in
+// the task's transaction (bus.ChannelKey, bus.ChannelMembersKey, and each
+// session's list, bus.SessionChannelsKey); a join or leave also commits a
+// notice to the session's subject, which its edge applies in stream order.
+// A [Reliable] channel's messages are committed with the task to
+// sb.<world>.out.c.<name>: every member gets each one once, in one order,
+// across reconnects and edge restarts. A [BestEffort] channel's messages go
+// over core NATS after the commit. A session leaves every channel when it
+// ends (the runtime does it in the disconnect event's task, after the
+// game's handler); across a reconnect within the edge's grace it keeps
+// them. Clients' CHANNEL_SEND frames arrive as bus.EventChannel events:
+// [ForwardChannel] forwards those of members, with an optional filter.
+// [Task.MoveSession] sends a session's later events to another region.
+//
 // # Several workers
 //
 // The workers of a world form a group (Config.Consumer) and share the

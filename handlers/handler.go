@@ -133,6 +133,7 @@ type Task struct {
 	Tx *kv.Tx
 
 	world bus.World
+	live  []*nats.Msg // best-effort channel messages, sent after the commit
 }
 
 // Send queues data for the client session id, sent if the task commits.

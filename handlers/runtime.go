@@ -181,6 +181,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 		return fmt.Errorf("handlers: schedule consumer: %w", err)
 	}
 	if err := r.initWorld(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for another worker's init
+		}
 		return err
 	}
 
@@ -419,6 +422,11 @@ func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt 
 		}
 	} else {
 		err = serve(tctx, r.cfg.Handler, t)
+		if err == nil && t.Type == bus.EventDisconnect && t.Session != "" {
+			// A session's end ends its memberships, after the game has
+			// had its say.
+			err = t.leaveAll(tctx, t.Session)
+		}
 	}
 	overran := tctx.Err() != nil && ctx.Err() == nil
 	cancel()
@@ -441,12 +449,30 @@ func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt 
 	}
 	if t.Tx.Empty() {
 		t.Tx.Discard() // nothing to apply, nothing to mark
+		r.sendLive(t)
 		return t, nil
 	}
 	if err := t.Tx.MarkApplied(seq); err != nil {
 		return t, err
 	}
-	return t, r.store.Commit(ctx, t.Tx)
+	if err := r.store.Commit(ctx, t.Tx); err != nil {
+		return t, err
+	}
+	r.sendLive(t)
+	return t, nil
+}
+
+// sendLive sends a committed task's best-effort channel messages.
+func (r *Runtime) sendLive(t *Task) {
+	if len(t.live) == 0 {
+		return
+	}
+	nc := r.cfg.JS.Conn()
+	for _, m := range t.live {
+		if err := nc.PublishMsg(m); err != nil {
+			r.log.Debug("best-effort message not sent", logSeq, t.EventSeq, logErr, err)
+		}
+	}
 }
 
 // serve runs the handler, turning a panic into a *PanicError.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/internal/natstest"
@@ -165,38 +164,8 @@ func benchBare(b *testing.B, env *natstest.Env, conc int, atomic bool) {
 		m.Data = payload
 		msgs = append(msgs, m)
 		if atomic {
-			// The server allows 50 atomic batches in flight per stream; past
-			// that a hand-written client backs off and tries again.
-			for {
-				_, err := jetstreamext.PublishMsgBatch(ctx, env.JS, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
-				// Rejected for too many in flight; the commit then reports the
-				// batch incomplete (10176). Either way nothing was stored.
-				var apiErr *jetstream.APIError
-				if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstreamext.JSErrCodeAtomicPublishTooManyInflight &&
-					apiErr.ErrorCode != jetstreamext.JSErrCodeBatchPublishIncomplete) {
-					return err
-				}
-				time.Sleep(time.Millisecond)
-				for _, m := range msgs {
-					m.Header.Del("Nats-Batch-Id")
-				}
-			}
+			return natstest.PublishBatch(ctx, env.JS, msgs)
 		}
-		futures := make([]jetstream.PubAckFuture, len(msgs))
-		for j, m := range msgs {
-			f, err := env.JS.PublishMsgAsync(m)
-			if err != nil {
-				return err
-			}
-			futures[j] = f
-		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return err
-			}
-		}
-		return nil
+		return natstest.PublishAsync(ctx, env.JS, msgs)
 	})
 }

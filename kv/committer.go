@@ -235,8 +235,19 @@ func (s *Store) send(g *group) {
 	if len(g.batch) > 0 {
 		s.stats.batches.Add(1)
 		var msgs []*nats.Msg
+		chk, rolled := s.world.Check(), false
 		for _, r := range g.batch {
-			msgs = append(msgs, r.msgs...)
+			for _, m := range r.msgs {
+				if m.Subject == chk {
+					// The server takes a subject rollup only at the subject's
+					// first message in a batch.
+					if rolled {
+						m = withoutRollup(m)
+					}
+					rolled = true
+				}
+				msgs = append(msgs, m)
+			}
 		}
 		ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
 		if err != nil {
@@ -325,4 +336,16 @@ func classify(err error) error {
 		return fmt.Errorf("kv: commit rejected: %w", err)
 	}
 	return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+}
+
+// withoutRollup returns a copy of m without its rollup header.
+func withoutRollup(m *nats.Msg) *nats.Msg {
+	cp := nats.NewMsg(m.Subject)
+	cp.Data = m.Data
+	for k, v := range m.Header {
+		if k != jetstream.MsgRollup {
+			cp.Header[k] = v
+		}
+	}
+	return cp
 }

@@ -199,6 +199,60 @@ func TestWriteSkew(t *testing.T) {
 	}
 }
 
+// TestReadOnlyChecks: a transaction that reads several keys it does not
+// write commits (each read checked), alone or grouped with others, and
+// fails when any one of them has moved on.
+func TestReadOnlyChecks(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	s := open(t, env, kv.Options{})
+	if err := s.Update(ctx, func(tx *kv.Tx) error {
+		return errors.Join(tx.Put("cfg.a", 1), tx.Put("cfg.b", 2), tx.Put("cfg.c", 3))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	readAll := func(tx *kv.Tx) (int, error) {
+		sum := 0
+		for _, k := range []string{"cfg.a", "cfg.b", "cfg.c"} {
+			var v int
+			if err := tx.Get(ctx, k, &v); err != nil {
+				return 0, err
+			}
+			sum += v
+		}
+		return sum, nil
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			err := s.Update(ctx, func(tx *kv.Tx) error {
+				sum, err := readAll(tx)
+				if err != nil {
+					return err
+				}
+				return tx.Put(fmt.Sprintf("out.%d", i), sum)
+			})
+			if err != nil {
+				t.Errorf("task %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	stale := s.Begin()
+	if _, err := readAll(stale); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *kv.Tx) error { return tx.Put("cfg.b", 20) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.Put("out.stale", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, stale); !errors.Is(err, kv.ErrConflict) {
+		t.Fatalf("commit over a stale read-only key: %v, want a conflict", err)
+	}
+}
+
 // TestAtomicEffects: writes and messages of a committed transaction all
 // appear; those of a conflicting one do not.
 func TestAtomicEffects(t *testing.T) {
@@ -419,5 +473,80 @@ func TestClosed(t *testing.T) {
 	err := s.Update(ctx, func(tx *kv.Tx) error { return tx.Put("x", 1) })
 	if !errors.Is(err, kv.ErrClosed) {
 		t.Fatalf("update after close: %v", err)
+	}
+}
+
+// TestViewManyKeys reads more keys in one View than the server answers in
+// one multi-subject get (1,024): validation must still work, and still
+// catch a key that moved.
+func TestViewManyKeys(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	s := open(t, env, kv.Options{})
+	const n = 2500
+	for lo := 0; lo < n; lo += 400 {
+		if err := s.Update(ctx, func(tx *kv.Tx) error {
+			for i := lo; i < min(lo+400, n); i++ {
+				if err := tx.Put(fmt.Sprintf("many.%d", i), i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, runs := 0, 0
+	err := s.View(ctx, func(tx *kv.Tx) error {
+		runs++
+		sum = 0
+		for i := range n {
+			var v int
+			if err := tx.Get(ctx, fmt.Sprintf("many.%d", i), &v); err != nil {
+				return err
+			}
+			sum += v
+			if runs == 1 && i == n-1 {
+				// Another process moves the first key after it was read.
+				if err := second(t, env).Update(ctx, func(tx *kv.Tx) error { return tx.Put("many.0", 0) }); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := n * (n - 1) / 2; sum != want || runs != 2 {
+		t.Fatalf("sum %d in %d runs, want %d in 2", sum, runs, want)
+	}
+
+	// A cold store prefetches them (and some missing keys) in three round
+	// trips; the reads that follow are answered from memory.
+	cold := second(t, env)
+	keys := make([]string, n+10)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("many.%d", i)
+	}
+	err = cold.View(ctx, func(tx *kv.Tx) error {
+		if err := tx.Prefetch(ctx, keys...); err != nil {
+			return err
+		}
+		sum = 0
+		for _, k := range keys {
+			var v int
+			if err := tx.Get(ctx, k, &v); err != nil && !errors.Is(err, kv.ErrNotFound) {
+				return err
+			}
+			sum += v
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := cold.Stats(); sum != n*(n-1)/2 || st.CacheHits != uint64(len(keys)) {
+		t.Fatalf("prefetched sum %d, stats %+v", sum, st)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -290,6 +291,10 @@ func Backoff(ctx context.Context, attempt int) error {
 	}
 }
 
+// validateChunk is the number of subjects [Store.Validate] asks the server
+// about at once, under the server's limit of 1,024 per multi-subject get.
+const validateChunk = 1000
+
 // Validate checks, on the server, that every key tx read still has the
 // revision tx saw. It returns a *ConflictError naming the first key that
 // moved. Use it to tell an error caused by a stale read from a real one.
@@ -302,24 +307,64 @@ func (s *Store) Validate(ctx context.Context, tx *Tx) error {
 		subjects = append(subjects, subj)
 	}
 	current := make(map[string]uint64, len(subjects))
-	msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.js, s.world.Stream(), subjects)
+	// The server answers at most 1,024 subjects per request. Validating in
+	// chunks, every chunk after every read, still proves one snapshot:
+	// revisions only grow, so a key whose revision is unchanged at its
+	// chunk's check held its value from its read until then, and so every
+	// key held its value at the moment of the last read.
+	err := s.lastMsgs(ctx, subjects, func(m *jetstream.RawStreamMsg) { current[m.Subject] = m.Sequence })
 	if err != nil {
 		return fmt.Errorf("kv: validate: %w", err)
-	}
-	for m, err := range msgs {
-		if err != nil {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				break
-			}
-			return fmt.Errorf("kv: validate: %w", err)
-		}
-		current[m.Subject] = m.Sequence
 	}
 	for subj, rev := range tx.reads {
 		if now := current[subj]; now != rev {
 			s.cache.evict(subj)
 			key, _ := s.world.ParseKey(subj)
 			return &ConflictError{Key: key, Read: rev, Now: now}
+		}
+	}
+	return nil
+}
+
+// prefetch puts the latest entries of subjects in the cache. Like load, it
+// may cache an entry a moment stale; commits check revisions.
+func (s *Store) prefetch(ctx context.Context, subjects []string) error {
+	found := make(map[string]bool, len(subjects))
+	err := s.lastMsgs(ctx, subjects, func(m *jetstream.RawStreamMsg) {
+		found[m.Subject] = true
+		s.cache.put(m.Subject, entry{rev: m.Sequence, val: m.Data, deleted: m.Header.Get(bus.HeaderOp) == bus.OpDelete})
+	})
+	if err != nil {
+		return fmt.Errorf("kv: prefetch: %w", err)
+	}
+	for _, subj := range subjects {
+		if !found[subj] {
+			s.cache.put(subj, entry{deleted: true})
+		}
+	}
+	s.stats.reads.Add(uint64(len(subjects)))
+	return nil
+}
+
+// lastMsgs calls fn with the last message of each of subjects that has
+// one, asking the server about validateChunk subjects at a time (it
+// answers at most 1,024 per request).
+//
+// Chunks are not one snapshot; Validate still proves one (see there).
+func (s *Store) lastMsgs(ctx context.Context, subjects []string, fn func(*jetstream.RawStreamMsg)) error {
+	for chunk := range slices.Chunk(subjects, validateChunk) {
+		msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.js, s.world.Stream(), chunk)
+		if err != nil {
+			return err
+		}
+		for m, err := range msgs {
+			if err != nil {
+				if errors.Is(err, jetstreamext.ErrNoMessages) {
+					break
+				}
+				return err
+			}
+			fn(m)
 		}
 	}
 	return nil

@@ -77,6 +77,30 @@ func (tx *Tx) GetBytes(ctx context.Context, key string) ([]byte, error) {
 	return e.value()
 }
 
+// Prefetch loads the latest values of keys that the transaction has not
+// read yet and the store's cache does not hold, in one round trip per
+// 1,000 keys, so that the Gets that follow are answered from memory. It
+// records no read: only Get does, and commit checks what Get saw as usual.
+// Use it before reading many keys, most of them not cached.
+func (tx *Tx) Prefetch(ctx context.Context, keys ...string) error {
+	if tx.done {
+		return ErrTxDone
+	}
+	subjects := make([]string, 0, len(keys))
+	for _, key := range keys {
+		subj, err := tx.s.world.Key(key)
+		if err != nil {
+			return fmt.Errorf("kv: key %q: %w", key, err)
+		}
+		_, seen := tx.seen[subj]
+		_, wrote := tx.writes[subj]
+		if _, cached := tx.s.cache.get(subj); !seen && !wrote && !cached {
+			subjects = append(subjects, subj)
+		}
+	}
+	return tx.s.prefetch(ctx, subjects)
+}
+
 // Exists reports whether key has a value, recording the read like Get.
 func (tx *Tx) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := tx.GetBytes(ctx, key)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -22,8 +24,9 @@ import (
 	"github.com/starbus/starbus/config"
 	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/client"
+	"github.com/starbus/starbus/examples/gridworld"
+	"github.com/starbus/starbus/examples/gridworld/livemap"
 	"github.com/starbus/starbus/handlers"
-	"github.com/starbus/starbus/internal/demo"
 	"github.com/starbus/starbus/kv"
 )
 
@@ -35,14 +38,16 @@ const usage = `usage: starbus <command> [flags]
 
 commands:
   dev      a whole world on this machine: embedded NATS (files under -data),
-           the worker runtime with the demo game, and an edge for clients
+           the worker runtime with the reference game (examples/gridworld),
+           an edge for clients, and the live map on -http
   edge     an edge against an external NATS (-nats)
-  worker   a worker running the demo game against an external NATS (-nats)
+  worker   a worker running the reference game against an external NATS (-nats)
   client   an interactive terminal client for an edge (-addr, -name)
+  bots     simulated players that load a world and report (-players, -duration)
 
 Run 'starbus <command> -h' for its flags. Every flag can also be set in a
 JSON config file (-config) or the environment (STARBUS_WORLD, STARBUS_NATS,
-STARBUS_DATA, STARBUS_LISTEN); flags win over the environment, which wins
+STARBUS_DATA, STARBUS_LISTEN, STARBUS_HTTP); flags win over the environment, which wins
 over the file.
 `
 
@@ -70,6 +75,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	case "client":
 		return runClient(ctx, args, stdin, stdout, stderr)
+	case "bots":
+		return runBots(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -90,6 +97,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	data := fs.String("data", "", "data directory of the embedded NATS server (dev; default "+cfg.NATS.DataDir+")")
 	natsPort := fs.Int("nats-port", 0, "client port of the embedded NATS server (dev; default: a free port)")
 	listen := fs.String("listen", "", "TCP address of the edge (default "+cfg.Edge.Listen+")")
+	httpAddr := fs.String("http", "", "address of the live map (dev; default "+cfg.HTTP+"; \"off\" for none)")
 	logLevel := fs.String("log", "", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -110,7 +118,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	}
 	for env, dst := range map[string]*string{
 		"STARBUS_WORLD": &cfg.World, "STARBUS_NATS": &cfg.NATS.URL,
-		"STARBUS_DATA": &cfg.NATS.DataDir, "STARBUS_LISTEN": &cfg.Edge.Listen,
+		"STARBUS_DATA": &cfg.NATS.DataDir, "STARBUS_LISTEN": &cfg.Edge.Listen, "STARBUS_HTTP": &cfg.HTTP,
 	} {
 		if v, ok := os.LookupEnv(env); ok {
 			*dst = v
@@ -118,10 +126,14 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	}
 	for flagValue, dst := range map[*string]*string{
 		world: &cfg.World, natsURL: &cfg.NATS.URL, data: &cfg.NATS.DataDir, listen: &cfg.Edge.Listen, logLevel: &cfg.LogLevel,
+		httpAddr: &cfg.HTTP,
 	} {
 		if *flagValue != "" {
 			*dst = *flagValue
 		}
+	}
+	if cfg.HTTP == "off" {
+		cfg.HTTP = ""
 	}
 	if *natsPort != 0 {
 		cfg.NATS.Port = *natsPort
@@ -164,9 +176,9 @@ func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.
 	return &world{js: js, w: w, store: store}, nil
 }
 
-func newRuntime(wd *world, cfg config.Config, log *slog.Logger) (*handlers.Runtime, error) {
+func newRuntime(wd *world, game *gridworld.Game, cfg config.Config, log *slog.Logger) (*handlers.Runtime, error) {
 	return handlers.New(handlers.Config{
-		Store: wd.store, JS: wd.js, Handler: demo.Handler(), Init: demo.Init(), Logger: log,
+		Store: wd.store, JS: wd.js, Handler: game.Handler(), Init: game.Init(), Logger: log,
 		Concurrency: cfg.Worker.Concurrency, TaskTimeout: cfg.Worker.TaskTimeout.D(),
 	})
 }
@@ -181,23 +193,34 @@ func newEdge(wd *world, cfg config.Config, log *slog.Logger) *edge.Server {
 		Burst:          cfg.Edge.Burst,
 		OutboundQueue:  cfg.Edge.OutboundQueue,
 		WriteTimeout:   cfg.Edge.WriteTimeout.D(),
-		ReconnectGrace: cfg.Edge.ReconnectGrace.D(),
+		ReconnectGrace: cmp.Or(cfg.Edge.ReconnectGrace.D(), -1), // 0 in the config: none
 	}
 }
 
 // serveEdge runs an edge until ctx ends, then shuts it down.
 func serveEdge(ctx context.Context, srv *edge.Server, l net.Listener) error {
+	return serveUntil(ctx, func() error { return srv.Serve(l) }, srv.Shutdown, edge.ErrServerClosed, 10*time.Second)
+}
+
+// serveHTTP runs an HTTP server until ctx ends, then shuts it down.
+func serveHTTP(ctx context.Context, srv *http.Server, l net.Listener) error {
+	return serveUntil(ctx, func() error { return srv.Serve(l) }, srv.Shutdown, http.ErrServerClosed, 5*time.Second)
+}
+
+// serveUntil runs serve until ctx ends, then calls shutdown, giving it
+// grace; closed is what serve returns once shut down.
+func serveUntil(ctx context.Context, serve func() error, shutdown func(context.Context) error, closed error, grace time.Duration) error {
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	go func() { served <- serve() }()
 	select {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-served; !errors.Is(serr, edge.ErrServerClosed) {
+	err := shutdown(sctx)
+	if serr := <-served; !errors.Is(serr, closed) {
 		err = errors.Join(err, serr)
 	}
 	return err
@@ -237,7 +260,11 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 		return err
 	}
 	defer wd.store.Close()
-	rt, err := newRuntime(wd, cfg, log)
+	game, err := gridworld.New(gridworld.Default())
+	if err != nil {
+		return err
+	}
+	rt, err := newRuntime(wd, game, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -245,9 +272,23 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "starbus dev: world %q ready in %v\n  edge    %s\n  nats    %s\n  data    %s\ntry: go run ./cmd/starbus client -addr %s -name ann\n",
-		cfg.World, time.Since(start).Round(time.Millisecond), l.Addr(), srv.ClientURL(), cfg.NATS.DataDir, l.Addr())
-	return parts(ctx, rt.Run, func(ctx context.Context) error { return serveEdge(ctx, newEdge(wd, cfg, log), l) })
+	run := []func(context.Context) error{rt.Run, func(ctx context.Context) error { return serveEdge(ctx, newEdge(wd, cfg, log), l) }}
+	mapLine := ""
+	if cfg.HTTP != "" {
+		hl, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("live map: %w (-http off serves none)", err)
+		}
+		mapLine = fmt.Sprintf("  map     http://%s/\n", hl.Addr())
+		m := &livemap.Map{Game: game, Store: wd.store, Runtime: rt, Logger: log}
+		run = append(run, func(ctx context.Context) error {
+			return serveHTTP(ctx, &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}, hl)
+		})
+	}
+	fmt.Fprintf(stdout, "starbus dev: world %q ready in %v\n  edge    %s\n%s  nats    %s\n  data    %s\ntry: go run ./cmd/starbus client -addr %s -name ann\n     go run ./cmd/starbus bots -addr %s -players 100 -duration 30s\n",
+		cfg.World, time.Since(start).Round(time.Millisecond), l.Addr(), mapLine, srv.ClientURL(), cfg.NATS.DataDir, l.Addr(), l.Addr())
+	return parts(ctx, run...)
 }
 
 // remoteWorld connects to an external NATS and opens the world; close
@@ -286,7 +327,11 @@ func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *sl
 		return err
 	}
 	defer closeWorld()
-	rt, err := newRuntime(wd, cfg, log)
+	game, err := gridworld.New(gridworld.Default())
+	if err != nil {
+		return err
+	}
+	rt, err := newRuntime(wd, game, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -33,8 +35,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestDevAndClient runs `starbus dev` and `starbus client` as a new user
-// would: dev starts within 5 s, the client logs in and talks to the demo.
+// TestDevAndClient runs `starbus dev`, `starbus client` and `starbus bots`
+// as a new user would: dev starts within 5 s with its live map, the client
+// logs in and plays the reference world, bots play it and its invariants
+// hold.
 func TestDevAndClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -42,15 +46,19 @@ func TestDevAndClient(t *testing.T) {
 	start := time.Now()
 	devDone := make(chan error, 1)
 	go func() {
-		devDone <- run(ctx, []string{"dev", "-data", t.TempDir(), "-listen", "127.0.0.1:0", "-log", "warn"}, nil, &devOut, io.Discard)
+		devDone <- run(ctx, []string{"dev", "-data", t.TempDir(), "-listen", "127.0.0.1:0", "-http", "127.0.0.1:0", "-log", "warn"}, nil, &devOut, io.Discard)
 	}()
 	edgeAddr := regexp.MustCompile(`edge\s+(127\.0\.0\.1:\d+)`)
-	var addr string
+	mapAddr := regexp.MustCompile(`map\s+http://(127\.0\.0\.1:\d+)/`)
+	var addr, web string
 	natstest.Eventually(t, 30*time.Second, func() bool {
 		if m := edgeAddr.FindStringSubmatch(devOut.String()); m != nil {
 			addr = m[1]
 		}
-		return addr != ""
+		if m := mapAddr.FindStringSubmatch(devOut.String()); m != nil {
+			web = m[1]
+		}
+		return addr != "" && web != ""
 	}, "dev ready: %s", devOut.String())
 	ready := time.Since(start)
 	t.Logf("starbus dev ready in %v", ready)
@@ -58,20 +66,67 @@ func TestDevAndClient(t *testing.T) {
 		t.Errorf("starbus dev took %v to start, want under 5 s", ready)
 	}
 
+	// The client reads its input from a pipe that the test closes (which
+	// logs the client out) once the replies are in.
 	var out syncBuffer
-	in := strings.NewReader("/who\n/count\n/count\nhello\n")
-	if err := run(ctx, []string{"client", "-addr", addr, "-name", "ann", "-password", "pw"}, in, &out, io.Discard); err != nil {
-		t.Fatalf("client: %v\n%s", err, out.String())
+	in, typed := io.Pipe()
+	clientDone := make(chan error, 1)
+	go func() {
+		clientDone <- run(ctx, []string{"client", "-addr", addr, "-name", "ann", "-password", "pw"}, in, &out, io.Discard)
+	}()
+	if _, err := io.WriteString(typed, "look\nsay hello\ninv\nfly\n"); err != nil {
+		t.Fatal(err)
 	}
-	for _, want := range []string{"connected as ann", "You are ann", "online: ann", "count: 1", "count: 2", "ann: hello"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("client output lacks %q:\n%s", want, out.String())
+	wants := []string{"connected as ann", `"t":"welcome","n":"ann"`, `"t":"look"`, `#chat-r`, `"text":"hello"`, `"t":"inv"`, `"t":"error"`}
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		for _, want := range wants {
+			if !strings.Contains(out.String(), want) {
+				return false
+			}
 		}
+		return true
+	}, "client output %q lacks one of %q", out.String(), wants)
+	typed.Close()
+	if err := <-clientDone; err != nil {
+		t.Fatalf("client: %v\n%s", err, out.String())
 	}
 	// A wrong password is refused.
 	err := run(ctx, []string{"client", "-addr", addr, "-name", "ann", "-password", "nope"}, strings.NewReader(""), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "bad credentials") {
 		t.Errorf("wrong password: %v", err)
+	}
+
+	// The live map serves the world.
+	resp, err := http.Get("http://" + web + "/api/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state struct{ W, H int }
+	err = json.NewDecoder(resp.Body).Decode(&state)
+	resp.Body.Close()
+	if err != nil || state.W != 64 {
+		t.Fatalf("live map state: %+v, %v", state, err)
+	}
+
+	// Bots play, and the world's invariants hold.
+	var botsOut syncBuffer
+	err = run(ctx, []string{"bots", "-addr", addr, "-http", web, "-players", "20", "-duration", "2s", "-rate", "5", "-json"}, nil, &botsOut, io.Discard)
+	if err != nil {
+		t.Fatalf("bots: %v\n%s", err, botsOut.String())
+	}
+	var sum struct {
+		Players       int     `json:"players"`
+		ActionsPerSec float64 `json:"actions_per_sec"`
+		P50           float64 `json:"p50_ms"`
+		P99           float64 `json:"p99_ms"`
+		Errors        uint64  `json:"errors"`
+		InvariantsOK  bool    `json:"invariants_ok"`
+	}
+	if err := json.Unmarshal([]byte(botsOut.String()), &sum); err != nil {
+		t.Fatalf("bots -json: %v\n%s", err, botsOut.String())
+	}
+	if sum.Players != 20 || sum.ActionsPerSec <= 0 || sum.P99 < sum.P50 || sum.Errors != 0 || !sum.InvariantsOK {
+		t.Errorf("bots summary: %s", botsOut.String())
 	}
 	cancel()
 	if err := <-devDone; err != nil {
@@ -123,11 +178,18 @@ func TestEdgeAndWorker(t *testing.T) {
 		return addr != ""
 	}, "edge ready")
 	var out syncBuffer
-	if err := run(ctx, []string{"client", "-addr", addr, "-name", "zed"}, strings.NewReader("/count\n"), &out, io.Discard); err != nil {
+	in, typed := io.Pipe()
+	clientDone := make(chan error, 1)
+	go func() {
+		clientDone <- run(ctx, []string{"client", "-addr", addr, "-name", "zed"}, in, &out, io.Discard)
+	}()
+	if _, err := io.WriteString(typed, "inv\n"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "count: 1") {
-		t.Fatalf("client output:\n%s", out.String())
+	natstest.Eventually(t, 30*time.Second, func() bool { return strings.Contains(out.String(), `"t":"inv"`) }, "client output:\n%s", out.String())
+	typed.Close()
+	if err := <-clientDone; err != nil {
+		t.Fatal(err)
 	}
 	cancel()
 	for range 2 {

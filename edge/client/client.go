@@ -36,7 +36,7 @@ const (
 // channel membership notice, in the order the edge sent them.
 type Message struct {
 	Kind    Kind
-	Seq     uint64 // stream sequence of a message; increases for the session
+	Seq     uint64 // stream sequence; increases for the session; 0 for a best-effort channel message
 	Channel string // the channel, "" for a message to the session
 	Payload []byte
 }
@@ -101,6 +101,12 @@ func (c *Client) Done() <-chan struct{} {
 // game's handler.
 func (c *Client) Send(payload []byte) error {
 	return c.write(edge.Encode(edge.Send{Payload: payload}))
+}
+
+// SendChannel sends one message to a channel the session belongs to. The
+// game decides whether it is forwarded to the channel's members.
+func (c *Client) SendChannel(channel string, payload []byte) error {
+	return c.write(edge.Encode(edge.ChannelSend{Channel: channel, Payload: payload}))
 }
 
 // Reconnect opens a new connection and resumes the session with its token.
@@ -242,11 +248,11 @@ func (c *Client) read(nc net.Conn, r *bufio.Reader, done, stop, loggedIn chan st
 				return
 			}
 		case edge.ChannelJoin:
-			if !c.deliver(Message{Kind: KindJoined, Channel: v.Channel}, stop) {
+			if !c.deliver(Message{Kind: KindJoined, Seq: v.Seq, Channel: v.Channel}, stop) {
 				return
 			}
 		case edge.ChannelLeave:
-			if !c.deliver(Message{Kind: KindLeft, Channel: v.Channel}, stop) {
+			if !c.deliver(Message{Kind: KindLeft, Seq: v.Seq, Channel: v.Channel}, stop) {
 				return
 			}
 		case edge.ErrorInfo:
@@ -269,7 +275,7 @@ func (c *Client) deliver(m Message, stop chan struct{}) bool {
 	case <-stop:
 		return false
 	}
-	if m.Kind == KindMessage && m.Channel == "" {
+	if m.Seq != 0 { // 0: a best-effort channel message, never replayed
 		c.mu.Lock()
 		c.lastSeq = max(c.lastSeq, m.Seq)
 		c.mu.Unlock()

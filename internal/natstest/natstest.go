@@ -6,6 +6,7 @@ package natstest
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/starbus/starbus/bus"
 )
@@ -177,4 +179,52 @@ func (c *Cluster) JetStream(tb testing.TB, i int) jetstream.JetStream {
 		tb.Fatal(err)
 	}
 	return js
+}
+
+// PublishBatch publishes msgs as one atomic batch, as a hand-written
+// client would: past the server's limit of atomic batches in flight per
+// stream it backs off and tries again. Benchmarks of the bare substrate
+// use it.
+func PublishBatch(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) error {
+	for {
+		_, err := jetstreamext.PublishMsgBatch(ctx, js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
+		// Rejected for too many in flight; the commit then reports the
+		// batch incomplete (10176). Either way nothing was stored.
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstreamext.JSErrCodeAtomicPublishTooManyInflight &&
+			apiErr.ErrorCode != jetstreamext.JSErrCodeBatchPublishIncomplete) {
+			return err
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for _, m := range msgs {
+			m.Header.Del("Nats-Batch-Id")
+		}
+	}
+}
+
+// PublishAsync publishes msgs asynchronously, with no atomicity, and waits
+// for every acknowledgement: the substrate's ceiling for a commit.
+func PublishAsync(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) error {
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for j, m := range msgs {
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			return err
+		}
+		futures[j] = f
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }

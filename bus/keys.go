@@ -1,0 +1,24 @@
+package bus
+
+// State keys of the platform's own records, in the "starbus." key space
+// that games must leave alone. Edges and the worker runtime share them.
+
+// SessionKey holds the edge's record of a session: who it is, how it
+// reconnects, where its events go.
+func SessionKey(id string) string { return "starbus.sess." + id }
+
+// SessionChannelsKey holds the channels a session is in.
+func SessionChannelsKey(id string) string { return "starbus.sess." + id + ".ch" }
+
+// SessionRegionKey holds the region a task moved a session to.
+func SessionRegionKey(id string) string { return "starbus.sess." + id + ".region" }
+
+// ChannelKey holds a channel's configuration.
+func ChannelKey(name string) string { return "starbus.ch." + name }
+
+// ChannelMembersKey holds a channel's members.
+func ChannelMembersKey(name string) string { return "starbus.ch." + name + ".m" }
+
+// SessionRecordsFilter matches the subjects of every session record (and
+// nothing else).
+func (w World) SessionRecordsFilter() string { return w.prefix + "kv.starbus.sess.*" }

@@ -1,0 +1,388 @@
+package gridworld_test
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/examples/gridworld"
+	"github.com/starbus/starbus/internal/natstest"
+	"github.com/starbus/starbus/internal/worldtest"
+)
+
+// quiet is a world with nothing moving on its own: no spawns, no NPCs.
+func quiet() gridworld.Config {
+	cfg := gridworld.Default()
+	cfg.ItemCap, cfg.NPCs = 0, 0
+	return cfg
+}
+
+func check(t *testing.T, w *worldtest.World) gridworld.Report {
+	t.Helper()
+	rep, err := w.Game.Check(t.Context(), w.Store)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if !rep.OK {
+		t.Fatalf("invariants violated: %v", rep.Violations)
+	}
+	return rep
+}
+
+// start runs a world whose tests may teleport players.
+func start(t *testing.T, cfg gridworld.Config) *worldtest.World {
+	return worldtest.Start(t, cfg, (*gridworld.Game).Teleporter)
+}
+
+// teleport puts an online player on a free cell and waits until it is
+// there.
+func teleport(t *testing.T, w *worldtest.World, name string, x, y int) error {
+	t.Helper()
+	ev, err := w.Env.World.Event("test", "teleport")
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(ev)
+	m.Header.Set(bus.HeaderType, gridworld.TaskTeleport)
+	m.Data, _ = json.Marshal(gridworld.Teleport{Name: name, X: x, Y: y})
+	if _, err := w.Env.JS.PublishMsg(t.Context(), m); err != nil {
+		return err
+	}
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		snap, err := w.Game.Snapshot(t.Context(), w.Store)
+		return err == nil && slices.Contains(snap.Players, gridworld.Player{N: name, X: x, Y: y})
+	}, "%s teleported to %d,%d", name, x, y)
+	return nil
+}
+
+func move(dir string) gridworld.Command { return gridworld.Command{Op: "move", Dir: dir} }
+
+func xy(r gridworld.Reply) [2]int {
+	if r.X == nil || r.Y == nil {
+		return [2]int{-1, -1}
+	}
+	return [2]int{*r.X, *r.Y}
+}
+
+func TestMove(t *testing.T) {
+	w := start(t, quiet())
+	ann, bob := w.Login(t, "ann"), w.Login(t, "bob")
+	if ann.Welcome.T != gridworld.TypeWelcome || ann.Welcome.W != 64 || ann.Welcome.RS != 16 {
+		t.Fatalf("welcome: %+v", ann.Welcome)
+	}
+	// The room of region r0-0 has its west wall at x=4, from y=4 to 11,
+	// with a doorway at y=7 and 8.
+	if err := teleport(t, w, "ann", 3, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := teleport(t, w, "bob", 2, 5); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		dir, want, why string
+		at             [2]int
+	}{
+		{"e", gridworld.TypeRefused, "wall", [2]int{}},
+		{"w", gridworld.TypeRefused, "occupied", [2]int{}},
+		{"s", gridworld.TypeMoved, "", [2]int{3, 6}},
+		{"s", gridworld.TypeMoved, "", [2]int{3, 7}},
+		{"e", gridworld.TypeMoved, "", [2]int{4, 7}}, // the doorway
+	}
+	for _, s := range steps {
+		r := ann.Do(move(s.dir))
+		if r.T != s.want || r.Why != s.why || s.want == gridworld.TypeMoved && xy(r) != s.at {
+			t.Fatalf("move %s: %+v, want %s %q at %v", s.dir, r, s.want, s.why, s.at)
+		}
+	}
+	// bob, in the same region, saw ann's moves.
+	seen := bob.Wait(func(r gridworld.Reply) bool { return r.T == gridworld.TypePos && r.N == "ann" && xy(r) == [2]int{4, 7} })
+	if seen.NPC {
+		t.Fatalf("ann reported as an NPC: %+v", seen)
+	}
+	// The world's edge.
+	if err := teleport(t, w, "ann", 15, 0); err != nil {
+		t.Fatal(err)
+	}
+	if r := ann.Do(move("n")); r.T != gridworld.TypeRefused || r.Why != "edge" {
+		t.Fatalf("off the edge: %+v", r)
+	}
+	// Crossing into region r1-0: bob is told ann is gone, ann sees her new
+	// region.
+	r := ann.Do(move("e"))
+	if r.T != gridworld.TypeMoved || xy(r) != [2]int{16, 0} || r.Region != "r1-0" {
+		t.Fatalf("crossing: %+v", r)
+	}
+	bob.Wait(func(r gridworld.Reply) bool { return r.T == gridworld.TypeGone && r.N == "ann" })
+	// Look shows who is near.
+	if err := teleport(t, w, "bob", 17, 1); err != nil {
+		t.Fatal(err)
+	}
+	look := ann.Do(gridworld.Command{Op: "look"})
+	if look.T != gridworld.TypeLook || len(look.Near) != 1 || look.Near[0] != (gridworld.Player{N: "bob", X: 17, Y: 1}) {
+		t.Fatalf("look: %+v", look)
+	}
+	if rep := check(t, w); rep.Online != 2 {
+		t.Fatalf("report: %+v", rep)
+	}
+}
+
+func TestItemsAndTrade(t *testing.T) {
+	w := start(t, quiet())
+	ctx := t.Context()
+	ann, bob := w.Login(t, "ann"), w.Login(t, "bob")
+	if err := teleport(t, w, "ann", 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"gem", "gem", "coin"} {
+		if err := w.Game.Drop(ctx, w.Store, k, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Game.Drop(ctx, w.Store, "herb", 40, 40); err != nil {
+		t.Fatal(err)
+	}
+	if r := ann.Do(gridworld.Command{Op: "look"}); len(r.Items) != 1 || r.Items[0].X != 1 || len(r.Items[0].Items) != 3 {
+		t.Fatalf("look: %+v", r)
+	}
+	if r := ann.Do(gridworld.Command{Op: "take"}); r.T != gridworld.TypeTook || r.Inv["gem"] != 2 || r.Inv["coin"] != 1 {
+		t.Fatalf("take: %+v", r)
+	}
+	if r := ann.Do(gridworld.Command{Op: "take"}); r.T != gridworld.TypeRefused {
+		t.Fatalf("take again: %+v", r)
+	}
+	if r := ann.Do(gridworld.Command{Op: "drop", Item: "coin"}); r.T != gridworld.TypeDropped || r.Inv["coin"] != 0 {
+		t.Fatalf("drop: %+v", r)
+	}
+	if r := ann.Do(gridworld.Command{Op: "drop", Item: "coin"}); r.T != gridworld.TypeRefused {
+		t.Fatalf("drop what ann lacks: %+v", r)
+	}
+	check(t, w)
+
+	// Trades: offers that cannot be paid are refused, a good one moves
+	// items both ways in one transaction.
+	offer := gridworld.Command{Op: "offer", To: "bob", Give: gridworld.Items{"gem": 1}, Want: gridworld.Items{"herb": 1}}
+	if r := ann.Do(gridworld.Command{Op: "offer", To: "bob", Give: gridworld.Items{"gem": 5}}); r.T != gridworld.TypeRefused {
+		t.Fatalf("offer of what ann lacks: %+v", r)
+	}
+	if r := ann.Do(offer); r.T != gridworld.TypeOffered {
+		t.Fatalf("offer: %+v", r)
+	}
+	bob.Wait(func(r gridworld.Reply) bool {
+		return r.T == gridworld.TypeOffer && r.From == "ann" && r.Give["gem"] == 1
+	})
+	if r := bob.Do(gridworld.Command{Op: "accept", From: "ann"}); r.T != gridworld.TypeRefused || !strings.Contains(r.Why, "wants") {
+		t.Fatalf("accept without the herb: %+v", r)
+	}
+	if r := bob.Do(gridworld.Command{Op: "accept", From: "ann"}); r.T != gridworld.TypeRefused || !strings.Contains(r.Why, "no offer") {
+		t.Fatalf("a refused offer is gone: %+v", r)
+	}
+	if err := teleport(t, w, "bob", 40, 40); err != nil {
+		t.Fatal(err)
+	}
+	if r := bob.Do(gridworld.Command{Op: "take"}); r.Inv["herb"] != 1 {
+		t.Fatalf("bob takes the herb: %+v", r)
+	}
+	if r := ann.Do(offer); r.T != gridworld.TypeOffered {
+		t.Fatalf("offer: %+v", r)
+	}
+	r := bob.Do(gridworld.Command{Op: "accept", From: "ann"})
+	if r.T != gridworld.TypeTraded || r.Inv["gem"] != 1 || r.Inv["herb"] != 0 {
+		t.Fatalf("accept: %+v", r)
+	}
+	told := ann.Wait(func(r gridworld.Reply) bool { return r.T == gridworld.TypeTraded })
+	if told.Inv["gem"] != 1 || told.Inv["herb"] != 1 || told.N != "bob" {
+		t.Fatalf("ann told: %+v", told)
+	}
+	if rep := check(t, w); rep.Spawned["gem"] != 2 || rep.Carried["gem"] != 2 || rep.InWorld["coin"] != 1 {
+		t.Fatalf("report: %+v", rep)
+	}
+}
+
+// TestTradeRace runs an accept against a drop of the item offered, again
+// and again: either the trade happens or the drop does, never both.
+func TestTradeRace(t *testing.T) {
+	w := start(t, quiet())
+	ctx := t.Context()
+	ann, bob := w.Login(t, "ann"), w.Login(t, "bob")
+	if err := teleport(t, w, "ann", 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	traded, dropped := 0, 0
+	for range 10 {
+		if err := w.Game.Drop(ctx, w.Store, "gem", 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		if r := ann.Do(gridworld.Command{Op: "take"}); r.Inv["gem"] != 1 {
+			t.Fatalf("take: %+v", r)
+		}
+		if r := ann.Do(gridworld.Command{Op: "offer", To: "bob", Give: gridworld.Items{"gem": 1}}); r.T != gridworld.TypeOffered {
+			t.Fatalf("offer: %+v", r)
+		}
+		var wg sync.WaitGroup
+		var acc, drop gridworld.Reply
+		wg.Go(func() { acc = bob.Do(gridworld.Command{Op: "accept", From: "ann"}) })
+		wg.Go(func() { drop = ann.Do(gridworld.Command{Op: "drop", Item: "gem"}) })
+		wg.Wait()
+		a, d := acc.T == gridworld.TypeTraded, drop.T == gridworld.TypeDropped
+		if a == d {
+			t.Fatalf("accept %+v and drop %+v: exactly one must succeed", acc, drop)
+		}
+		if a {
+			traded++
+		} else {
+			dropped++
+			// Clear ann's cell for the next round: bob ends up with it all.
+			if r := ann.Do(gridworld.Command{Op: "take"}); r.T != gridworld.TypeTook {
+				t.Fatalf("take back: %+v", r)
+			}
+			if r := ann.Do(gridworld.Command{Op: "offer", To: "bob", Give: gridworld.Items{"gem": 1}}); r.T != gridworld.TypeOffered {
+				t.Fatalf("offer: %+v", r)
+			}
+			if r := bob.Do(gridworld.Command{Op: "accept", From: "ann"}); r.T != gridworld.TypeTraded {
+				t.Fatalf("accept: %+v", r)
+			}
+		}
+		for ok := true; ok; _, ok = ann.TryNotice() { // ann's notices of trades are not needed here
+		}
+	}
+	rep := check(t, w)
+	if rep.Carried["gem"] != 10 || rep.InWorld["gem"] != 0 {
+		t.Fatalf("report after %d trades, %d drops: %+v", traded, dropped, rep)
+	}
+	t.Logf("%d trades won, %d drops won", traded, dropped)
+}
+
+func TestSpawnCap(t *testing.T) {
+	cfg := quiet()
+	cfg.ItemCap, cfg.SpawnEvery = 20, 20*time.Millisecond
+	w := worldtest.Start(t, cfg)
+	w.Login(t, "ann")
+	n := 0
+	natstest.Eventually(t, 20*time.Second, func() bool {
+		snap, err := w.Game.Snapshot(t.Context(), w.Store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n = 0
+		for _, p := range snap.Items {
+			n += len(p.Items)
+		}
+		if n > cfg.ItemCap {
+			t.Fatalf("%d items in the world, cap %d", n, cfg.ItemCap)
+		}
+		return n == cfg.ItemCap
+	}, "spawner fills the world: %d items", n)
+	rep := check(t, w)
+	if total(rep.Spawned) != cfg.ItemCap {
+		t.Fatalf("report: %+v", rep)
+	}
+}
+
+func total(it gridworld.Items) int {
+	n := 0
+	for _, c := range it {
+		n += c
+	}
+	return n
+}
+
+func TestTakeoverAndLogout(t *testing.T) {
+	w := start(t, quiet())
+	ctx := t.Context()
+	first := w.Login(t, "ann")
+	second := w.Login(t, "ann")
+	first.Wait(func(r gridworld.Reply) bool { return r.T == gridworld.TypeReplaced })
+	if xy(first.Welcome) != xy(second.Welcome) {
+		t.Fatalf("takeover moved ann from %v to %v", xy(first.Welcome), xy(second.Welcome))
+	}
+	if r := first.Do(move("n")); r.T != gridworld.TypeRefused || !strings.Contains(r.Why, "not playing") {
+		t.Fatalf("the replaced session: %+v", r)
+	}
+	check(t, w)
+	if err := second.Client.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var rep gridworld.Report
+	natstest.Eventually(t, 10*time.Second, func() bool { rep = check(t, w); return rep.Online == 0 }, "ann offline")
+	// Back at the same place.
+	again := w.Login(t, "ann")
+	if xy(again.Welcome) != xy(second.Welcome) {
+		t.Fatalf("ann came back at %v, left at %v", xy(again.Welcome), xy(second.Welcome))
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	tests := []struct {
+		in   string
+		want gridworld.Command
+		err  bool
+	}{
+		{in: "n", want: gridworld.Command{Op: "move", Dir: "n"}},
+		{in: `{"id":7,"op":"move","dir":"w"}`, want: gridworld.Command{ID: 7, Op: "move", Dir: "w"}},
+		{in: "say hello there", want: gridworld.Command{Op: "say", Text: "hello there"}},
+		{in: "offer bob gem:2,coin -", want: gridworld.Command{Op: "offer", To: "bob", Give: gridworld.Items{"gem": 2, "coin": 1}}},
+		{in: "accept ann", want: gridworld.Command{Op: "accept", From: "ann"}},
+		{in: "look", want: gridworld.Command{Op: "look"}},
+		{in: `{"op":"move","dir":"up"}`, err: true},
+		{in: `{"op":"fly"}`, err: true},
+		{in: "say", err: true},
+		{in: "drop gold", err: true},
+		{in: "offer bob gem:0 -", err: true},
+		{in: "offer bob - -", err: true},
+		{in: "offer b.b gem -", err: true},
+		{in: "{", err: true},
+		{in: "", err: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := gridworld.ParseCommand([]byte(tt.in))
+			if tt.err {
+				if !errors.Is(err, gridworld.ErrBadCommand) {
+					t.Fatalf("got %+v, %v; want ErrBadCommand", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Op != tt.want.Op || got.ID != tt.want.ID || got.Dir != tt.want.Dir || got.Text != tt.want.Text ||
+				got.To != tt.want.To || got.From != tt.want.From || !sameItems(got.Give, tt.want.Give) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func sameItems(a, b gridworld.Items) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzParseCommand(f *testing.F) {
+	for _, s := range []string{"n", "say hi", `{"op":"offer","to":"b","give":{"gem":1}}`, "offer a gem:1 coin:x", "drop herb"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := gridworld.ParseCommand(b)
+		if err != nil && !errors.Is(err, gridworld.ErrBadCommand) {
+			t.Fatalf("error outside ErrBadCommand: %v", err)
+		}
+		if err == nil && c.Op == "" {
+			t.Fatalf("accepted a command without op: %q", b)
+		}
+	})
+}

@@ -1,0 +1,15 @@
+// Package livemap serves a live map of a gridworld (package gridworld) over
+// HTTP: a self-contained page (embedded, no external resources) that draws
+// the grid, its walls, the players, NPCs and items, and the platform's
+// counters (tasks/s, conflicts, retries, latency, commits), polling a JSON
+// endpoint.
+//
+// Routes:
+//
+//	GET /             the page
+//	GET /api/world    the world's geometry and walls (static)
+//	GET /api/state    who and what is where, and the counters
+//	GET /api/check    the world's invariant check (gridworld.Report)
+//
+// The handler starts no goroutines; each request runs in its caller's.
+package livemap

@@ -1,0 +1,127 @@
+package livemap
+
+import (
+	_ "embed"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/starbus/starbus/examples/gridworld"
+	"github.com/starbus/starbus/handlers"
+	"github.com/starbus/starbus/kv"
+)
+
+//go:embed index.html
+var page []byte
+
+// Map is the live map's HTTP handler. Set the fields, then serve it.
+type Map struct {
+	// Game and Store are the world shown. Required.
+	Game  *gridworld.Game
+	Store *kv.Store
+	// Runtime, if set, supplies the task counters.
+	Runtime *handlers.Runtime
+	// Logger receives request errors (default: discard).
+	Logger *slog.Logger
+}
+
+var _ http.Handler = (*Map)(nil)
+
+// ServeHTTP routes a request.
+func (m *Map) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	switch r.URL.Path {
+	case "/":
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(page)
+	case "/api/world":
+		m.json(w, m.world())
+	case "/api/state":
+		m.state(w, r)
+	case "/api/check":
+		rep, err := m.Game.Check(r.Context(), m.Store)
+		if err != nil {
+			m.fail(w, err)
+			return
+		}
+		m.json(w, rep)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// World is the static geometry of the world.
+type World struct {
+	W     int      `json:"w"`
+	H     int      `json:"h"`
+	RS    int      `json:"rs"`
+	Walls [][2]int `json:"walls"`
+}
+
+func (m *Map) world() World {
+	cfg := m.Game.Config()
+	w := World{W: cfg.Width(), H: cfg.Height(), RS: cfg.RegionSize, Walls: [][2]int{}}
+	for y := range w.H {
+		for x := range w.W {
+			if cfg.Wall(x, y) {
+				w.Walls = append(w.Walls, [2]int{x, y})
+			}
+		}
+	}
+	return w
+}
+
+// State is one poll's answer.
+type State struct {
+	gridworld.Snapshot
+	// Time is when it was read, in Unix milliseconds: the page computes
+	// rates from two polls.
+	Time    int64         `json:"time"`
+	Runtime *RuntimeStats `json:"runtime,omitempty"`
+	Store   kv.Stats      `json:"store"`
+}
+
+// RuntimeStats are handlers.Stats with the latency in milliseconds.
+type RuntimeStats struct {
+	handlers.Stats
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+func (m *Map) state(w http.ResponseWriter, r *http.Request) {
+	snap, err := m.Game.Snapshot(r.Context(), m.Store)
+	if err != nil {
+		m.fail(w, err)
+		return
+	}
+	st := State{Snapshot: snap, Time: time.Now().UnixMilli(), Store: m.Store.Stats()}
+	if m.Runtime != nil {
+		rs := m.Runtime.Stats()
+		st.Runtime = &RuntimeStats{Stats: rs, LatencyMS: float64(rs.LastLatency.Microseconds()) / 1000}
+	}
+	m.json(w, st)
+}
+
+func (m *Map) json(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		m.log().Debug("live map: write", "err", err)
+	}
+}
+
+func (m *Map) fail(w http.ResponseWriter, err error) {
+	m.log().Warn("live map: read the world", "err", err)
+	http.Error(w, "could not read the world: "+err.Error(), http.StatusServiceUnavailable)
+}
+
+func (m *Map) log() *slog.Logger {
+	if m.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return m.Logger
+}

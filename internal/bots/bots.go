@@ -1,0 +1,573 @@
+package bots
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/starbus/starbus/edge"
+	"github.com/starbus/starbus/edge/client"
+	"github.com/starbus/starbus/examples/gridworld"
+)
+
+// Config configures a run.
+type Config struct {
+	// Addr is the edge's address. Required.
+	Addr string
+	// Players is the number of players (default 10).
+	Players int
+	// Duration is how long they play once logged in (default 10s).
+	Duration time.Duration
+	// Rate is the actions per second of one player (default 2; the edge
+	// allows 50 per session).
+	Rate float64
+	// Prefix names the players: <Prefix><i> (default "bot").
+	Prefix string
+	// Password of every player (default "bots").
+	Password string
+	// Logins bounds the logins in progress at once (default 8).
+	Logins int
+	// ActionTimeout is how long a player waits for a reply before it
+	// counts the action as failed (default 10s).
+	ActionTimeout time.Duration
+	// Seed makes the players' choices repeatable (default 1).
+	Seed uint64
+	// Check, if set, checks the world's invariants: after the players have
+	// stopped and received their last replies, and again after they have
+	// logged out.
+	Check func(ctx context.Context) (gridworld.Report, error)
+	// Progress, if set, is called about once a second while the players
+	// play.
+	Progress func(Progress)
+	// Latencies, if set, receives every round trip measured, at the end.
+	Latencies func([]time.Duration)
+	// Logger receives the run's logs (default: discard).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Addr == "" {
+		return errors.New("bots: Config.Addr is required")
+	}
+	if c.Players <= 0 {
+		c.Players = 10
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Rate <= 0 {
+		c.Rate = 2
+	}
+	if c.Prefix == "" {
+		c.Prefix = "bot"
+	}
+	if c.Password == "" {
+		c.Password = "bots"
+	}
+	if c.Logins <= 0 {
+		c.Logins = 8
+	}
+	if c.ActionTimeout <= 0 {
+		c.ActionTimeout = 10 * time.Second
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Progress is a running count, for a progress line.
+type Progress struct {
+	Elapsed time.Duration
+	Playing int
+	Actions uint64
+	Errors  uint64
+}
+
+// Summary is what a run measured.
+type Summary struct {
+	Players       int               `json:"players"`
+	LoggedIn      int               `json:"logged_in"`
+	LoginSeconds  float64           `json:"login_seconds"`
+	Seconds       float64           `json:"seconds"` // of play
+	Actions       uint64            `json:"actions"` // replies received
+	ActionsPerSec float64           `json:"actions_per_sec"`
+	P50           float64           `json:"p50_ms"`
+	P99           float64           `json:"p99_ms"`
+	P999          float64           `json:"p999_ms"`
+	Max           float64           `json:"max_ms"`
+	ByOp          map[string]uint64 `json:"by_op"`
+	Refused       uint64            `json:"refused"` // the world said no (a wall, an empty cell): part of the game
+	RefusedWhy    map[string]uint64 `json:"refused_why"`
+	Trades        uint64            `json:"trades"`
+	Errors        uint64            `json:"errors"` // failed logins, error replies, timeouts, rate limiting, send failures
+	Timeouts      uint64            `json:"timeouts"`
+	RateLimited   uint64            `json:"rate_limited"`
+	Disconnects   uint64            `json:"disconnects"`
+	// Checks are the invariant checks' reports: after play, after logout.
+	Checks []gridworld.Report `json:"checks,omitempty"`
+	// CheckErr is why a check could not run.
+	CheckErr string `json:"check_error,omitempty"`
+	// InvariantsOK is true when every check ran and found nothing.
+	InvariantsOK bool `json:"invariants_ok"`
+}
+
+// counters are shared by the players.
+type counters struct {
+	actions, refused, trades, errors, timeouts, rateLimited, disconnects atomic.Uint64
+}
+
+// Run plays the world and reports. It returns an error only when no
+// player could log in or ctx ended; everything else is in the Summary.
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return Summary{}, err
+	}
+	sum := Summary{Players: cfg.Players, ByOp: map[string]uint64{}, RefusedWhy: map[string]uint64{}}
+	var cnt counters
+
+	// Log in, a few at a time.
+	start := time.Now()
+	players := make([]*player, cfg.Players)
+	sem := make(chan struct{}, cfg.Logins)
+	var wg sync.WaitGroup
+	for i := range cfg.Players {
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			p, err := login(ctx, cfg, i)
+			if err != nil {
+				cnt.errors.Add(1)
+				cfg.Logger.Warn("login failed", "player", i, "err", err)
+				return
+			}
+			players[i] = p
+		})
+	}
+	wg.Wait()
+	players = slices.DeleteFunc(players, func(p *player) bool { return p == nil })
+	sum.LoggedIn = len(players)
+	sum.LoginSeconds = time.Since(start).Seconds()
+	if len(players) == 0 {
+		return sum, errors.Join(errors.New("bots: no player could log in"), ctx.Err())
+	}
+	for _, p := range players {
+		p.cnt = &cnt
+	}
+
+	// Play.
+	playCtx, stopPlay := context.WithTimeout(ctx, cfg.Duration)
+	defer stopPlay()
+	release := make(chan struct{}) // closed when the players may log out
+	var quiet, done sync.WaitGroup
+	quiet.Add(len(players))
+	playStart := time.Now()
+	for _, p := range players {
+		done.Go(func() { p.run(ctx, playCtx, &quiet, release) })
+	}
+	if cfg.Progress != nil {
+		done.Go(func() {
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-playCtx.Done():
+					return
+				case <-tick.C:
+					cfg.Progress(Progress{Elapsed: time.Since(playStart), Playing: len(players), Actions: cnt.actions.Load(), Errors: cnt.errors.Load()})
+				}
+			}
+		})
+	}
+	<-playCtx.Done()
+	sum.Seconds = time.Since(playStart).Seconds()
+	quiet.Wait() // every player has its last reply, or gave up on it
+
+	check := func() {
+		if cfg.Check == nil || ctx.Err() != nil { // interrupted: report what was measured
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+		defer cancel()
+		rep, err := cfg.Check(cctx)
+		if err != nil {
+			sum.CheckErr = err.Error()
+			return
+		}
+		sum.Checks = append(sum.Checks, rep)
+	}
+	check()
+	close(release)
+	done.Wait()
+	check()
+
+	var lat []time.Duration
+	for _, p := range players {
+		lat = append(lat, p.latencies...)
+		for op, n := range p.byOp {
+			sum.ByOp[op] += n
+		}
+		for why, n := range p.refusals {
+			sum.RefusedWhy[why] += n
+		}
+	}
+	slices.Sort(lat)
+	if cfg.Latencies != nil {
+		cfg.Latencies(lat)
+	}
+	ms := func(q float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+	}
+	sum.Actions = cnt.actions.Load()
+	sum.ActionsPerSec = float64(sum.Actions) / sum.Seconds
+	sum.P50, sum.P99, sum.P999, sum.Max = ms(0.50), ms(0.99), ms(0.999), ms(1)
+	sum.Refused, sum.Trades = cnt.refused.Load(), cnt.trades.Load()
+	sum.Errors, sum.Timeouts = cnt.errors.Load(), cnt.timeouts.Load()
+	sum.RateLimited, sum.Disconnects = cnt.rateLimited.Load(), cnt.disconnects.Load()
+	sum.InvariantsOK = cfg.Check != nil && sum.CheckErr == "" && len(sum.Checks) == 2
+	for _, r := range sum.Checks {
+		sum.InvariantsOK = sum.InvariantsOK && r.OK
+	}
+	return sum, ctx.Err()
+}
+
+// player is one simulated player. Its fields belong to its goroutine.
+type player struct {
+	cfg  Config
+	name string
+	c    *client.Client
+	rnd  *rand.Rand
+	cnt  *counters
+
+	x, y    int
+	region  string
+	inv     gridworld.Items
+	items   map[[2]int]bool   // piles seen in the region
+	seen    map[string][2]int // players seen in the region
+	offers  []string          // players whose offers to accept
+	heading string            // the direction it keeps walking in
+	detour  int               // steps to wander before heading for items again
+
+	nextID    uint64
+	pending   uint64 // id of the command in flight, 0: none
+	pendingOp string
+	sentAt    time.Time
+
+	latencies []time.Duration
+	byOp      map[string]uint64
+	refusals  map[string]uint64 // by reason
+}
+
+func login(ctx context.Context, cfg Config, i int) (*player, error) {
+	name := fmt.Sprintf("%s%d", cfg.Prefix, i)
+	lctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	c, err := client.Dial(lctx, cfg.Addr, name, cfg.Password)
+	if err != nil {
+		return nil, err
+	}
+	p := &player{
+		cfg: cfg, name: name, c: c, rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
+		inv: gridworld.Items{}, items: map[[2]int]bool{}, seen: map[string][2]int{}, byOp: map[string]uint64{},
+		refusals: map[string]uint64{}, heading: "n",
+	}
+	for {
+		select {
+		case m := <-c.Messages():
+			r, ok := decode(m)
+			if !ok {
+				continue
+			}
+			switch r.T {
+			case gridworld.TypeWelcome:
+				p.learn(r)
+				return p, nil
+			case gridworld.TypeRefused, gridworld.TypeError:
+				c.Close()
+				return nil, fmt.Errorf("%s: %s", r.T, r.Why)
+			}
+		case <-c.Done():
+			return nil, errors.New("connection lost before the welcome")
+		case <-lctx.Done():
+			c.Close()
+			return nil, fmt.Errorf("no welcome: %w", lctx.Err())
+		}
+	}
+}
+
+func decode(m client.Message) (gridworld.Reply, bool) {
+	var r gridworld.Reply
+	if m.Kind != client.KindMessage || json.Unmarshal(m.Payload, &r) != nil {
+		return r, false
+	}
+	return r, true
+}
+
+// learn takes what a reply tells about the player and its region.
+func (p *player) learn(r gridworld.Reply) {
+	if r.X != nil && r.Y != nil && (r.N == "" || r.N == p.name) && r.T != gridworld.TypePos {
+		p.x, p.y = *r.X, *r.Y
+	}
+	if r.Region != "" {
+		if r.Region != p.region {
+			clear(p.seen)
+			clear(p.items)
+		}
+		p.region = r.Region
+		for _, pile := range r.Items {
+			p.items[[2]int{pile.X, pile.Y}] = true
+		}
+		for _, n := range r.Near {
+			if !n.NPC {
+				p.seen[n.N] = [2]int{n.X, n.Y}
+			}
+		}
+	}
+	if r.Inv != nil || r.T == gridworld.TypeTook || r.T == gridworld.TypeDropped || r.T == gridworld.TypeTraded || r.T == gridworld.TypeInv {
+		p.inv = r.Inv
+		if p.inv == nil {
+			p.inv = gridworld.Items{}
+		}
+	}
+}
+
+// run plays until play ends, waits for its last reply, tells quiet, and
+// keeps reading until release, then logs out.
+func (p *player) run(ctx, play context.Context, quiet *sync.WaitGroup, release <-chan struct{}) {
+	interval := time.Duration(float64(time.Second) / p.cfg.Rate)
+	tick := time.NewTimer(time.Duration(p.rnd.Int64N(int64(interval)) + 1)) // spread the starts
+	defer tick.Stop()
+	playing, quieted := true, false
+	settle := func() {
+		if !quieted && !playing && p.pending == 0 {
+			quieted = true
+			quiet.Done()
+		}
+	}
+	defer func() {
+		if !quieted {
+			quiet.Done()
+		}
+	}()
+	for {
+		var stop <-chan struct{}
+		if playing {
+			stop = play.Done()
+		}
+		var out <-chan struct{}
+		if quieted {
+			out = release
+		}
+		select {
+		case <-stop:
+			playing = false
+			settle()
+		case <-tick.C:
+			if p.pending != 0 && time.Since(p.sentAt) > p.cfg.ActionTimeout {
+				p.cnt.timeouts.Add(1)
+				p.cnt.errors.Add(1)
+				p.pending = 0
+				settle()
+			}
+			if playing && p.pending == 0 {
+				p.act()
+			}
+			// Jitter of ±20% keeps players from marching in step.
+			tick.Reset(interval*4/5 + time.Duration(p.rnd.Int64N(int64(interval*2/5)+1)))
+		case m := <-p.c.Messages():
+			p.handle(m)
+			settle()
+		case e := <-p.c.Errors():
+			p.cnt.errors.Add(1)
+			if e.Code == edge.CodeRateLimited {
+				p.cnt.rateLimited.Add(1)
+			}
+			p.pending = 0 // the edge answered the command instead of the world
+			settle()
+		case <-p.c.Done():
+			p.cnt.disconnects.Add(1)
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := p.c.Reconnect(rctx)
+			cancel()
+			if err != nil {
+				p.cnt.errors.Add(1)
+				p.cfg.Logger.Warn("reconnect failed", "player", p.name, "err", err)
+				return
+			}
+		case <-out:
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			if err := p.c.Logout(lctx); err != nil {
+				p.cfg.Logger.Debug("logout", "player", p.name, "err", err)
+			}
+			cancel()
+			_ = p.c.Close()
+			return
+		case <-ctx.Done():
+			_ = p.c.Close()
+			return
+		}
+	}
+}
+
+func (p *player) handle(m client.Message) {
+	r, ok := decode(m)
+	if !ok {
+		return
+	}
+	if r.Re != 0 && r.Re == p.pending {
+		p.latencies = append(p.latencies, time.Since(p.sentAt))
+		p.cnt.actions.Add(1)
+		p.byOp[p.pendingOp]++
+		p.pending = 0
+		switch r.T {
+		case gridworld.TypeRefused:
+			p.cnt.refused.Add(1)
+		case gridworld.TypeError:
+			p.cnt.errors.Add(1)
+		case gridworld.TypeTraded:
+			p.cnt.trades.Add(1)
+		case gridworld.TypeTook:
+			delete(p.items, [2]int{p.x, p.y})
+		}
+		if r.T == gridworld.TypeRefused {
+			p.refusals[p.pendingOp+": "+r.Why]++
+			switch p.pendingOp {
+			case "take":
+				delete(p.items, [2]int{p.x, p.y})
+			case "move": // a wall, the edge, someone: go around for a few steps
+				p.heading = []string{"n", "s", "e", "w"}[p.rnd.IntN(4)]
+				p.detour = 2 + p.rnd.IntN(4)
+			}
+		}
+		p.learn(r)
+		return
+	}
+	switch r.T {
+	case gridworld.TypePos:
+		if !r.NPC && r.N != p.name && r.X != nil && r.Y != nil {
+			p.seen[r.N] = [2]int{*r.X, *r.Y}
+		}
+	case gridworld.TypeGone:
+		delete(p.seen, r.N)
+	case gridworld.TypeOffer:
+		if len(p.offers) < 4 {
+			p.offers = append(p.offers, r.From)
+		}
+	case gridworld.TypeTraded:
+		p.learn(r) // our offer was accepted
+	}
+}
+
+// act sends the next command.
+func (p *player) act() {
+	c := p.choose()
+	p.nextID++
+	c.ID = p.nextID
+	b, err := json.Marshal(c)
+	if err == nil {
+		err = p.c.Send(b)
+	}
+	if err != nil {
+		p.cnt.errors.Add(1)
+		return
+	}
+	p.pending, p.pendingOp, p.sentAt = c.ID, c.Op, time.Now()
+}
+
+func (p *player) choose() gridworld.Command {
+	if len(p.offers) > 0 {
+		from := p.offers[0]
+		p.offers = p.offers[1:]
+		return gridworld.Command{Op: "accept", From: from}
+	}
+	if p.items[[2]int{p.x, p.y}] {
+		return gridworld.Command{Op: "take"}
+	}
+	carried := p.carried()
+	switch r := p.rnd.IntN(100); {
+	case r < 6:
+		return gridworld.Command{Op: "look"}
+	case r < 12:
+		return gridworld.Command{Op: "say", Text: "hello from " + p.name}
+	case r < 13:
+		return gridworld.Command{Op: "shout", Text: p.name + " shouts"}
+	case r < 20 && len(carried) > 0 && len(p.seen) > 0:
+		return p.offer(carried)
+	case r < 23 && len(carried) > 0:
+		return gridworld.Command{Op: "drop", Item: carried[p.rnd.IntN(len(carried))]}
+	}
+	return gridworld.Command{Op: "move", Dir: p.direction()}
+}
+
+func (p *player) carried() []string {
+	var ks []string
+	for _, k := range gridworld.Kinds() {
+		if p.inv[k] > 0 {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+func (p *player) offer(carried []string) gridworld.Command {
+	names := make([]string, 0, len(p.seen))
+	for n := range p.seen {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	c := gridworld.Command{Op: "offer", To: names[p.rnd.IntN(len(names))], Give: gridworld.Items{carried[p.rnd.IntN(len(carried))]: 1}}
+	if p.rnd.IntN(2) == 0 {
+		kinds := gridworld.Kinds()
+		c.Want = gridworld.Items{kinds[p.rnd.IntN(len(kinds))]: 1}
+	}
+	return c
+}
+
+// direction heads for the nearest item it knows of; otherwise it keeps
+// its heading, turning now and then.
+func (p *player) direction() string {
+	best, dist := [2]int{}, -1
+	for it := range p.items {
+		d := abs(it[0]-p.x) + abs(it[1]-p.y)
+		if dist < 0 || d < dist {
+			best, dist = it, d
+		}
+	}
+	if p.detour > 0 {
+		p.detour--
+	} else if dist > 0 && p.rnd.IntN(4) != 0 {
+		switch {
+		case best[0] > p.x:
+			return "e"
+		case best[0] < p.x:
+			return "w"
+		case best[1] > p.y:
+			return "s"
+		default:
+			return "n"
+		}
+	}
+	if p.rnd.IntN(5) == 0 {
+		p.heading = []string{"n", "s", "e", "w"}[p.rnd.IntN(4)]
+	}
+	return p.heading
+}
+
+func abs(v int) int { return max(v, -v) }

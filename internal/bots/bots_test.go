@@ -1,0 +1,37 @@
+package bots_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/starbus/starbus/examples/gridworld"
+	"github.com/starbus/starbus/internal/bots"
+	"github.com/starbus/starbus/internal/worldtest"
+)
+
+// TestBots plays a world with 50 players for 3 seconds over TCP: every
+// player logs in and plays, nothing fails, and the invariants hold after
+// play and after logout.
+func TestBots(t *testing.T) {
+	cfg := gridworld.Default()
+	cfg.ItemCap = 200 // plenty to pick up and trade
+	w := worldtest.Start(t, cfg)
+	sum, err := bots.Run(t.Context(), bots.Config{
+		Addr: w.Addr, Players: 50, Duration: 3 * time.Second, Rate: 5,
+		Check: func(ctx context.Context) (gridworld.Report, error) { return w.Game.Check(ctx, w.Store) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("summary: %+v", sum)
+	if sum.LoggedIn != 50 || sum.Actions < 100 || sum.Errors != 0 || sum.Disconnects != 0 {
+		t.Errorf("summary: %+v", sum)
+	}
+	if !sum.InvariantsOK {
+		t.Errorf("invariants: %+v (%s)", sum.Checks, sum.CheckErr)
+	}
+	if sum.ByOp["move"] == 0 || sum.P50 <= 0 || sum.P99 < sum.P50 {
+		t.Errorf("actions by op %v, p50 %v p99 %v", sum.ByOp, sum.P50, sum.P99)
+	}
+}
