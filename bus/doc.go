@@ -12,11 +12,15 @@
 //	sb.<w>.kv.<key>             state: the latest value of a key (rolled up per write)
 //	sb.<w>.chk                  read checks: revision assertions inside a commit
 //	sb.<w>.done.<seq>           applied-event markers (exactly-once effects)
-//	sb.<w>.ev.<region>.<part>   events: the work the handler runtime consumes
+//	sb.<w>.ev.<p>.<region>.<part> events: the work the handler runtime consumes;
+//	                            p = Partition(part), so a part keeps its partition
+//	                            when it moves between regions
 //	sb.<w>.sched.<id>           durable schedules that fire into ev.
 //	sb.<w>.out.s.<session>      messages to a client session
 //	sb.<w>.out.c.<channel>      messages to a channel
 //	sb.<w>.dlq.<seq>            dead letters
+//	sb.<w>.grp.<g>.m.<member>   heartbeats of the members of worker group g
+//	sb.<w>.grp.<g>.p.<p>        who owns partition p in worker group g
 //
 // Builders validate their tokens; parsers return ok=false for anything that
 // is not theirs. No other package spells a subject.

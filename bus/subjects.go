@@ -78,8 +78,30 @@ func (w World) Done(seq uint64) string { return w.prefix + "done." + strconv.For
 // DoneFilter matches every applied marker.
 func (w World) DoneFilter() string { return w.prefix + "done.>" }
 
+// Partitions is the number of partitions of every world's event space. An
+// event's partition is a function of its ordering key alone ([Partition]),
+// so all events of one session or entity share a partition wherever in the
+// world they happen, and the worker that owns the partition handles them in
+// order. It is part of the subject scheme: changing it re-partitions stored
+// events, so it is a constant, not a setting. It bounds the number of
+// worker processes that can share a world's events usefully.
+const Partitions = 16
+
+// Partition returns the partition of the ordering key part: FNV-1a of its
+// bytes, modulo [Partitions].
+func Partition(part string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(part); i++ {
+		h ^= uint32(part[i])
+		h *= 16777619
+	}
+	return int(h % Partitions)
+}
+
 // Event returns the subject of an event for region, ordered by part (a
-// session, an entity, or any other ordering key).
+// session, an entity, or any other ordering key):
+// sb.<w>.ev.<partition>.<region>.<part>, where partition is
+// [Partition](part).
 func (w World) Event(region, part string) (string, error) {
 	if err := ValidName(region); err != nil {
 		return "", fmt.Errorf("region %q: %w", region, err)
@@ -87,28 +109,39 @@ func (w World) Event(region, part string) (string, error) {
 	if err := ValidName(part); err != nil {
 		return "", fmt.Errorf("partition %q: %w", part, err)
 	}
-	return w.prefix + "ev." + region + "." + part, nil
+	return w.prefix + "ev." + strconv.Itoa(Partition(part)) + "." + region + "." + part, nil
 }
 
 // EventFilter matches every event of the world.
 func (w World) EventFilter() string { return w.prefix + "ev.>" }
+
+// PartitionFilter matches every event of partition p (0 <= p < [Partitions]).
+func (w World) PartitionFilter(p int) string {
+	return w.prefix + "ev." + strconv.Itoa(p) + ".>"
+}
 
 // RegionEventFilter matches every event of one region.
 func (w World) RegionEventFilter(region string) (string, error) {
 	if err := ValidName(region); err != nil {
 		return "", fmt.Errorf("region %q: %w", region, err)
 	}
-	return w.prefix + "ev." + region + ".*", nil
+	return w.prefix + "ev.*." + region + ".*", nil
 }
 
-// ParseEvent returns the region and ordering key of an event subject.
+// ParseEvent returns the region and ordering key of an event subject. A
+// subject whose partition token is not the partition of its ordering key is
+// not an event.
 func (w World) ParseEvent(subject string) (region, part string, ok bool) {
 	rest, ok := strings.CutPrefix(subject, w.prefix+"ev.")
 	if !ok {
 		return "", "", false
 	}
+	ptok, rest, ok := strings.Cut(rest, ".")
+	if !ok {
+		return "", "", false
+	}
 	region, part, ok = strings.Cut(rest, ".")
-	if !ok || ValidName(region) != nil || ValidName(part) != nil {
+	if !ok || ValidName(region) != nil || ValidName(part) != nil || ptok != strconv.Itoa(Partition(part)) {
 		return "", "", false
 	}
 	return region, part, true
@@ -207,6 +240,61 @@ func (w World) DeadLetter(seq uint64) string {
 
 // DeadLetterFilter matches every dead letter.
 func (w World) DeadLetterFilter() string { return w.prefix + "dlq.>" }
+
+// GroupFilter matches every message of the worker group g: its members'
+// heartbeats and its partitions' ownership records.
+func (w World) GroupFilter(g string) (string, error) {
+	if err := ValidName(g); err != nil {
+		return "", fmt.Errorf("group %q: %w", g, err)
+	}
+	return w.prefix + "grp." + g + ".>", nil
+}
+
+// Member returns the subject of member's heartbeats in the worker group g.
+func (w World) Member(g, member string) (string, error) {
+	if err := ValidName(g); err != nil {
+		return "", fmt.Errorf("group %q: %w", g, err)
+	}
+	if err := ValidName(member); err != nil {
+		return "", fmt.Errorf("member %q: %w", member, err)
+	}
+	return w.prefix + "grp." + g + ".m." + member, nil
+}
+
+// Owner returns the subject of the ownership record of partition p in the
+// worker group g.
+func (w World) Owner(g string, p int) (string, error) {
+	if err := ValidName(g); err != nil {
+		return "", fmt.Errorf("group %q: %w", g, err)
+	}
+	if p < 0 || p >= Partitions {
+		return "", fmt.Errorf("partition %d: %w", p, ErrInvalidName)
+	}
+	return w.prefix + "grp." + g + ".p." + strconv.Itoa(p), nil
+}
+
+// ParseGroup returns what a message of worker group g is about: a member's
+// heartbeat (member set) or a partition's ownership record (p >= 0).
+func (w World) ParseGroup(g, subject string) (member string, p int, ok bool) {
+	rest, ok := strings.CutPrefix(subject, w.prefix+"grp."+g+".")
+	if !ok {
+		return "", -1, false
+	}
+	kind, name, ok := strings.Cut(rest, ".")
+	switch {
+	case !ok:
+		return "", -1, false
+	case kind == "m" && ValidName(name) == nil:
+		return name, -1, true
+	case kind == "p":
+		n, err := strconv.Atoi(name)
+		if err != nil || n < 0 || n >= Partitions || strconv.Itoa(n) != name {
+			return "", -1, false
+		}
+		return "", n, true
+	}
+	return "", -1, false
+}
 
 // ValidName reports whether s is a single subject token made of letters,
 // digits, '-' and '_', at most 128 bytes long.

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -48,13 +49,36 @@ func TestSubjects(t *testing.T) {
 	ch, _ := w.Channel("global")
 	key, _ := w.Key("player.1")
 	for got, want := range map[string]string{
-		w.Stream(): "SB_demo", w.All(): "sb.demo.>", ev: "sb.demo.ev.r1.sess", sess: "sb.demo.out.s.abc",
+		w.Stream(): "SB_demo", w.All(): "sb.demo.>", ev: "sb.demo.ev." + strconv.Itoa(bus.Partition("sess")) + ".r1.sess", sess: "sb.demo.out.s.abc",
 		ch: "sb.demo.out.c.global", key: "sb.demo.kv.player.1", w.Done(7): "sb.demo.done.7",
 		w.DeadLetter(9): "sb.demo.dlq.9", w.Check(): "sb.demo.chk",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
+	}
+	if _, _, ok := w.ParseEvent("sb.demo.ev.r1.sess"); ok {
+		t.Error("an event subject without its partition parsed")
+	}
+	wrong := strconv.Itoa((bus.Partition("sess") + 1) % bus.Partitions)
+	if _, _, ok := w.ParseEvent("sb.demo.ev." + wrong + ".r1.sess"); ok {
+		t.Error("an event subject with another partition parsed")
+	}
+	own, _ := w.Owner("workers", 3)
+	mem, _ := w.Member("workers", "w1")
+	if m, p, ok := w.ParseGroup("workers", own); !ok || m != "" || p != 3 {
+		t.Errorf("ParseGroup(%q) = %q %d %v", own, m, p, ok)
+	}
+	if m, p, ok := w.ParseGroup("workers", mem); !ok || m != "w1" || p != -1 {
+		t.Errorf("ParseGroup(%q) = %q %d %v", mem, m, p, ok)
+	}
+	for _, bad := range []string{"sb.demo.grp.workers.p.16", "sb.demo.grp.workers.p.03", "sb.demo.grp.workers.x.1", "sb.demo.grp.other.p.1"} {
+		if _, _, ok := w.ParseGroup("workers", bad); ok {
+			t.Errorf("ParseGroup(%q) accepted", bad)
+		}
+	}
+	if _, err := w.Owner("workers", bus.Partitions); err == nil {
+		t.Error("Owner accepted a partition out of range")
 	}
 	other, _ := bus.NewWorld("other")
 	if _, _, ok := other.ParseEvent(ev); ok {
@@ -78,7 +102,10 @@ func FuzzSubjects(f *testing.F) {
 			if !ok || r != a || p != b {
 				t.Fatalf("event %q %q: round trip gave %q %q %v", a, b, r, p, ok)
 			}
-		} else if r, p, ok := w.ParseEvent("sb.fz.ev." + a + "." + b); ok && bus.ValidName(r) != nil && bus.ValidName(p) != nil {
+			if bus.Partition(b) < 0 || bus.Partition(b) >= bus.Partitions {
+				t.Fatalf("partition of %q out of range", b)
+			}
+		} else if r, p, ok := w.ParseEvent("sb.fz.ev." + strconv.Itoa(bus.Partition(b)) + "." + a + "." + b); ok && bus.ValidName(r) != nil && bus.ValidName(p) != nil {
 			t.Fatalf("parsed invalid event %q.%q", a, b)
 		}
 		if subj, err := w.Key(a); err == nil {

@@ -32,10 +32,9 @@
 //     event (sb.<world>.done.<seq>) that can exist only once. An event
 //     redelivered after its commit (a worker died before its ack) is
 //     recognised and acknowledged without running again.
-//   - Order: events with the same region and ordering key (for client
-//     events, the session) run one at a time, in stream order, within a
-//     runtime. Across several worker processes sharing one consumer, order
-//     per key needs partitioned consumption (see the partitioning issue).
+//   - Order: events with the same ordering key (for client events, the
+//     session) run one at a time, in stream order, whichever region they
+//     were published in, and however many workers share the world.
 //
 // # Scheduled tasks and world initialisation
 //
@@ -68,15 +67,37 @@
 // [ForwardChannel] forwards those of members, with an optional filter.
 // [Task.MoveSession] sends a session's later events to another region.
 //
+// # Several workers
+//
+// The workers of a world form a group (Config.Consumer) and share the
+// world's bus.Partitions event partitions: an event's partition is a
+// function of its ordering key alone, and each partition is consumed by
+// one worker at a time. Add a worker and the partitions are spread again;
+// stop one and it hands its partitions over before it exits; kill one and
+// the others take its partitions over once its heartbeats have been
+// missing for Config.Lease (3 s by default). A new owner starts from the
+// oldest event of the partition not yet acknowledged, so nothing is lost
+// and nothing of a part runs ahead of an earlier event; events the old
+// owner had committed are recognised by their applied markers. See
+// group.go for the protocol and docs/scale.md for what holds while an old
+// owner is still finishing its last events.
+//
+// Alarms are not partitioned: every worker takes alarms from one shared
+// consumer, and each firing is a revision-checked transaction, so an
+// alarm fires once whichever worker holds it. The alarms held by a worker
+// that dies fire late, after Config.AckWait.
+//
 // # Subjects and lifetime
 //
-// The runtime consumes sb.<world>.ev.> through the durable consumer
-// Config.Consumer and alarms (sb.<world>.sched.*) through Config.Consumer +
-// "-sched", both shared by all workers of a world, and parks failed events
-// on sb.<world>.dlq.<seq>. It periodically purges events, alarms and
-// markers at or below the consumers' ack floors.
+// The runtime consumes its partitions' events (sb.<world>.ev.<p>.>)
+// through the consumers <Consumer>-p<p>-e<epoch>, alarms
+// (sb.<world>.sched.*) through <Consumer>-sched, keeps its membership on
+// sb.<world>.grp.<Consumer>.>, and parks failed events on
+// sb.<world>.dlq.<seq>. It periodically purges events, alarms and markers
+// at or below the consumers' ack floors.
 //
 // [Runtime.Run] owns every goroutine the runtime starts: Config.Concurrency
-// task goroutines, the alarm loop and its reader, and the compaction loop.
-// It returns after they end.
+// task goroutines, the alarm loop and its reader, the compaction loop, the
+// group's loop, its heartbeats, one reader per partition owned, and the
+// acquisitions and releases in flight. It returns after they end.
 package handlers

@@ -7,34 +7,42 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// item is an event (or alarm) taken from the server, with the partition
+// subscription it came through (nil for alarms).
+type item struct {
+	m  jetstream.Msg
+	ps *partSub
+}
+
 // keyQueue hands events to workers so that events with the same ordering
 // key run one at a time, in arrival order, while different keys run in
 // parallel. A key is "ready" while it has events and no worker holds it.
 type keyQueue struct {
 	mu     sync.Mutex
-	queues map[string][]jetstream.Msg // keys with events, held or ready
-	ready  chan string                // ready keys; capacity bounds the keys at once
+	queues map[string][]item // keys with events, held or ready
+	ready  chan string       // ready keys; capacity bounds the keys at once
 	closed bool
 }
 
 func newKeyQueue(maxKeys int) *keyQueue {
-	return &keyQueue{queues: make(map[string][]jetstream.Msg), ready: make(chan string, maxKeys)}
+	return &keyQueue{queues: make(map[string][]item), ready: make(chan string, maxKeys)}
 }
 
-// push appends m to key's queue. The consumer's MaxAckPending bounds the
-// events outstanding, so the ready channel never fills.
-func (q *keyQueue) push(key string, m jetstream.Msg) {
+// push appends it to key's queue and reports whether it was queued. The
+// consumers' MaxAckPending bounds the events outstanding, so the ready
+// channel never fills.
+func (q *keyQueue) push(key string, it item) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
-		_ = m.Nak()
-		return
+		return false
 	}
 	held, ok := q.queues[key]
-	q.queues[key] = append(held, m)
+	q.queues[key] = append(held, it)
 	if !ok {
 		q.ready <- key
 	}
+	return true
 }
 
 // next waits for a ready key; ok is false once the queue is closed.
@@ -45,8 +53,8 @@ func (q *keyQueue) next() (string, bool) {
 
 // drain yields key's events in order until it has none left, then releases
 // the key.
-func (q *keyQueue) drain(key string) iter.Seq[jetstream.Msg] {
-	return func(yield func(jetstream.Msg) bool) {
+func (q *keyQueue) drain(key string) iter.Seq[item] {
+	return func(yield func(item) bool) {
 		for {
 			q.mu.Lock()
 			msgs := q.queues[key]
@@ -55,10 +63,10 @@ func (q *keyQueue) drain(key string) iter.Seq[jetstream.Msg] {
 				q.mu.Unlock()
 				return
 			}
-			m := msgs[0]
+			it := msgs[0]
 			q.queues[key] = msgs[1:]
 			q.mu.Unlock()
-			if !yield(m) {
+			if !yield(it) {
 				return
 			}
 		}
@@ -66,12 +74,12 @@ func (q *keyQueue) drain(key string) iter.Seq[jetstream.Msg] {
 }
 
 // close stops the queue and returns the events no worker started.
-func (q *keyQueue) close() []jetstream.Msg {
+func (q *keyQueue) close() []item {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
 	close(q.ready)
-	var left []jetstream.Msg
+	var left []item
 	for _, msgs := range q.queues {
 		left = append(left, msgs...)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/kv"
@@ -34,9 +35,18 @@ type Config struct {
 	InitTimeout time.Duration
 	// Logger receives the runtime's logs (default: discard).
 	Logger *slog.Logger
-	// Consumer names the durable consumer the workers of a world share
-	// (default "workers").
+	// Consumer names the group the workers of a world form to share its
+	// events (default "workers"): the partitions' consumers are named
+	// <Consumer>-p<partition>-e<epoch>, and alarms are consumed through
+	// <Consumer>-sched.
 	Consumer string
+	// Member names this runtime in its group; it must be unique among the
+	// group's running workers (default: a random name).
+	Member string
+	// Lease is how long a worker that stopped sending heartbeats keeps its
+	// partitions before the others take them over: the failover time after
+	// a crash (default 3s). Heartbeats go out every Lease/6.
+	Lease time.Duration
 	// Concurrency is the number of tasks run at once (default 256). Most of
 	// a task's life is spent waiting for its commit, and the more tasks wait
 	// together, the larger the commit groups: see package kv.
@@ -73,6 +83,18 @@ func (c *Config) setDefaults() error {
 	if err := bus.ValidName(c.Consumer); err != nil {
 		return fmt.Errorf("handlers: Config.Consumer %q: %w", c.Consumer, err)
 	}
+	if c.Member == "" {
+		c.Member = nuid.Next()
+	}
+	if err := bus.ValidName(c.Member); err != nil {
+		return fmt.Errorf("handlers: Config.Member %q: %w", c.Member, err)
+	}
+	if c.Lease <= 0 {
+		c.Lease = 3 * time.Second
+	}
+	if c.Lease < 600*time.Millisecond {
+		return fmt.Errorf("handlers: Config.Lease %v is below 600ms", c.Lease)
+	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 256
 	}
@@ -108,10 +130,14 @@ type Runtime struct {
 	stats runtimeStats
 
 	schedCons jetstream.Consumer // set by Run before compaction starts
+	group     atomic.Pointer[group]
 
 	// afterCommit, if set, runs between a task's commit and its ack: tests
 	// use it to kill a worker at the worst moment.
 	afterCommit func()
+	// muteHeartbeats, set by tests, stops this runtime's heartbeats while
+	// it goes on believing it is alive: a stale owner.
+	muteHeartbeats atomic.Bool
 }
 
 // New returns a runtime; [Runtime.Run] starts it.
@@ -124,29 +150,25 @@ func New(cfg Config) (*Runtime, error) {
 
 // Log attribute keys.
 const (
-	logType    = "type"
-	logSeq     = "event_seq"
-	logAttempt = "attempts"
-	logReason  = "reason"
-	logErr     = "err"
-	logRead    = "read"
-	logWritten = "written"
+	logType      = "type"
+	logSeq       = "event_seq"
+	logAttempt   = "attempts"
+	logReason    = "reason"
+	logErr       = "err"
+	logRead      = "read"
+	logWritten   = "written"
+	logPartition = "partition"
+	logEpoch     = "epoch"
 )
 
-// Run consumes events until ctx ends, then stops taking new ones, lets the
-// tasks running finish, and returns nil. Events taken but not started are
-// handed back to the server for redelivery.
+// Run joins the world's worker group and consumes the events of the
+// partitions it is given, and the world's alarms, until ctx ends. Then it
+// stops taking new events, lets the tasks running finish, hands its
+// partitions back to the group and returns nil.
 func (r *Runtime) Run(ctx context.Context) error {
-	cons, err := r.cfg.JS.CreateOrUpdateConsumer(ctx, r.world.Stream(), jetstream.ConsumerConfig{
-		Durable:       r.cfg.Consumer,
-		FilterSubject: r.world.EventFilter(),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       r.cfg.AckWait,
-		MaxAckPending: r.cfg.Concurrency * 8,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	stream, err := r.cfg.JS.Stream(ctx, r.world.Stream())
 	if err != nil {
-		return fmt.Errorf("handlers: consumer: %w", err)
+		return fmt.Errorf("handlers: stream: %w", err)
 	}
 	r.schedCons, err = r.cfg.JS.CreateOrUpdateConsumer(ctx, r.world.Stream(), jetstream.ConsumerConfig{
 		Durable:       r.cfg.Consumer + "-sched",
@@ -164,22 +186,23 @@ func (r *Runtime) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(r.cfg.Concurrency * 4))
-	if err != nil {
-		return fmt.Errorf("handlers: consume: %w", err)
-	}
 
-	// Alarms can occupy the queue too: up to the schedule consumer's
-	// MaxAckPending of them.
-	q := newKeyQueue(r.cfg.Concurrency*8 + 100_000)
+	// Every partition's consumer bounds its events outstanding at
+	// 2*Concurrency; alarms can occupy the queue too, up to the schedule
+	// consumer's MaxAckPending of them.
+	q := newKeyQueue(bus.Partitions*r.cfg.Concurrency*2 + 100_000)
+	g := newGroup(r, stream, q)
+	r.group.Store(g)
 	var wg sync.WaitGroup
 	actx, stopAlarms := context.WithCancel(ctx)
 	defer stopAlarms()
 	alarmErr := make(chan error, 1)
+	gctx, stopGroup := context.WithCancel(ctx)
+	defer stopGroup()
 	wg.Go(func() {
 		if err := r.alarms(actx, r.schedCons, q); err != nil {
 			alarmErr <- err
-			iter.Stop()
+			stopGroup()
 		}
 	})
 	for range r.cfg.Concurrency {
@@ -189,48 +212,68 @@ func (r *Runtime) Run(ctx context.Context) error {
 				if !ok {
 					return
 				}
-				for m := range q.drain(key) {
-					r.process(ctx, m)
+				for it := range q.drain(key) {
+					r.process(ctx, it)
 				}
 			}
 		})
 	}
 	if r.cfg.CompactInterval > 0 {
-		wg.Go(func() { r.compact(ctx, cons) })
+		wg.Go(func() { r.compact(actx, stream, g) })
 	}
-	stop := context.AfterFunc(ctx, iter.Stop)
-	defer stop()
-	for {
-		m, err := iter.Next()
-		if err != nil {
-			break // stopped (ctx ended) or the connection closed for good
-		}
-		region, part, ok := r.world.ParseEvent(m.Subject())
-		if !ok {
-			r.deadLetter(ctx, m, 0, "malformed event subject")
-			continue
-		}
-		q.push(region+"."+part, m)
-	}
+	held, groupErr := g.run(gctx)
 	stopAlarms()
-	for _, m := range q.close() {
-		_ = m.Nak()
+	for _, it := range q.close() {
+		_ = it.m.Nak()
+		if it.ps != nil {
+			it.ps.out.Add(-1)
+		}
 	}
 	wg.Wait()
+	g.leave(ctx, held)
 	select {
 	case err := <-alarmErr:
 		return err
 	default:
 	}
-	if ctx.Err() != nil {
-		return nil
+	if groupErr != nil && ctx.Err() == nil {
+		return groupErr
 	}
-	return errors.New("handlers: event consumer stopped")
+	return nil
 }
 
+// Partitions returns the partitions this runtime consumes now.
+func (r *Runtime) Partitions() []int {
+	g := r.group.Load()
+	if g == nil {
+		return nil
+	}
+	var out []int
+	owned := g.owned.Load()
+	for p := range bus.Partitions {
+		if owned&(1<<p) != 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Member returns this runtime's name in its worker group.
+func (r *Runtime) Member() string { return r.cfg.Member }
+
 // process runs one event to its end: committed and acknowledged, or
-// dead-lettered.
-func (r *Runtime) process(ctx context.Context, m jetstream.Msg) {
+// dead-lettered; or dropped, if its partition has moved to another worker
+// meanwhile (the new owner replays it).
+func (r *Runtime) process(ctx context.Context, it item) {
+	m := it.m
+	var replay uint64
+	if ps := it.ps; ps != nil {
+		defer ps.out.Add(-1)
+		if ps.stopped.Load() {
+			return
+		}
+		replay = ps.replay
+	}
 	if ctx.Err() != nil {
 		_ = m.Nak()
 		return
@@ -241,12 +284,16 @@ func (r *Runtime) process(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	seq := meta.Sequence.Stream
-	if meta.NumDelivered > 1 {
-		// Delivered before: a worker may have committed it and died before
-		// its ack. The marker says.
-		if done, err := r.store.Applied(ctx, seq); err == nil && done {
-			r.stats.duplicates.Add(1)
-			_ = m.Ack()
+	if it.ps != nil {
+		if _, _, ok := r.world.ParseEvent(m.Subject()); !ok {
+			r.deadLetter(ctx, m, seq, "malformed event subject")
+			return
+		}
+	}
+	// Delivered before, or by an earlier owner of its partition: a worker
+	// may have committed it and died before its ack. The marker says.
+	if meta.NumDelivered > 1 || seq <= replay {
+		if r.applied(ctx, m, seq) {
 			return
 		}
 	}
@@ -280,7 +327,13 @@ func (r *Runtime) process(ctx context.Context, m jetstream.Msg) {
 			} else {
 				r.stats.deadlines.Add(1)
 			}
-			if conflicts++; conflicts < r.cfg.MaxAttempts {
+			// A task conflicting again and again on state that is current
+			// may be an event another worker has applied meanwhile (its
+			// partition moved while the event was in flight here).
+			if conflicts++; conflicts >= 2 && r.applied(ctx, m, seq) {
+				return
+			}
+			if conflicts < r.cfg.MaxAttempts {
 				continue
 			}
 			r.deadLetterTask(ctx, m, t, attempt, err)
@@ -294,7 +347,9 @@ func (r *Runtime) process(ctx context.Context, m jetstream.Msg) {
 			}
 			failures++
 		case errors.Is(err, ErrPermanent):
-			r.deadLetterTask(ctx, m, t, attempt, err)
+			if !r.applied(ctx, m, seq) {
+				r.deadLetterTask(ctx, m, t, attempt, err)
+			}
 			return
 		case ctx.Err() != nil:
 			_ = m.Nak()
@@ -304,11 +359,25 @@ func (r *Runtime) process(ctx context.Context, m jetstream.Msg) {
 		}
 		r.stats.errors.Add(1)
 		if failures >= r.cfg.MaxErrors {
-			r.deadLetterTask(ctx, m, t, attempt, err)
+			if !r.applied(ctx, m, seq) {
+				r.deadLetterTask(ctx, m, t, attempt, err)
+			}
 			return
 		}
 		r.log.Warn("task failed, retrying", logType, t.Type, logSeq, seq, logAttempt, attempt, logErr, err)
 	}
+}
+
+// applied acknowledges the event stored at seq if its marker says it has
+// been applied already, and reports whether it did.
+func (r *Runtime) applied(ctx context.Context, m jetstream.Msg, seq uint64) bool {
+	done, err := r.store.Applied(ctx, seq)
+	if err != nil || !done {
+		return false
+	}
+	r.stats.duplicates.Add(1)
+	_ = m.Ack()
+	return true
 }
 
 // errDeadline reports a task that ran past its deadline.
@@ -450,10 +519,16 @@ func (r *Runtime) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, r
 }
 
 // compact purges handled events and their applied markers. Everything at or
-// below the consumer's ack floor has been acknowledged and can never be
-// redelivered; a marker is always stored after its event, so markers at or
-// below the floor belong to acknowledged events too.
-func (r *Runtime) compact(ctx context.Context, cons jetstream.Consumer) {
+// below a partition's ack floor has been acknowledged and is never
+// delivered again; a consumer with nothing pending and nothing
+// unacknowledged has handled every event of its partition stored before
+// its info was taken. A marker is always stored after its event, so
+// markers at or below the lowest floor of all partitions (and of the
+// alarms) belong to acknowledged events too. Each worker purges the
+// partitions it owns; the owner of partition 0 purges markers and alarms.
+// A partition with no consumer, or a failed look-up, stops the marker
+// purge for that round.
+func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 	tick := time.NewTicker(r.cfg.CompactInterval)
 	defer tick.Stop()
 	for {
@@ -462,22 +537,50 @@ func (r *Runtime) compact(ctx context.Context, cons jetstream.Consumer) {
 			return
 		case <-tick.C:
 		}
-		info, err := cons.Info(ctx)
-		if err != nil || info.AckFloor.Stream == 0 {
+		owned := g.owned.Load()
+		if owned == 0 {
 			continue
 		}
-		s, err := r.cfg.JS.Stream(ctx, r.world.Stream())
+		sinfo, err := s.Info(ctx)
 		if err != nil {
 			continue
 		}
-		floor := info.AckFloor.Stream
-		if sinfo, err := r.schedCons.Info(ctx); err == nil {
-			// Markers of fired alarms are purged only below both floors.
-			floor = min(floor, sinfo.AckFloor.Stream)
-			r.purge(ctx, s, r.world.ScheduleFilter(), sinfo.AckFloor.Stream)
+		last := sinfo.State.LastSeq
+		cons, err := partitionConsumers(ctx, s, r.cfg.Consumer)
+		if err != nil {
+			continue
 		}
-		r.purge(ctx, s, r.world.EventFilter(), info.AckFloor.Stream)
-		r.purge(ctx, s, r.world.DoneFilter(), floor)
+		floorOf := func(ci *jetstream.ConsumerInfo) uint64 {
+			if ci.NumPending == 0 && ci.NumAckPending == 0 {
+				return last
+			}
+			return ci.AckFloor.Stream
+		}
+		low := last
+		for p, infos := range cons {
+			if len(infos) == 0 {
+				low = 0
+				continue
+			}
+			floor := last
+			for _, ci := range infos {
+				floor = min(floor, floorOf(ci))
+			}
+			low = min(low, floor)
+			if owned&(1<<p) != 0 {
+				r.purge(ctx, s, r.world.PartitionFilter(p), floor)
+			}
+		}
+		if owned&1 == 0 {
+			continue
+		}
+		sinfo2, err := r.schedCons.Info(ctx)
+		if err != nil {
+			continue
+		}
+		sched := floorOf(sinfo2)
+		r.purge(ctx, s, r.world.ScheduleFilter(), sched)
+		r.purge(ctx, s, r.world.DoneFilter(), min(low, sched))
 	}
 }
 
@@ -501,6 +604,9 @@ type Stats struct {
 	Errors      uint64        // attempts that ended in an error
 	DeadLetters uint64        // events dead-lettered
 	Duplicates  uint64        // redelivered events found already applied
+	Acquired    uint64        // partitions taken
+	Released    uint64        // partitions handed back to the group
+	Lost        uint64        // partitions taken over by another worker, or whose consumer went away
 	StaleAlarms uint64        // alarms of cancelled schedules or due times already run
 	LastLatency time.Duration // delivery-to-ack time of the last committed event
 }
@@ -512,7 +618,14 @@ type runtimeStats struct {
 
 // Stats returns a snapshot of the runtime's counters.
 func (r *Runtime) Stats() Stats {
+	var acquired, released, lost uint64
+	if g := r.group.Load(); g != nil {
+		acquired, released, lost = g.stats.acquired.Load(), g.stats.released.Load(), g.stats.lost.Load()
+	}
 	return Stats{
+		Acquired:    acquired,
+		Released:    released,
+		Lost:        lost,
 		Committed:   r.stats.committed.Load(),
 		Conflicts:   r.stats.conflicts.Load(),
 		Deadlines:   r.stats.deadlines.Load(),

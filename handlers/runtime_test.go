@@ -23,11 +23,19 @@ import (
 
 // worker is one worker process: its own connection, store and runtime.
 type worker struct {
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	store *kv.Store
-	rt    *handlers.Runtime
-	stop  func()
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	store   *kv.Store
+	rt      *handlers.Runtime
+	stop    func()
+	crashed atomic.Bool
+}
+
+// crash cuts the worker off as kill -9 would: its connection closes with
+// tasks in flight, and nothing is acknowledged or handed back any more.
+func (w *worker) crash() {
+	w.crashed.Store(true)
+	w.nc.Close()
 }
 
 func startWorker(t testing.TB, env *natstest.Env, h handlers.Handler, cfg handlers.Config) *worker {
@@ -51,7 +59,7 @@ func startWorker(t testing.TB, env *natstest.Env, h handlers.Handler, cfg handle
 	w.stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
+			if err := <-done; err != nil && !w.crashed.Load() {
 				t.Errorf("runtime: %v", err)
 			}
 			w.store.Close()

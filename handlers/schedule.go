@@ -219,7 +219,9 @@ func (r *Runtime) alarms(ctx context.Context, cons jetstream.Consumer, q *keyQue
 		for len(pending) > 0 && !time.Now().Before(pending[0].due) {
 			a := heap.Pop(&pending).(alarm)
 			id, _ := r.world.ParseSchedule(a.m.Subject())
-			q.push("sched."+id, a.m)
+			if !q.push("sched."+id, item{m: a.m}) {
+				_ = a.m.Nak()
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ type entry struct {
 	rev     uint64
 	val     []byte
 	deleted bool // a tombstone, or no message (rev 0)
+	stale   bool // only the revision is known: a newer write than any value seen
 }
 
 // cache holds the latest entries this process has seen or committed. A
@@ -16,13 +17,30 @@ type entry struct {
 // a conflict evicts the keys involved. It is bounded; past its size it
 // drops arbitrary entries.
 type cache struct {
-	mu   sync.Mutex
-	max  int
-	keys map[string]entry
+	mu      sync.Mutex
+	max     int
+	keys    map[string]entry
+	loading map[string]int // keys being read from the server, and by how many
 }
 
 func newCache(max int) *cache {
-	return &cache{max: max, keys: make(map[string]entry)}
+	return &cache{max: max, keys: make(map[string]entry), loading: make(map[string]int)}
+}
+
+// loadStart and loadEnd bracket a read from the server whose result will
+// be put: a write seen meanwhile leaves a stale mark (see evictBefore).
+func (c *cache) loadStart(key string) {
+	c.mu.Lock()
+	c.loading[key]++
+	c.mu.Unlock()
+}
+
+func (c *cache) loadEnd(key string) {
+	c.mu.Lock()
+	if c.loading[key]--; c.loading[key] <= 0 {
+		delete(c.loading, key)
+	}
+	c.mu.Unlock()
 }
 
 func (c *cache) get(key string) (entry, bool) {
@@ -32,6 +50,9 @@ func (c *cache) get(key string) (entry, bool) {
 	c.mu.Lock()
 	e, ok := c.keys[key]
 	c.mu.Unlock()
+	if e.stale {
+		return entry{}, false
+	}
 	return e, ok
 }
 
@@ -55,9 +76,15 @@ func (c *cache) put(key string, e entry) {
 	c.keys[key] = e
 }
 
-// rev returns the newest revision known for key, if any.
+// rev returns the newest revision known for key, if any: a cached value's,
+// or a newer write's whose value was not seen.
 func (c *cache) rev(key string) (uint64, bool) {
-	e, ok := c.get(key)
+	if c.max <= 0 {
+		return 0, false
+	}
+	c.mu.Lock()
+	e, ok := c.keys[key]
+	c.mu.Unlock()
 	return e.rev, ok
 }
 
@@ -72,15 +99,21 @@ func (c *cache) evict(keys ...string) {
 	c.mu.Unlock()
 }
 
-// evictBefore drops key's entry if it is older than rev: a newer write
-// exists.
+// evictBefore records that key has been written at rev. An older entry, or
+// a read of the key from the server in flight, leaves a stale mark: reads
+// miss it, and it keeps an older value out. Without it, a read that fetched
+// the value before that write and cached it after this call would keep the
+// old value cached until the key's next write.
 func (c *cache) evictBefore(key string, rev uint64) {
 	if c.max <= 0 {
 		return
 	}
 	c.mu.Lock()
-	if e, ok := c.keys[key]; ok && e.rev < rev {
-		delete(c.keys, key)
+	defer c.mu.Unlock()
+	e, ok := c.keys[key]
+	switch {
+	case ok && e.rev >= rev:
+	case ok || c.loading[key] > 0:
+		c.keys[key] = entry{rev: rev, stale: true}
 	}
-	c.mu.Unlock()
 }

@@ -404,6 +404,8 @@ func (s *Store) load(ctx context.Context, subj string) (entry, error) {
 	if err := ctx.Err(); err != nil {
 		return entry{}, err
 	}
+	s.cache.loadStart(subj)
+	defer s.cache.loadEnd(subj)
 	m, err := s.stream.GetLastMsgForSubject(ctx, subj)
 	var e entry
 	switch {

@@ -1,0 +1,592 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/starbus/starbus/bus"
+)
+
+// Partitioned consumption.
+//
+// The world's events are split into bus.Partitions partitions by their
+// ordering key (bus.Partition), and the workers of a world form a group
+// (named by Config.Consumer) that shares the partitions out: each partition
+// is consumed by one worker at a time, through a durable consumer of its
+// own, so all events of one session or entity are handled by one worker, in
+// stream order, whichever region they happen in.
+//
+// Membership is kept in the world's stream, next to what it protects:
+//
+//   - every worker publishes a heartbeat on sb.<w>.grp.<g>.m.<member> every
+//     Lease/6 (rolled up per member, with a TTL so that a dead worker's
+//     heartbeat disappears); a member not heard from for Lease is dead;
+//   - the owner of partition p is recorded on sb.<w>.grp.<g>.p.<p> with an
+//     epoch, written only by compare-and-set on the record's last sequence,
+//     so one worker wins each change of ownership;
+//   - epoch e of partition p is consumed through the consumer
+//     <g>-p<p>-e<e>, created by the worker that won epoch e.
+//
+// Every worker watches the group's subjects and computes the same
+// assignment from the members it sees alive (partition p goes to the
+// (p mod n)-th of the n live members, sorted by name). A worker hands over
+// a partition that is no longer its own (it stops taking its events, lets
+// the ones it started finish, and clears the record's owner); the new owner
+// takes a partition that is free or whose owner is dead.
+//
+// Taking a partition (take) creates the next epoch's consumer starting at
+// the lowest ack floor of the earlier epochs' consumers, and only then
+// deletes them. So the new owner sees every event that was not
+// acknowledged, in stream order, before any later event of the same part,
+// whatever the old owner left in flight; and the old owner, alive or not,
+// can receive nothing more from a deleted consumer. An event the old owner
+// had committed but not acknowledged is delivered again and recognised by
+// its applied marker (the record carries the highest sequence an earlier
+// epoch delivered: events up to it are checked before they run). An old
+// owner that has not yet noticed the change may finish the events it had
+// already received while the new owner replays them: each worker handles
+// one part's events one at a time in stream order, and an event's commit
+// fails if its marker exists, so every event's effects still apply once,
+// in order (see docs/scale.md).
+
+// record is the ownership record of a partition.
+type record struct {
+	Owner  string `json:"owner,omitempty"`  // "" once released
+	Epoch  uint64 `json:"epoch"`            // names the consumer of this ownership
+	Replay uint64 `json:"replay,omitempty"` // events at or below it may already be applied
+	seq    uint64 // stream sequence of the record; 0 when there is none
+}
+
+// partSub is this runtime's subscription to a partition it owns.
+type partSub struct {
+	p       int
+	epoch   uint64
+	recSeq  uint64 // stream sequence of the record that made the partition ours
+	replay  uint64 // events at or below it get the applied-marker check first
+	iter    jetstream.MessagesContext
+	stopped atomic.Bool  // set once the partition is no longer ours
+	out     atomic.Int64 // events taken from the server and not yet finished
+}
+
+// stop ends the subscription: no more events are taken, and those queued
+// but not started are dropped (the partition's next owner replays them).
+func (ps *partSub) stop() {
+	ps.stopped.Store(true)
+	ps.iter.Stop()
+}
+
+// opKind says what an asynchronous group operation reports.
+type opKind int
+
+const (
+	opAcquired opKind = iota // ps is set on success
+	opReleased
+	opEnded // a partition's reader stopped
+)
+
+type opResult struct {
+	kind opKind
+	p    int
+	ps   *partSub
+	err  error
+}
+
+// group is a runtime's membership in its world's worker group. Its loop
+// goroutine owns parts, busy and inflight; the watcher's callback writes the
+// view under mu.
+type group struct {
+	r      *Runtime
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	w      bus.World
+	name   string
+	member string
+	lease  time.Duration
+	beat   time.Duration
+	q      *keyQueue
+
+	mu     sync.Mutex // guards seen, recs, synced
+	seen   map[string]time.Time
+	recs   [bus.Partitions]record
+	synced bool
+	poke   chan struct{}
+
+	parts    [bus.Partitions]*partSub
+	busy     [bus.Partitions]bool
+	inflight int // goroutines that will send one result each
+	results  chan opResult
+	owned    atomic.Uint32 // bit p set while partition p is consumed here
+
+	stats struct{ acquired, released, lost atomic.Uint64 }
+}
+
+func newGroup(r *Runtime, stream jetstream.Stream, q *keyQueue) *group {
+	return &group{
+		r: r, js: r.cfg.JS, stream: stream, w: r.world, name: r.cfg.Consumer, member: r.cfg.Member,
+		lease: r.cfg.Lease, beat: r.cfg.Lease / 6, q: q,
+		seen:    make(map[string]time.Time),
+		poke:    make(chan struct{}, 1),
+		results: make(chan opResult, 4*bus.Partitions),
+	}
+}
+
+// run joins the group and keeps this runtime's share of the partitions
+// until ctx ends; then it stops consuming and returns the partitions it
+// held, for leave to hand back once their running tasks have finished.
+func (g *group) run(ctx context.Context) ([]*partSub, error) {
+	if err := g.heartbeat(ctx); err != nil {
+		return nil, fmt.Errorf("handlers: join group %s: %w", g.name, err)
+	}
+	filter, _ := g.w.GroupFilter(g.name)
+	cons, err := g.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("handlers: watch group %s: %w", g.name, err)
+	}
+	watch, err := cons.Consume(g.observe)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: watch group %s: %w", g.name, err)
+	}
+	defer func() {
+		watch.Stop()
+		<-watch.Closed()
+	}()
+
+	// Heartbeats go out from a goroutine of their own, so that a slow
+	// publish delays neither the others nor the loop.
+	hctx, stopBeats := context.WithCancel(ctx)
+	closed := make(chan error, 1)
+	var beats sync.WaitGroup
+	beats.Go(func() {
+		tick := time.NewTicker(g.beat)
+		defer tick.Stop()
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-tick.C:
+			}
+			if err := g.heartbeat(hctx); errors.Is(err, nats.ErrConnectionClosed) {
+				closed <- err
+				return
+			}
+		}
+	})
+	defer func() {
+		stopBeats()
+		beats.Wait()
+	}()
+
+	tick := time.NewTicker(g.beat)
+	defer tick.Stop()
+	syncBy := time.Now().Add(g.lease) // act on a partial view rather than never
+	for {
+		g.evaluate(ctx, time.Now().After(syncBy))
+		select {
+		case <-ctx.Done():
+			return g.shutdown(), nil
+		case err := <-closed:
+			return g.shutdown(), fmt.Errorf("handlers: group %s: %w", g.name, err)
+		case <-tick.C:
+		case <-g.poke:
+		case res := <-g.results:
+			g.apply(ctx, res)
+		}
+	}
+}
+
+// heartbeat tells the group this member is alive.
+func (g *group) heartbeat(ctx context.Context) error {
+	subj, err := g.w.Member(g.name, g.member)
+	if err != nil {
+		return err
+	}
+	if g.r.muteHeartbeats.Load() {
+		return nil // a test makes this worker look dead to the others
+	}
+	m := nats.NewMsg(subj)
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	ttl := max(2*g.lease, time.Second).Round(time.Second)
+	pctx, cancel := context.WithTimeout(ctx, g.lease)
+	defer cancel()
+	_, err = g.js.PublishMsg(pctx, m, jetstream.WithMsgTTL(ttl))
+	return err
+}
+
+// observe updates the view from one message of the group's subjects.
+func (g *group) observe(m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	member, p, ok := g.w.ParseGroup(g.name, m.Subject())
+	g.mu.Lock()
+	switch {
+	case !ok:
+	case p < 0 && m.Headers().Get(bus.HeaderOp) == bus.OpDelete:
+		delete(g.seen, member) // left the group
+	case p < 0:
+		at := time.Now()
+		if !g.synced && meta.Timestamp.Before(at) {
+			at = meta.Timestamp // stored before we joined: as old as it is
+		}
+		g.seen[member] = at
+	default:
+		var rec record
+		if json.Unmarshal(m.Data(), &rec) == nil && meta.Sequence.Stream > g.recs[p].seq {
+			rec.seq = meta.Sequence.Stream
+			g.recs[p] = rec
+		}
+	}
+	if meta.NumPending == 0 {
+		g.synced = true
+	}
+	g.mu.Unlock()
+	select {
+	case g.poke <- struct{}{}:
+	default:
+	}
+}
+
+// evaluate compares the partitions consumed here with the assignment the
+// view gives, and starts the acquisitions and releases that differ.
+//
+// A worker never stops consuming a partition on its own suspicion that the
+// others think it dead: what keeps two owners apart is the epoch's
+// consumer, deleted by whoever takes the partition over. It takes over
+// from an owner it thinks dead only while its own view is fresh (it has
+// seen its own heartbeat come back lately), so that a worker whose watcher
+// lags behind does not mistake live owners for dead ones.
+func (g *group) evaluate(ctx context.Context, force bool) {
+	now := time.Now()
+	g.mu.Lock()
+	if !g.synced && !force {
+		g.mu.Unlock()
+		return
+	}
+	fresh := now.Sub(g.seen[g.member]) <= g.lease/2
+	recs := g.recs
+	live := []string{g.member}
+	alive := map[string]bool{g.member: true}
+	for m, at := range g.seen {
+		if m != g.member && now.Sub(at) <= g.lease {
+			live = append(live, m)
+			alive[m] = true
+		}
+	}
+	g.mu.Unlock()
+	slices.Sort(live)
+	for p := range bus.Partitions {
+		if g.busy[p] {
+			continue
+		}
+		ps, rec, want := g.parts[p], recs[p], live[p%len(live)]
+		switch {
+		case ps != nil && rec.seq > ps.recSeq && (rec.Owner != g.member || rec.Epoch != ps.epoch):
+			g.drop(p, "taken over by "+rec.Owner)
+		case ps != nil && want != g.member:
+			g.release(ctx, p, ps, rec)
+		case ps == nil && want == g.member && (rec.Owner == "" || rec.Owner == g.member || fresh && !alive[rec.Owner]):
+			g.acquire(ctx, p, rec)
+		case ps == nil && rec.Owner == g.member && want != g.member:
+			g.release(ctx, p, nil, rec) // a record left from a failed acquisition
+		}
+	}
+}
+
+func (g *group) setOwned(p int, on bool) {
+	for {
+		old := g.owned.Load()
+		v := old &^ (1 << p)
+		if on {
+			v |= 1 << p
+		}
+		if g.owned.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// drop stops consuming partition p at once.
+func (g *group) drop(p int, why string) {
+	g.r.log.Info("partition lost", logPartition, p, logEpoch, g.parts[p].epoch, logReason, why)
+	g.parts[p].stop()
+	g.parts[p] = nil
+	g.setOwned(p, false)
+	g.stats.lost.Add(1)
+}
+
+// acquire takes partition p in the background.
+func (g *group) acquire(ctx context.Context, p int, rec record) {
+	g.busy[p] = true
+	g.inflight++
+	go func() {
+		ps, err := g.take(ctx, p, rec)
+		g.results <- opResult{kind: opAcquired, p: p, ps: ps, err: err}
+	}()
+}
+
+// release hands partition p back in the background: stop taking its
+// events, let the ones started finish (bounded by the lease), then clear
+// the record's owner so that the next owner need not wait for a lease.
+func (g *group) release(ctx context.Context, p int, ps *partSub, rec record) {
+	g.busy[p] = true
+	g.inflight++
+	if ps != nil {
+		g.parts[p] = nil
+		g.setOwned(p, false)
+		ps.stop()
+		rec = record{Owner: g.member, Epoch: ps.epoch, Replay: ps.replay, seq: ps.recSeq}
+	}
+	go func() {
+		if ps != nil {
+			g.settle(ctx, ps)
+		}
+		err := g.writeRecord(ctx, p, record{Epoch: rec.Epoch, Replay: rec.Replay}, rec.seq)
+		g.results <- opResult{kind: opReleased, p: p, err: err}
+	}()
+}
+
+// settle waits, up to a lease, until the tasks started on ps have ended.
+func (g *group) settle(ctx context.Context, ps *partSub) {
+	deadline := time.Now().Add(g.lease)
+	for ps.out.Load() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// apply takes in the result of an asynchronous operation.
+func (g *group) apply(ctx context.Context, res opResult) {
+	g.inflight--
+	switch res.kind {
+	case opAcquired:
+		g.busy[res.p] = false
+		switch {
+		case res.err != nil:
+			if ctx.Err() == nil {
+				g.r.log.Debug("partition not acquired", logPartition, res.p, logErr, res.err)
+			}
+		case ctx.Err() != nil:
+			res.ps.stop()
+		default:
+			g.parts[res.p] = res.ps
+			g.setOwned(res.p, true)
+			g.stats.acquired.Add(1)
+			g.r.log.Debug("partition acquired", logPartition, res.p, logEpoch, res.ps.epoch)
+			g.inflight++
+			go g.read(res.ps)
+		}
+	case opReleased:
+		g.busy[res.p] = false
+		if res.err == nil {
+			g.stats.released.Add(1)
+		}
+	case opEnded:
+		if g.parts[res.p] == res.ps {
+			g.r.log.Info("partition lost", logPartition, res.p, logEpoch, res.ps.epoch, logReason, "its consumer went away", logErr, res.err)
+			// The consumer went away under us (taken over, or the server
+			// lost it): stop, and let the view decide what comes next.
+			g.parts[res.p] = nil
+			g.setOwned(res.p, false)
+			res.ps.stopped.Store(true)
+			g.stats.lost.Add(1)
+		}
+	}
+}
+
+// read moves a partition's events into the task queue until the
+// subscription stops.
+func (g *group) read(ps *partSub) {
+	var err error
+	for {
+		var m jetstream.Msg
+		if m, err = ps.iter.Next(); err != nil {
+			break
+		}
+		if ps.stopped.Load() {
+			continue
+		}
+		_, part, ok := g.w.ParseEvent(m.Subject())
+		if !ok {
+			part = "malformed." + m.Subject() // process dead-letters it
+		}
+		ps.out.Add(1)
+		if !g.q.push(part, item{m: m, ps: ps}) {
+			ps.out.Add(-1)
+		}
+	}
+	g.results <- opResult{kind: opEnded, p: ps.p, ps: ps, err: err}
+}
+
+// shutdown stops every subscription, waits for the operations in flight,
+// and returns the partitions that were consumed here.
+func (g *group) shutdown() []*partSub {
+	var held []*partSub
+	for p, ps := range g.parts {
+		if ps != nil {
+			ps.stop()
+			held = append(held, ps)
+			g.parts[p] = nil
+		}
+	}
+	for g.inflight > 0 {
+		res := <-g.results
+		g.inflight--
+		if res.kind == opAcquired && res.ps != nil {
+			res.ps.stop()
+			held = append(held, res.ps)
+		}
+	}
+	g.owned.Store(0)
+	return held
+}
+
+// leave tells the group this member is gone and hands back the partitions
+// it held, so that the others take them over at once.
+func (g *group) leave(ctx context.Context, held []*partSub) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if subj, err := g.w.Member(g.name, g.member); err == nil {
+		m := nats.NewMsg(subj)
+		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+		m.Header.Set(bus.HeaderOp, bus.OpDelete)
+		_, _ = g.js.PublishMsg(ctx, m, jetstream.WithMsgTTL(time.Second))
+	}
+	var wg sync.WaitGroup
+	for _, ps := range held {
+		wg.Go(func() {
+			_ = g.writeRecord(ctx, ps.p, record{Epoch: ps.epoch, Replay: ps.replay}, ps.recSeq)
+		})
+	}
+	wg.Wait()
+}
+
+// writeRecord stores partition p's record if its last one is still at
+// sequence last (0: none yet), and returns the new record's sequence.
+func (g *group) writeRecord(ctx context.Context, p int, rec record, last uint64) error {
+	_, err := g.storeRecord(ctx, p, rec, last)
+	return err
+}
+
+func (g *group) storeRecord(ctx context.Context, p int, rec record, last uint64) (uint64, error) {
+	subj, err := g.w.Owner(g.name, p)
+	if err != nil {
+		return 0, err
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return 0, err
+	}
+	m := nats.NewMsg(subj)
+	m.Data = b
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	ack, err := g.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// consumerName names the consumer of epoch e of partition p.
+func consumerName(group string, p int, e uint64) string {
+	return group + "-p" + strconv.Itoa(p) + "-e" + strconv.FormatUint(e, 10)
+}
+
+// parseConsumerName returns the partition and epoch of a partition
+// consumer of group.
+func parseConsumerName(group, name string) (p int, e uint64, ok bool) {
+	rest, ok := strings.CutPrefix(name, group+"-p")
+	if !ok {
+		return 0, 0, false
+	}
+	ps, es, ok := strings.Cut(rest, "-e")
+	if !ok {
+		return 0, 0, false
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p < 0 || p >= bus.Partitions {
+		return 0, 0, false
+	}
+	e, err = strconv.ParseUint(es, 10, 64)
+	return p, e, err == nil
+}
+
+// partitionConsumers lists the consumers of every epoch of every partition
+// of the group.
+func partitionConsumers(ctx context.Context, s jetstream.Stream, group string) ([bus.Partitions][]*jetstream.ConsumerInfo, error) {
+	var out [bus.Partitions][]*jetstream.ConsumerInfo
+	list := s.ListConsumers(ctx)
+	for ci := range list.Info() {
+		if p, _, ok := parseConsumerName(group, ci.Name); ok {
+			out[p] = append(out[p], ci)
+		}
+	}
+	return out, list.Err()
+}
+
+// take makes partition p this runtime's: it wins the next epoch by
+// compare-and-set on the record, creates the epoch's consumer at the
+// lowest ack floor of the earlier epochs, then deletes them.
+func (g *group) take(ctx context.Context, p int, rec record) (*partSub, error) {
+	all, err := partitionConsumers(ctx, g.stream, g.name)
+	if err != nil {
+		return nil, err
+	}
+	olds := all[p]
+	ps := &partSub{p: p, epoch: rec.Epoch + 1, replay: rec.Replay}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       consumerName(g.name, p, ps.epoch),
+		FilterSubject: g.w.PartitionFilter(p),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       g.r.cfg.AckWait,
+		MaxAckPending: g.r.cfg.Concurrency * 2,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if len(olds) == 0 {
+		// No earlier consumer to tell what was handled: check everything
+		// stored so far against its marker.
+		info, err := g.stream.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ps.replay = max(ps.replay, info.State.LastSeq)
+	} else {
+		floor := olds[0].AckFloor.Stream
+		for _, o := range olds {
+			floor = min(floor, o.AckFloor.Stream)
+			ps.replay = max(ps.replay, o.Delivered.Stream)
+		}
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
+	}
+	if ps.recSeq, err = g.storeRecord(ctx, p, record{Owner: g.member, Epoch: ps.epoch, Replay: ps.replay}, rec.seq); err != nil {
+		return nil, err
+	}
+	cons, err := g.js.CreateConsumer(ctx, g.stream.CachedInfo().Config.Name, cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range olds {
+		if err := g.js.DeleteConsumer(ctx, o.Stream, o.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			_ = g.js.DeleteConsumer(ctx, o.Stream, cfg.Durable) // try again later, from scratch
+			return nil, err
+		}
+	}
+	batch := max(g.r.cfg.Concurrency*4/bus.Partitions, 32)
+	if ps.iter, err = cons.Messages(jetstream.PullMaxMessages(batch)); err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
