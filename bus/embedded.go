@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // EmbeddedConfig configures an in-process NATS server with JetStream.
@@ -102,6 +104,33 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 		return nil, ErrServerStart
 	}
 	return &Server{ns: ns}, nil
+}
+
+// JetStreamReady waits until JetStream answers requests on this server: on
+// a cluster, once enough nodes are up to elect a meta leader.
+func (s *Server) JetStreamReady(ctx context.Context) error {
+	nc, err := s.Connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := js.AccountInfo(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bus: JetStream not ready: %w", errors.Join(err, ctx.Err()))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // ClientURL returns the URL other processes connect to.

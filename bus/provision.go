@@ -57,11 +57,31 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 		AllowAtomicPublish: true,
 		AllowMsgSchedules:  true,
 	}
-	s, err := js.CreateOrUpdateStream(ctx, sc)
-	if err != nil {
-		return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), err)
+	// On a cluster, a create racing another process's create of the same
+	// stream may go unanswered, and a stream just created may not answer
+	// info requests at once: try in short attempts until the stream
+	// answers, so that callers can use it at once.
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err := js.CreateOrUpdateStream(actx, sc)
+		if err == nil {
+			_, err = js.Stream(actx, w.Stream())
+		}
+		cancel()
+		switch {
+		case err == nil:
+			return s, nil
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), errors.Join(err, ctx.Err()))
+		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrStreamNotFound):
+			return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return s, nil
 }
 
 func orUnlimited(n int64) int64 {

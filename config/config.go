@@ -65,6 +65,19 @@ type Edge struct {
 type Worker struct {
 	Concurrency int      `json:"concurrency"`
 	TaskTimeout Duration `json:"task_timeout"`
+	// Member names the worker in its world's worker group; unique among the
+	// world's running workers ("": a random name).
+	Member string `json:"member"`
+	// Lease is how long a silent worker keeps its partitions before the
+	// others take them over: the failover time after a crash.
+	Lease Duration `json:"lease"`
+	// Game is the game the worker runs: "gridworld" (the reference world)
+	// or "bank" (transfers between accounts: the scale and failover
+	// workload, internal/bank).
+	Game string `json:"game"`
+	// StatsInterval, if positive, makes the worker print its counters on
+	// stdout at that interval, one line each, and once more at exit.
+	StatsInterval Duration `json:"stats_interval"`
 }
 
 // Default returns the configuration of `starbus dev`.
@@ -77,7 +90,7 @@ func Default() Config {
 			RatePerSecond: 50, Burst: 100, OutboundQueue: 256, WriteTimeout: Duration(10 * time.Second),
 			ReconnectGrace: Duration(30 * time.Second),
 		},
-		Worker:   Worker{Concurrency: 256, TaskTimeout: Duration(100 * time.Millisecond)},
+		Worker:   Worker{Concurrency: 256, TaskTimeout: Duration(100 * time.Millisecond), Lease: Duration(3 * time.Second), Game: "gridworld"},
 		HTTP:     "127.0.0.1:8080",
 		LogLevel: "info",
 	}
@@ -136,6 +149,18 @@ func (c Config) Validate() error {
 	}
 	if c.Worker.TaskTimeout <= 0 {
 		return bad("worker.task_timeout", "must be positive")
+	}
+	if c.Worker.Member != "" && bus.ValidName(c.Worker.Member) != nil {
+		return bad("worker.member", "%q is not a name of letters, digits, '-' and '_'", c.Worker.Member)
+	}
+	if c.Worker.Lease < Duration(600*time.Millisecond) {
+		return bad("worker.lease", "%v is below 600ms", time.Duration(c.Worker.Lease))
+	}
+	if c.Worker.Game != "gridworld" && c.Worker.Game != "bank" {
+		return bad("worker.game", "%q; use gridworld or bank", c.Worker.Game)
+	}
+	if c.Worker.StatsInterval < 0 {
+		return bad("worker.stats_interval", "must not be negative")
 	}
 	if c.HTTP != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {

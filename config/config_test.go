@@ -28,6 +28,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		"edge.burst":           func(c *config.Config) { c.Edge.Burst = 10 },
 		"edge.write_timeout":   func(c *config.Config) { c.Edge.WriteTimeout = -1 },
 		"worker.task_timeout":  func(c *config.Config) { c.Worker.TaskTimeout = 0 },
+		"worker.member":        func(c *config.Config) { c.Worker.Member = "a b" },
+		"worker.lease":         func(c *config.Config) { c.Worker.Lease = config.Duration(time.Millisecond) },
+		"worker.game":          func(c *config.Config) { c.Worker.Game = "chess" },
 		"http":                 func(c *config.Config) { c.HTTP = "8080" },
 		"log_level":            func(c *config.Config) { c.LogLevel = "loud" },
 	} {

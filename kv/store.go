@@ -329,6 +329,14 @@ func (s *Store) Validate(ctx context.Context, tx *Tx) error {
 // prefetch puts the latest entries of subjects in the cache. Like load, it
 // may cache an entry a moment stale; commits check revisions.
 func (s *Store) prefetch(ctx context.Context, subjects []string) error {
+	for _, subj := range subjects {
+		s.cache.loadStart(subj)
+	}
+	defer func() {
+		for _, subj := range subjects {
+			s.cache.loadEnd(subj)
+		}
+	}()
 	found := make(map[string]bool, len(subjects))
 	err := s.lastMsgs(ctx, subjects, func(m *jetstream.RawStreamMsg) {
 		found[m.Subject] = true

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/starbus/starbus/examples/gridworld"
 	"github.com/starbus/starbus/examples/gridworld/livemap"
 	"github.com/starbus/starbus/handlers"
+	"github.com/starbus/starbus/internal/bank"
 	"github.com/starbus/starbus/kv"
 )
 
@@ -41,7 +43,10 @@ commands:
            the worker runtime with the reference game (examples/gridworld),
            an edge for clients, and the live map on -http
   edge     an edge against an external NATS (-nats)
-  worker   a worker running the reference game against an external NATS (-nats)
+  worker   a worker running the reference game (or -game bank) against an
+           external NATS (-nats); start several to share the world's events
+  nats     one node of a NATS JetStream cluster (-data, -port, -cluster, -routes);
+           scripts/cluster starts three on loopback
   client   an interactive terminal client for an edge (-addr, -name)
   bots     simulated players that load a world and report (-players, -duration)
 
@@ -77,6 +82,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runClient(ctx, args, stdin, stdout, stderr)
 	case "bots":
 		return runBots(ctx, args, stdout, stderr)
+	case "nats":
+		return runNATS(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -99,6 +106,11 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	listen := fs.String("listen", "", "TCP address of the edge (default "+cfg.Edge.Listen+")")
 	httpAddr := fs.String("http", "", "address of the live map (dev; default "+cfg.HTTP+"; \"off\" for none)")
 	logLevel := fs.String("log", "", "log level: debug, info, warn, error")
+	replicas := fs.Int("replicas", 0, "replicas of the world's stream: 1, or 3 on a cluster (default 1)")
+	member := fs.String("member", "", "the worker's name in the world's worker group (worker; default: a random name)")
+	lease := fs.Duration("lease", 0, "how long a silent worker keeps its partitions (worker; default "+cfg.Worker.Lease.D().String()+")")
+	game := fs.String("game", "", "the game a worker runs: gridworld or bank (worker; default "+cfg.Worker.Game+")")
+	stats := fs.Duration("stats", 0, "print the worker's counters on stdout at this interval (worker)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, errUsage
@@ -126,7 +138,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	}
 	for flagValue, dst := range map[*string]*string{
 		world: &cfg.World, natsURL: &cfg.NATS.URL, data: &cfg.NATS.DataDir, listen: &cfg.Edge.Listen, logLevel: &cfg.LogLevel,
-		httpAddr: &cfg.HTTP,
+		httpAddr: &cfg.HTTP, member: &cfg.Worker.Member, game: &cfg.Worker.Game,
 	} {
 		if *flagValue != "" {
 			*dst = *flagValue
@@ -137,6 +149,15 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	}
 	if *natsPort != 0 {
 		cfg.NATS.Port = *natsPort
+	}
+	if *replicas != 0 {
+		cfg.NATS.Replicas = *replicas
+	}
+	if *lease != 0 {
+		cfg.Worker.Lease = config.Duration(*lease)
+	}
+	if *stats != 0 {
+		cfg.Worker.StatsInterval = config.Duration(*stats)
 	}
 	return cfg, cfg.Validate()
 }
@@ -176,11 +197,20 @@ func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.
 	return &world{js: js, w: w, store: store}, nil
 }
 
+// newRuntime returns the worker runtime of game; a nil game is the bank
+// workload (internal/bank).
 func newRuntime(wd *world, game *gridworld.Game, cfg config.Config, log *slog.Logger) (*handlers.Runtime, error) {
-	return handlers.New(handlers.Config{
-		Store: wd.store, JS: wd.js, Handler: game.Handler(), Init: game.Init(), Logger: log,
+	hc := handlers.Config{
+		Store: wd.store, JS: wd.js, Logger: log,
 		Concurrency: cfg.Worker.Concurrency, TaskTimeout: cfg.Worker.TaskTimeout.D(),
-	})
+		Member: cfg.Worker.Member, Lease: cfg.Worker.Lease.D(),
+	}
+	if game != nil {
+		hc.Handler, hc.Init = game.Handler(), game.Init()
+	} else {
+		hc.Handler = bank.Handler()
+	}
+	return handlers.New(hc)
 }
 
 func newEdge(wd *world, cfg config.Config, log *slog.Logger) *edge.Server {
@@ -327,16 +357,50 @@ func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *sl
 		return err
 	}
 	defer closeWorld()
-	game, err := gridworld.New(gridworld.Default())
-	if err != nil {
-		return err
+	var game *gridworld.Game
+	if cfg.Worker.Game == "gridworld" {
+		if game, err = gridworld.New(gridworld.Default()); err != nil {
+			return err
+		}
 	}
 	rt, err := newRuntime(wd, game, cfg, log)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "starbus worker: world %q on %s\n", cfg.World, cfg.NATS.URL)
+	fmt.Fprintf(stdout, "starbus worker: world %q on %s, game %s, member %s\n", cfg.World, cfg.NATS.URL, cfg.Worker.Game, rt.Member())
+	if every := cfg.Worker.StatsInterval.D(); every > 0 {
+		sctx, stopStats := context.WithCancel(context.WithoutCancel(ctx))
+		var printer sync.WaitGroup
+		printer.Go(func() { printStats(sctx, stdout, rt, wd.store, every) })
+		defer func() { stopStats(); printer.Wait() }() // the final line counts all the runtime did
+	}
 	return rt.Run(ctx)
+}
+
+// printStats prints a worker's counters every interval until ctx ends, and
+// once more then; one line each, for people and for the scale tests.
+func printStats(ctx context.Context, w io.Writer, rt *handlers.Runtime, store *kv.Store, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	line := func(what string) {
+		st, ks := rt.Stats(), store.Stats()
+		parts := make([]string, 0, bus.Partitions)
+		for _, p := range rt.Partitions() {
+			parts = append(parts, strconv.Itoa(p))
+		}
+		fmt.Fprintf(w, "%s t=%d committed=%d duplicates=%d conflicts=%d retries=%d errors=%d deadletters=%d acquired=%d released=%d lost=%d commits=%d groups=%d batches=%d partitions=%s\n",
+			what, time.Now().UnixMilli(), st.Committed, st.Duplicates, st.Conflicts, st.Retries, st.Errors, st.DeadLetters,
+			st.Acquired, st.Released, st.Lost, ks.Commits, ks.Groups, ks.Batches, strings.Join(parts, ","))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			line("final")
+			return
+		case <-tick.C:
+			line("stats")
+		}
+	}
 }
 
 // runClient is a line-oriented terminal client: each line is sent; /quit

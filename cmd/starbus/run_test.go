@@ -6,12 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/config"
 	"github.com/starbus/starbus/internal/natstest"
@@ -158,16 +163,22 @@ func TestUsageAndBadConfig(t *testing.T) {
 // them.
 func TestEdgeAndWorker(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{World: "remote"})
-	url := env.Server.ClientURL()
+	edgeAndWorker(t, env.Server.ClientURL(), "remote")
+}
+
+// edgeAndWorker runs `starbus worker` and `starbus edge` against the NATS
+// at url, and a client through them.
+func edgeAndWorker(t *testing.T, url, world string, args ...string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var edgeOut syncBuffer
+	var edgeOut, logs syncBuffer
 	done := make(chan error, 2)
 	go func() {
-		done <- run(ctx, []string{"worker", "-nats", url, "-world", "remote", "-log", "warn"}, nil, io.Discard, io.Discard)
+		done <- run(ctx, append([]string{"worker", "-nats", url, "-world", world, "-log", "warn"}, args...), nil, io.Discard, &logs)
 	}()
 	go func() {
-		done <- run(ctx, []string{"edge", "-nats", url, "-world", "remote", "-listen", "127.0.0.1:0", "-log", "warn"}, nil, &edgeOut, io.Discard)
+		done <- run(ctx, append([]string{"edge", "-nats", url, "-world", world, "-listen", "127.0.0.1:0", "-log", "warn"}, args...), nil, &edgeOut, &logs)
 	}()
 	edgeAddr := regexp.MustCompile(`edge (127\.0\.0\.1:\d+)`)
 	var addr string
@@ -175,8 +186,13 @@ func TestEdgeAndWorker(t *testing.T) {
 		if m := edgeAddr.FindStringSubmatch(edgeOut.String()); m != nil {
 			addr = m[1]
 		}
+		select {
+		case err := <-done:
+			t.Fatalf("worker or edge: %v\n%s", err, logs.String())
+		default:
+		}
 		return addr != ""
-	}, "edge ready")
+	}, "edge ready:\n%s", logs.String())
 	var out syncBuffer
 	in, typed := io.Pipe()
 	clientDone := make(chan error, 1)
@@ -193,6 +209,67 @@ func TestEdgeAndWorker(t *testing.T) {
 	}
 	cancel()
 	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestNATSCluster runs three `starbus nats` nodes as a cluster on loopback,
+// then a worker and an edge against them with the world replicated on all
+// three.
+func TestNATSCluster(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	const n = 3
+	var routes []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes = append(routes, "nats://"+l.Addr().String())
+		l.Close()
+	}
+	outs := make([]*syncBuffer, n)
+	done := make(chan error, n)
+	for i := range n {
+		outs[i] = &syncBuffer{}
+		args := []string{"nats", "-data", t.TempDir(), "-port", "-1", "-name", "n" + strconv.Itoa(i),
+			"-cluster", strings.TrimPrefix(routes[i], "nats://"), "-routes", strings.Join(routes, ",")}
+		go func() { done <- run(ctx, args, nil, outs[i], io.Discard) }()
+	}
+	clientURL := regexp.MustCompile(`clients (nats://127\.0\.0\.1:\d+)`)
+	var urls []string
+	natstest.Eventually(t, time.Minute, func() bool {
+		urls = urls[:0]
+		for _, o := range outs {
+			m := clientURL.FindStringSubmatch(o.String())
+			if m == nil || !strings.Contains(o.String(), "ready") {
+				return false
+			}
+			urls = append(urls, m[1])
+		}
+		return true
+	}, "three nodes ready")
+	url := strings.Join(urls, ",")
+	edgeAndWorker(t, url, "triple", "-replicas", "3")
+
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	s, err := js.Stream(ctx, "SB_triple")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := s.CachedInfo(); info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream %+v, cluster %+v: want 3 replicas", info.Config, info.Cluster)
+	}
+	cancel()
+	for range n {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
