@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,7 +125,8 @@ type group struct {
 
 	parts    [bus.Partitions]*partSub
 	busy     [bus.Partitions]bool
-	inflight int // goroutines that will send one result each
+	notUntil [bus.Partitions]time.Time // after a failed acquisition or release
+	inflight int                       // goroutines that will send one result each
 	results  chan opResult
 	owned    atomic.Uint32 // bit p set while partition p is consumed here
 
@@ -148,22 +150,11 @@ func (g *group) run(ctx context.Context) ([]*partSub, error) {
 	if err := g.heartbeat(ctx); err != nil {
 		return nil, fmt.Errorf("handlers: join group %s: %w", g.name, err)
 	}
-	filter, _ := g.w.GroupFilter(g.name)
-	cons, err := g.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-	})
+	watch, err := g.watch(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("handlers: watch group %s: %w", g.name, err)
+		return nil, err
 	}
-	watch, err := cons.Consume(g.observe)
-	if err != nil {
-		return nil, fmt.Errorf("handlers: watch group %s: %w", g.name, err)
-	}
-	defer func() {
-		watch.Stop()
-		<-watch.Closed()
-	}()
+	defer func() { watch.stop() }()
 
 	// Heartbeats go out from a goroutine of their own, so that a slow
 	// publish delays neither the others nor the loop.
@@ -201,6 +192,16 @@ func (g *group) run(ctx context.Context) ([]*partSub, error) {
 		case err := <-closed:
 			return g.shutdown(), fmt.Errorf("handlers: group %s: %w", g.name, err)
 		case <-tick.C:
+			// A watcher that has not shown this member's own heartbeats for
+			// a lease may have stopped for good (its consumer lost with a
+			// server): start another.
+			if time.Since(g.lastSeen(g.member)) > g.lease && time.Since(watch.started) > g.lease {
+				g.r.log.Info("group view stale, watching again", logMember, g.member)
+				watch.stop()
+				if w, err := g.watch(ctx); err == nil {
+					watch = w
+				}
+			}
 		case <-g.poke:
 		case res := <-g.results:
 			g.apply(ctx, res)
@@ -226,8 +227,43 @@ func (g *group) heartbeat(ctx context.Context) error {
 	return err
 }
 
+// watcher is a running watch of the group's subjects.
+type watcher struct {
+	cc      jetstream.ConsumeContext
+	started time.Time
+}
+
+func (w *watcher) stop() {
+	w.cc.Stop()
+	<-w.cc.Closed()
+}
+
+// watch starts delivering the latest message of every subject of the
+// group, then every new one, to observe.
+func (g *group) watch(ctx context.Context) (*watcher, error) {
+	filter, err := g.w.GroupFilter(g.name)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := g.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("handlers: watch group %s: %w", g.name, err)
+	}
+	var caughtUp atomic.Bool
+	cc, err := cons.Consume(func(m jetstream.Msg) { g.observe(m, &caughtUp) })
+	if err != nil {
+		return nil, fmt.Errorf("handlers: watch group %s: %w", g.name, err)
+	}
+	return &watcher{cc: cc, started: time.Now()}, nil
+}
+
 // observe updates the view from one message of the group's subjects.
-func (g *group) observe(m jetstream.Msg) {
+// Until the watch has caught up with what was stored when it started, a
+// heartbeat counts as old as it is.
+func (g *group) observe(m jetstream.Msg, caughtUp *atomic.Bool) {
 	meta, err := m.Metadata()
 	if err != nil {
 		return
@@ -240,25 +276,67 @@ func (g *group) observe(m jetstream.Msg) {
 		delete(g.seen, member) // left the group
 	case p < 0:
 		at := time.Now()
-		if !g.synced && meta.Timestamp.Before(at) {
-			at = meta.Timestamp // stored before we joined: as old as it is
+		if !caughtUp.Load() && meta.Timestamp.Before(at) {
+			at = meta.Timestamp // stored before this watch started: as old as it is
 		}
-		g.seen[member] = at
+		if at.After(g.seen[member]) {
+			g.seen[member] = at
+		}
 	default:
 		var rec record
-		if json.Unmarshal(m.Data(), &rec) == nil && meta.Sequence.Stream > g.recs[p].seq {
-			rec.seq = meta.Sequence.Stream
-			g.recs[p] = rec
+		if json.Unmarshal(m.Data(), &rec) == nil {
+			g.learn(p, rec, meta.Sequence.Stream)
 		}
 	}
 	if meta.NumPending == 0 {
+		caughtUp.Store(true)
 		g.synced = true
 	}
 	g.mu.Unlock()
+	g.nudge()
+}
+
+// learn records rec, stored at seq, as partition p's record if it is newer
+// than the one known. g.mu must be held.
+func (g *group) learn(p int, rec record, seq uint64) {
+	if seq > g.recs[p].seq {
+		rec.seq = seq
+		g.recs[p] = rec
+	}
+}
+
+func (g *group) nudge() {
 	select {
 	case g.poke <- struct{}{}:
 	default:
 	}
+}
+
+// lastSeen returns when member's last heartbeat was seen.
+func (g *group) lastSeen(member string) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.seen[member]
+}
+
+// refresh reads partition p's record from the server, after a
+// compare-and-set found the view's out of date.
+func (g *group) refresh(ctx context.Context, p int) {
+	subj, err := g.w.Owner(g.name, p)
+	if err != nil {
+		return
+	}
+	m, err := g.stream.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		return
+	}
+	var rec record
+	if json.Unmarshal(m.Data, &rec) != nil {
+		return
+	}
+	g.mu.Lock()
+	g.learn(p, rec, m.Sequence)
+	g.mu.Unlock()
 }
 
 // evaluate compares the partitions consumed here with the assignment the
@@ -290,7 +368,7 @@ func (g *group) evaluate(ctx context.Context, force bool) {
 	g.mu.Unlock()
 	slices.Sort(live)
 	for p := range bus.Partitions {
-		if g.busy[p] {
+		if g.busy[p] || now.Before(g.notUntil[p]) {
 			continue
 		}
 		ps, rec, want := g.parts[p], recs[p], live[p%len(live)]
@@ -376,8 +454,9 @@ func (g *group) apply(ctx context.Context, res opResult) {
 		g.busy[res.p] = false
 		switch {
 		case res.err != nil:
+			g.backOff(res.p)
 			if ctx.Err() == nil {
-				g.r.log.Debug("partition not acquired", logPartition, res.p, logErr, res.err)
+				g.r.log.Info("partition not acquired", logPartition, res.p, logErr, res.err)
 			}
 		case ctx.Err() != nil:
 			res.ps.stop()
@@ -385,7 +464,7 @@ func (g *group) apply(ctx context.Context, res opResult) {
 			g.parts[res.p] = res.ps
 			g.setOwned(res.p, true)
 			g.stats.acquired.Add(1)
-			g.r.log.Debug("partition acquired", logPartition, res.p, logEpoch, res.ps.epoch)
+			g.r.log.Info("partition acquired", logPartition, res.p, logEpoch, res.ps.epoch)
 			g.inflight++
 			go g.read(res.ps)
 		}
@@ -393,6 +472,10 @@ func (g *group) apply(ctx context.Context, res opResult) {
 		g.busy[res.p] = false
 		if res.err == nil {
 			g.stats.released.Add(1)
+			g.r.log.Info("partition released", logPartition, res.p)
+		} else if ctx.Err() == nil {
+			g.backOff(res.p)
+			g.r.log.Info("partition not released", logPartition, res.p, logErr, res.err)
 		}
 	case opEnded:
 		if g.parts[res.p] == res.ps {
@@ -405,6 +488,12 @@ func (g *group) apply(ctx context.Context, res opResult) {
 			g.stats.lost.Add(1)
 		}
 	}
+}
+
+// backOff keeps partition p out of the next evaluations for a while, so
+// that a failing acquisition or release is not retried in a tight loop.
+func (g *group) backOff(p int) {
+	g.notUntil[p] = time.Now().Add(g.beat/2 + rand.N(g.beat))
 }
 
 // read moves a partition's events into the task queue until the
@@ -495,6 +584,11 @@ func (g *group) storeRecord(ctx context.Context, p int, rec record, last uint64)
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	ack, err := g.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
 	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			g.refresh(ctx, p) // the view is behind: do not try again with it
+		}
 		return 0, err
 	}
 	return ack.Sequence, nil
@@ -505,9 +599,10 @@ func consumerName(group string, p int, e uint64) string {
 	return group + "-p" + strconv.Itoa(p) + "-e" + strconv.FormatUint(e, 10)
 }
 
-// parseConsumerName returns the partition and epoch of a partition
-// consumer of group.
-func parseConsumerName(group, name string) (p int, e uint64, ok bool) {
+// ParseConsumerName returns the partition and epoch of a consumer of the
+// worker group's partitions (<group>-p<partition>-e<epoch>), for tools and
+// tests that watch a world's consumers.
+func ParseConsumerName(group, name string) (p int, e uint64, ok bool) {
 	rest, ok := strings.CutPrefix(name, group+"-p")
 	if !ok {
 		return 0, 0, false
@@ -530,7 +625,7 @@ func partitionConsumers(ctx context.Context, s jetstream.Stream, group string) (
 	var out [bus.Partitions][]*jetstream.ConsumerInfo
 	list := s.ListConsumers(ctx)
 	for ci := range list.Info() {
-		if p, _, ok := parseConsumerName(group, ci.Name); ok {
+		if p, _, ok := ParseConsumerName(group, ci.Name); ok {
 			out[p] = append(out[p], ci)
 		}
 	}

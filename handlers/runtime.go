@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -159,6 +160,7 @@ const (
 	logWritten   = "written"
 	logPartition = "partition"
 	logEpoch     = "epoch"
+	logMember    = "member"
 )
 
 // Run joins the world's worker group and consumes the events of the
@@ -298,7 +300,7 @@ func (r *Runtime) process(ctx context.Context, it item) {
 		}
 	}
 	start := time.Now()
-	var conflicts, failures int
+	var conflicts, failures, unavailable int
 	retry := r.store.NewRetrier() // losers of a conflict re-run in turn
 	defer retry.Done()
 	for attempt := 1; ; attempt++ {
@@ -338,14 +340,28 @@ func (r *Runtime) process(ctx context.Context, it item) {
 			}
 			r.deadLetterTask(ctx, m, t, attempt, err)
 			return
-		case errors.Is(err, kv.ErrCommitUnknown):
+		case errors.Is(err, kv.ErrCommitUnknown), errors.Is(err, kv.ErrUnavailable):
 			// The commit may have landed; its marker says.
-			if done, aerr := r.store.Applied(ctx, seq); aerr == nil && done {
-				r.stats.committed.Add(1)
-				_ = m.Ack()
+			if errors.Is(err, kv.ErrCommitUnknown) {
+				if done, aerr := r.store.Applied(ctx, seq); aerr == nil && done {
+					r.stats.committed.Add(1)
+					_ = m.Ack()
+					return
+				}
+			}
+			// The server did not answer or cannot serve now (a cluster
+			// electing a leader): not the task's fault. Try again, as long
+			// as it takes, so that the event keeps its place in its part's
+			// order.
+			r.stats.unavailable.Add(1)
+			if unavailable++; unavailable == 1 || unavailable%20 == 0 {
+				r.log.Warn("server unavailable, retrying", logType, t.Type, logSeq, seq, logAttempt, attempt, logErr, err)
+			}
+			if pause(ctx, min(50*time.Millisecond<<min(unavailable, 6), 2*time.Second)) != nil {
+				_ = m.Nak()
 				return
 			}
-			failures++
+			continue
 		case errors.Is(err, ErrPermanent):
 			if !r.applied(ctx, m, seq) {
 				r.deadLetterTask(ctx, m, t, attempt, err)
@@ -365,6 +381,16 @@ func (r *Runtime) process(ctx context.Context, it item) {
 			return
 		}
 		r.log.Warn("task failed, retrying", logType, t.Type, logSeq, seq, logAttempt, attempt, logErr, err)
+	}
+}
+
+// pause waits a random time up to d (full jitter), or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(rand.N(d) + 1):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -604,6 +630,7 @@ type Stats struct {
 	Errors      uint64        // attempts that ended in an error
 	DeadLetters uint64        // events dead-lettered
 	Duplicates  uint64        // redelivered events found already applied
+	Unavailable uint64        // attempts that found the server unavailable (retried without limit)
 	Acquired    uint64        // partitions taken
 	Released    uint64        // partitions handed back to the group
 	Lost        uint64        // partitions taken over by another worker, or whose consumer went away
@@ -612,8 +639,8 @@ type Stats struct {
 }
 
 type runtimeStats struct {
-	committed, conflicts, deadlines, retries, errors, deadLetters, duplicates, staleAlarms atomic.Uint64
-	latency                                                                                atomic.Int64
+	committed, conflicts, deadlines, retries, errors, deadLetters, duplicates, staleAlarms, unavailable atomic.Uint64
+	latency                                                                                             atomic.Int64
 }
 
 // Stats returns a snapshot of the runtime's counters.
@@ -633,6 +660,7 @@ func (r *Runtime) Stats() Stats {
 		Errors:      r.stats.errors.Load(),
 		DeadLetters: r.stats.deadLetters.Load(),
 		Duplicates:  r.stats.duplicates.Load(),
+		Unavailable: r.stats.unavailable.Load(),
 		StaleAlarms: r.stats.staleAlarms.Load(),
 		LastLatency: time.Duration(r.stats.latency.Load()),
 	}

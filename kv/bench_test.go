@@ -169,3 +169,51 @@ func benchBare(b *testing.B, env *natstest.Env, conc int, atomic bool) {
 		return natstest.PublishAsync(ctx, env.JS, msgs)
 	})
 }
+
+// BenchmarkShards measures what spreading a world's state over several
+// streams would buy (docs/scale.md): the same task as BenchmarkCommit, 256
+// at once, each on one of k worlds (streams) of one server, with a store
+// each. A task touches one shard only: an atomic batch cannot span streams.
+func BenchmarkShards(b *testing.B) {
+	for _, storage := range []string{"file", "memory"} {
+		for _, shards := range []int{1, 2, 4} {
+			b.Run(fmt.Sprintf("%s/shards=%d", storage, shards), func(b *testing.B) {
+				opts := natstest.Options{World: "shard0"}
+				if storage == "memory" {
+					opts.Stream = memStream
+				}
+				env := natstest.Start(b, opts)
+				stores := make([]*kv.Store, shards)
+				outs := make([]string, shards)
+				for i := range shards {
+					w, err := bus.NewWorld("shard" + strconv.Itoa(i))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := bus.Provision(context.Background(), env.JS, w, opts.Stream); err != nil {
+						b.Fatal(err)
+					}
+					if stores[i], err = kv.Open(context.Background(), env.JS, w, kv.Options{}); err != nil {
+						b.Fatal(err)
+					}
+					defer stores[i].Close()
+					outs[i], _ = w.Session("bench")
+				}
+				drive(b, 256, func(ctx context.Context, _, i int) error {
+					s, out := stores[i%shards], outs[i%shards]
+					k1, k2 := keyPair(i)
+					return s.Update(ctx, func(tx *kv.Tx) error {
+						if _, err := tx.GetBytes(ctx, k1); err != nil && !errors.Is(err, kv.ErrNotFound) {
+							return err
+						}
+						if _, err := tx.GetBytes(ctx, k2); err != nil && !errors.Is(err, kv.ErrNotFound) {
+							return err
+						}
+						return errors.Join(tx.PutBytes(k1, payload), tx.PutBytes(k2, payload),
+							tx.Publish(&nats.Msg{Subject: out, Data: payload, Header: nats.Header{}}))
+					})
+				})
+			})
+		}
+	}
+}

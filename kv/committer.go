@@ -324,16 +324,23 @@ func (s *Store) fail(rs []*commitReq, err error) {
 
 // classify maps a publish error to the store's errors: a stale expected
 // sequence is a conflict (10071 on one server, 10164 on a replicated
-// stream); any other answer from the server is a rejection that stored
-// nothing; no answer leaves the outcome unknown.
+// stream); a server error (5xx: no leader, the system not ready) stored
+// nothing and the server is unavailable; any other answer from the server
+// is a rejection that stored nothing; no answer leaves the outcome
+// unknown.
 func classify(err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode {
-		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+		switch {
+		case apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence, apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant:
 			return &ConflictError{}
+		case apiErr.Code >= 500:
+			return fmt.Errorf("%w: commit rejected: %w", ErrUnavailable, err)
 		}
 		return fmt.Errorf("kv: commit rejected: %w", err)
+	}
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err) // nobody took it
 	}
 	return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
 }

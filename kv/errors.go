@@ -3,6 +3,8 @@ package kv
 import (
 	"errors"
 	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Errors returned by the store and its transactions. Backend errors are
@@ -32,7 +34,24 @@ var (
 	ErrInvalidSubject = errors.New("kv: invalid subject")
 	// ErrClosed reports use of a closed store.
 	ErrClosed = errors.New("kv: store closed")
+	// ErrUnavailable reports that the server did not answer, or answered
+	// that it cannot serve now (a cluster electing a leader, a node going
+	// away). Nothing was decided: the same read or commit may succeed when
+	// tried again. A commit that may have landed is [ErrCommitUnknown]
+	// instead.
+	ErrUnavailable = errors.New("kv: server unavailable")
 )
+
+// unavailable marks err as [ErrUnavailable] if it is a failure to reach
+// the server or a server error (5xx) rather than an answer about the
+// request.
+func unavailable(err error) error {
+	var apiErr *jetstream.APIError
+	if err == nil || (errors.As(err, &apiErr) && apiErr.Code < 500) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
 
 // ConflictError names the key whose revision moved under a transaction, when
 // the store can tell. It matches [ErrConflict] with errors.Is.

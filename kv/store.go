@@ -314,7 +314,7 @@ func (s *Store) Validate(ctx context.Context, tx *Tx) error {
 	// key held its value at the moment of the last read.
 	err := s.lastMsgs(ctx, subjects, func(m *jetstream.RawStreamMsg) { current[m.Subject] = m.Sequence })
 	if err != nil {
-		return fmt.Errorf("kv: validate: %w", err)
+		return fmt.Errorf("kv: validate: %w", unavailable(err))
 	}
 	for subj, rev := range tx.reads {
 		if now := current[subj]; now != rev {
@@ -343,7 +343,7 @@ func (s *Store) prefetch(ctx context.Context, subjects []string) error {
 		s.cache.put(m.Subject, entry{rev: m.Sequence, val: m.Data, deleted: m.Header.Get(bus.HeaderOp) == bus.OpDelete})
 	})
 	if err != nil {
-		return fmt.Errorf("kv: prefetch: %w", err)
+		return fmt.Errorf("kv: prefetch: %w", unavailable(err))
 	}
 	for _, subj := range subjects {
 		if !found[subj] {
@@ -388,7 +388,7 @@ func (s *Store) Applied(ctx context.Context, seq uint64) (bool, error) {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return false, nil
 	default:
-		return false, fmt.Errorf("kv: applied %d: %w", seq, err)
+		return false, fmt.Errorf("kv: applied %d: %w", seq, unavailable(err))
 	}
 }
 
@@ -422,7 +422,7 @@ func (s *Store) load(ctx context.Context, subj string) (entry, error) {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		e = entry{deleted: true}
 	default:
-		return entry{}, fmt.Errorf("kv: read %s: %w", subj, err)
+		return entry{}, fmt.Errorf("kv: read %s: %w", subj, unavailable(err))
 	}
 	s.stats.reads.Add(1)
 	s.cache.put(subj, e)

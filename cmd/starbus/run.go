@@ -190,7 +190,11 @@ func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.
 	if _, err := bus.Provision(pctx, js, w, bus.StreamConfig{Replicas: cfg.NATS.Replicas}); err != nil {
 		return nil, err
 	}
-	store, err := kv.Open(pctx, js, w, kv.Options{Logger: log})
+	// A commit takes milliseconds; one in flight to a stream leader that
+	// dies is never answered, and commits behind it wait: the timeout
+	// bounds that stall (the runtime then checks the event's marker and
+	// tries again).
+	store, err := kv.Open(pctx, js, w, kv.Options{Logger: log, CommitTimeout: 4 * time.Second})
 	if err != nil {
 		return nil, err
 	}

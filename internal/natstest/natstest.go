@@ -5,10 +5,12 @@
 package natstest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,4 +229,23 @@ func PublishAsync(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg)
 		}
 	}
 	return nil
+}
+
+// SyncBuffer is a bytes.Buffer safe for one writer and many readers: the
+// output of a command a test runs while it reads what came so far.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
