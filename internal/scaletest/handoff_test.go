@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,7 +152,6 @@ func TestRegionHandoff(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	sessions := make([]string, players)
-	var leftAt int // written by the leaver goroutine, read after it ends
 	handled := func() (int, error) {
 		keys := make([]string, players)
 		for i, s := range sessions {
@@ -204,6 +204,22 @@ func TestRegionHandoff(t *testing.T) {
 	for i, c := range clients {
 		sessions[i] = c.Session()
 	}
+	// A worker leaves while players are mid-walk, once half of the
+	// messages have been sent: its partitions move to the other two.
+	var sent atomic.Int64
+	var leftSent, leftCommitted int // written by the leaver, read after left is closed
+	half, left := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(left)
+		select {
+		case <-half:
+		case <-ctx.Done():
+			return
+		}
+		leftSent, leftCommitted = int(sent.Load()), int(ws[1].rt.Stats().Committed)
+		ws[1].stop()
+		t.Logf("w1 left when %d messages had been sent (%d by the time it was gone), having handled %d", leftSent, sent.Load(), leftCommitted)
+	}()
 	var play sync.WaitGroup
 	for _, c := range clients {
 		play.Go(func() {
@@ -222,29 +238,19 @@ func TestRegionHandoff(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				if sent.Add(1) == int64(players*each/2) {
+					close(half)
+				}
 			}
 		})
 	}
-	// A worker leaves while players are mid-walk: its partitions move.
-	left := make(chan struct{})
-	go func() {
-		defer close(left)
-		for ctx.Err() == nil {
-			if n, err := handled(); err == nil && n >= players*each/2 {
-				leftAt = n
-				ws[1].stop()
-				return
-			}
-			time.Sleep(20 * time.Millisecond) // polling, as natstest.Eventually does
-		}
-	}()
 	play.Wait()
 	if t.Failed() {
 		return
 	}
 	<-left
-	if leftAt == 0 || leftAt >= players*each {
-		t.Errorf("the worker left after %d of %d messages were handled, not while players were walking", leftAt, players*each)
+	if leftSent >= players*each || leftCommitted == 0 {
+		t.Errorf("worker w1 left after %d of %d messages were sent, having handled %d: not while players were walking", leftSent, players*each, leftCommitted)
 	}
 	natstest.Eventually(t, 2*time.Minute, func() bool { n, err := handled(); return err == nil && n == players*each }, "all handled")
 

@@ -236,35 +236,54 @@ type stats struct {
 	partitions []int
 }
 
-var statsRe = regexp.MustCompile(`(?m)^(?:stats|final) t=(\d+) (.*) partitions=([\d,]*)$`)
+var statsRe = regexp.MustCompile(`^(?:stats|final) t=(\d+) (.*) partitions=([\d,]*)$`)
 
-// lastStats returns the worker's latest stats line, if any.
+// lastStats returns the worker's latest stats line, if any. It reads the
+// output from its end: the tests poll it while the output grows.
 func (p *proc) lastStats() (stats, bool) {
-	all := p.allStats()
-	if len(all) == 0 {
-		return stats{}, false
+	out := strings.TrimRight(p.out.String(), "\n")
+	for out != "" {
+		i := strings.LastIndexByte(out, '\n')
+		if st, ok := parseStats(out[i+1:]); ok {
+			return st, true
+		}
+		if i < 0 {
+			break
+		}
+		out = out[:i]
 	}
-	return all[len(all)-1], true
+	return stats{}, false
 }
 
 // allStats returns every stats line the worker has printed.
 func (p *proc) allStats() []stats {
 	var out []stats
-	for _, m := range statsRe.FindAllStringSubmatch(p.out.String(), -1) {
-		ms, _ := strconv.ParseInt(m[1], 10, 64)
-		st := stats{at: time.UnixMilli(ms), counters: map[string]int{}}
-		for kv := range strings.FieldsSeq(m[2]) {
-			k, v, _ := strings.Cut(kv, "=")
-			st.counters[k], _ = strconv.Atoi(v)
+	for line := range strings.SplitSeq(p.out.String(), "\n") {
+		if st, ok := parseStats(line); ok {
+			out = append(out, st)
 		}
-		for f := range strings.SplitSeq(m[3], ",") {
-			if n, err := strconv.Atoi(f); err == nil {
-				st.partitions = append(st.partitions, n)
-			}
-		}
-		out = append(out, st)
 	}
 	return out
+}
+
+// parseStats parses one stats line.
+func parseStats(line string) (stats, bool) {
+	m := statsRe.FindStringSubmatch(line)
+	if m == nil {
+		return stats{}, false
+	}
+	ms, _ := strconv.ParseInt(m[1], 10, 64)
+	st := stats{at: time.UnixMilli(ms), counters: map[string]int{}}
+	for kv := range strings.FieldsSeq(m[2]) {
+		k, v, _ := strings.Cut(kv, "=")
+		st.counters[k], _ = strconv.Atoi(v)
+	}
+	for f := range strings.SplitSeq(m[3], ",") {
+		if n, err := strconv.Atoi(f); err == nil {
+			st.partitions = append(st.partitions, n)
+		}
+	}
+	return st, true
 }
 
 // settled waits until the workers' latest stats show every partition

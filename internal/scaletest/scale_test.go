@@ -51,11 +51,11 @@ func TestScale(t *testing.T) {
 	}
 	server, url := natsNode(t)
 	type row struct {
-		workers, events        int
-		wall                   time.Duration
-		workerCPU, serverCPU   time.Duration
-		loaderCPU              time.Duration
-		commits, groups, share []int
+		workers, events                            int
+		wall                                       time.Duration
+		workerCPU, serverCPU                       time.Duration
+		loaderCPU                                  time.Duration
+		commits, groups, share, conflicts, batches []int
 	}
 	var rows []row
 	for _, k := range counts {
@@ -105,6 +105,8 @@ func TestScale(t *testing.T) {
 			r.commits = append(r.commits, st.counters["commits"])
 			r.groups = append(r.groups, st.counters["groups"])
 			r.share = append(r.share, st.counters["committed"])
+			r.conflicts = append(r.conflicts, st.counters["conflicts"])
+			r.batches = append(r.batches, st.counters["batches"])
 		}
 		l.check(t)
 		if k > 1 {
@@ -128,8 +130,8 @@ func TestScale(t *testing.T) {
 		}
 		rate := float64(r.events) / r.wall.Seconds()
 		base := float64(rows[0].events) / rows[0].wall.Seconds()
-		t.Logf("%-7d %9.0f %8.2f %8v | %9.0f / %6.0f / %6.0f      | %5.0f%%                 | %s",
-			r.workers, rate, rate/base, r.wall.Round(time.Millisecond), per(r.workerCPU), per(r.serverCPU), per(r.loaderCPU), 100*busy, strings.Join(groups, " "))
+		t.Logf("%-7d %9.0f %8.2f %8v | %9.0f / %6.0f / %6.0f      | %5.0f%%                 | %s | conflicts %v batches %v",
+			r.workers, rate, rate/base, r.wall.Round(time.Millisecond), per(r.workerCPU), per(r.serverCPU), per(r.loaderCPU), 100*busy, strings.Join(groups, " "), r.conflicts, r.batches)
 	}
 }
 
