@@ -220,6 +220,21 @@ func (w World) ParseLiveChannel(subject string) (name string, ok bool) {
 	return name, true
 }
 
+// Commits returns the core NATS subject on which the store of worker
+// member takes other workers' commits (see kv.Store.ServeCommits). Like
+// [World.LiveChannel] it lies outside the world's stream.
+func (w World) Commits(member string) (string, error) {
+	if err := ValidName(member); err != nil {
+		return "", fmt.Errorf("member %q: %w", member, err)
+	}
+	return "sbe." + w.name + ".commit." + member, nil
+}
+
+// Contains reports whether subject is one of the world's stored subjects.
+func (w World) Contains(subject string) bool {
+	return strings.HasPrefix(subject, w.prefix) && len(subject) > len(w.prefix)
+}
+
 // OutFilter matches every stored message to clients: sessions' and
 // reliable channels'.
 func (w World) OutFilter() string { return w.prefix + "out.>" }

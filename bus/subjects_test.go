@@ -51,10 +51,18 @@ func TestSubjects(t *testing.T) {
 	for got, want := range map[string]string{
 		w.Stream(): "SB_demo", w.All(): "sb.demo.>", ev: "sb.demo.ev." + strconv.Itoa(bus.Partition("sess")) + ".r1.sess", sess: "sb.demo.out.s.abc",
 		ch: "sb.demo.out.c.global", key: "sb.demo.kv.player.1", w.Done(7): "sb.demo.done.7",
-		w.DeadLetter(9): "sb.demo.dlq.9", w.Check(): "sb.demo.chk",
+		w.DeadLetter(9): "sb.demo.dlq.9", w.Check(): "sb.demo.chk", must(w.Commits("w1")): "sbe.demo.commit.w1",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	if _, err := w.Commits("a.b"); !errors.Is(err, bus.ErrInvalidName) {
+		t.Errorf("Commits(a.b) = %v", err)
+	}
+	for subj, in := range map[string]bool{"sb.demo.kv.a": true, "sb.demo.": false, "sb.demox.kv.a": false, "sbe.demo.c.x": false} {
+		if w.Contains(subj) != in {
+			t.Errorf("Contains(%q) = %v", subj, !in)
 		}
 	}
 	if _, _, ok := w.ParseEvent("sb.demo.ev.r1.sess"); ok {
@@ -123,4 +131,11 @@ func FuzzSubjects(f *testing.F) {
 			t.Fatalf("parsed invalid session %q", a)
 		}
 	})
+}
+
+func must(s string, err error) string {
+	if err != nil {
+		panic(err)
+	}
+	return s
 }

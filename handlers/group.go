@@ -127,6 +127,7 @@ type group struct {
 	busy     [bus.Partitions]bool
 	notUntil [bus.Partitions]time.Time // after a failed acquisition or release
 	inflight int                       // goroutines that will send one result each
+	leader   string                    // the commit leader, "" for this worker itself
 	results  chan opResult
 	owned    atomic.Uint32 // bit p set while partition p is consumed here
 
@@ -367,6 +368,7 @@ func (g *group) evaluate(ctx context.Context, force bool) {
 	}
 	g.mu.Unlock()
 	slices.Sort(live)
+	g.lead(live[0])
 	for p := range bus.Partitions {
 		if g.busy[p] || now.Before(g.notUntil[p]) {
 			continue
@@ -383,6 +385,30 @@ func (g *group) evaluate(ctx context.Context, force bool) {
 			g.release(ctx, p, nil, rec) // a record left from a failed acquisition
 		}
 	}
+}
+
+// lead makes leader the group's commit leader for this worker: the first
+// live member by name, which every worker's view agrees on once it has
+// seen the same heartbeats. The others forward their atomic batches to
+// it, so that one committer forms them all and keeps their conflicts
+// apart (see package kv, forward.go). Views that disagree for a while
+// cost conflicts, not correctness.
+func (g *group) lead(leader string) {
+	if leader == g.member {
+		leader = ""
+	}
+	if leader == g.leader {
+		return
+	}
+	if err := g.r.store.CommitVia(leader); err != nil {
+		g.r.log.Warn("commit leader", logMember, leader, logErr, err)
+		return
+	}
+	g.leader = leader
+	if leader == "" {
+		leader = g.member
+	}
+	g.r.log.Info("commit leader", logMember, leader)
 }
 
 func (g *group) setOwned(p int, on bool) {

@@ -163,7 +163,9 @@ func partNames(n int) []string {
 // TestPartitionedFailover runs three workers sharing a world's partitions
 // under load; one crashes, one joins, one leaves. Every part's events are
 // handled exactly once and in order throughout, and the crashed worker's
-// partitions are taken over within about one lease.
+// partitions are taken over within about one lease. The one that crashes,
+// and then the one that leaves, is the group's commit leader, which the
+// others forward their commits to.
 func TestPartitionedFailover(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
 	lease := testLease()
@@ -192,19 +194,20 @@ func TestPartitionedFailover(t *testing.T) {
 		return n
 	}
 	natstest.Eventually(t, time.Minute, func() bool { return committed(w1, w2, w3) >= total/10 }, "a tenth handled")
-	victim := w2.rt.Partitions()
+	natstest.Eventually(t, time.Minute, func() bool { return w1.store.Stats().Forwarded > 0 }, "w1, the commit leader, takes the others' commits")
+	victim := w1.rt.Partitions()
 	killed := time.Now()
-	w2.crash()
+	w1.crash()
 	natstest.Eventually(t, 10*lease, func() bool {
-		own := owners(t, w1, w3)
+		own := owners(t, w2, w3)
 		return len(own) == bus.Partitions
 	}, "the survivors take the crashed worker's partitions %v", victim)
 	t.Logf("crashed worker's partitions %v taken over in %v (lease %v)", victim, time.Since(killed).Round(time.Millisecond), lease)
 
 	w4 := start("w4")
-	natstest.Eventually(t, 10*lease, func() bool { return len(w4.rt.Partitions()) >= 4 && len(owners(t, w1, w3, w4)) == bus.Partitions },
+	natstest.Eventually(t, 10*lease, func() bool { return len(w4.rt.Partitions()) >= 4 && len(owners(t, w2, w3, w4)) == bus.Partitions },
 		"the new worker gets its share")
-	w1.stop()
+	w2.stop()
 	natstest.Eventually(t, 10*lease, func() bool { return len(owners(t, w3, w4)) == bus.Partitions }, "the leaver's share is taken")
 
 	left := total - handled(t, w3.store, parts)

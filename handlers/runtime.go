@@ -182,6 +182,15 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("handlers: schedule consumer: %w", err)
 	}
+	// Every worker takes the commits of the others when it is the group's
+	// commit leader (see group.lead); the subscription costs nothing
+	// while it is not.
+	stopServing, err := r.store.ServeCommits(r.cfg.Member)
+	if err != nil {
+		return fmt.Errorf("handlers: %w", err)
+	}
+	defer stopServing()
+	defer func() { _ = r.store.CommitVia("") }() // "" cannot fail
 	if err := r.initWorld(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting for another worker's init

@@ -99,6 +99,23 @@ func (c *cache) evict(keys ...string) {
 	c.mu.Unlock()
 }
 
+// observe records e, a write of key seen in the stream, if key is cached
+// or being read from the server, and e is newer than what is cached. A
+// read in flight that fetched an older value will not overwrite it (see
+// put). Keys not cached stay out: the cache holds what this process uses.
+func (c *cache) observe(key string, e entry) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, ok := c.keys[key]
+	if ok && old.rev >= e.rev || !ok && c.loading[key] == 0 {
+		return
+	}
+	c.keys[key] = e
+}
+
 // evictBefore records that key has been written at rev. An older entry, or
 // a read of the key from the server in flight, leaves a stale mark: reads
 // miss it, and it keeps an older value out. Without it, a read that fetched

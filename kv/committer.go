@@ -46,6 +46,7 @@ type commitReq struct {
 	written []written           // state writes, to update the cache
 	msgs    []*nats.Msg         // the commit's messages, in order
 	done    chan error          // receives the outcome, once
+	first   uint64              // set before a nil outcome: the first message's stream sequence
 }
 
 type written struct {
@@ -103,8 +104,15 @@ func (s *Store) runCommitter() {
 					break drain
 				}
 			}
+			// Batches forwarded to the commit leader queue there, where
+			// they can still join its groups; here only the server's own
+			// staging limit applies.
+			limit := s.maxBatches
+			if s.via.Load() != nil {
+				limit = s.opts.MaxInflight
+			}
 			var g *group
-			g, queue = s.form(queue, fReads, fWrites, batches < s.maxBatches)
+			g, queue = s.form(queue, fReads, fWrites, batches < limit)
 			if g != nil {
 				inflight++
 				if len(g.batch) > 0 {
@@ -232,11 +240,15 @@ func (s *Store) send(g *group) {
 	for i, r := range g.singles {
 		futures[i], errs[i] = s.js.PublishMsgAsync(r.msgs[0])
 	}
-	if len(g.batch) > 0 {
+	batch := g.batch
+	if via := s.via.Load(); via != nil && len(batch) > 0 {
+		batch = s.forward(ctx, via, batch)
+	}
+	if len(batch) > 0 {
 		s.stats.batches.Add(1)
 		var msgs []*nats.Msg
 		chk, rolled := s.world.Check(), false
-		for _, r := range g.batch {
+		for _, r := range batch {
 			for _, m := range r.msgs {
 				if m.Subject == chk {
 					// The server takes a subject rollup only at the subject's
@@ -251,13 +263,13 @@ func (s *Store) send(g *group) {
 		}
 		ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
 		if err != nil {
-			s.fail(g.batch, err)
+			s.fail(batch, err)
 		} else {
 			// An atomic batch is stored at consecutive sequences ending at
 			// the acknowledged one.
 			first := ack.Sequence - uint64(len(msgs)) + 1
 			off := uint64(0)
-			for _, r := range g.batch {
+			for _, r := range batch {
 				s.succeed(r, first+off)
 				off += uint64(len(r.msgs))
 			}
@@ -298,13 +310,24 @@ func (s *Store) succeed(r *commitReq, first uint64) {
 		s.cache.put(w.subj, e)
 	}
 	s.stats.commits.Add(1)
+	r.first = first
 	r.done <- nil
 }
 
-// fail reports err to every request and forgets what the cache knew of the
-// keys they touched: after a rejection, the next read goes to the server.
+// fail reports the publish error err to every request, as one of the
+// store's errors (see classify).
 func (s *Store) fail(rs []*commitReq, err error) {
 	out := classify(err)
+	s.failWith(rs, out)
+	if !errors.Is(out, ErrConflict) {
+		s.log.Warn("commit failed", "requests", len(rs), "err", err)
+	}
+}
+
+// failWith reports out to every request and forgets what the cache knew
+// of the keys they touched: after a rejection, the next read goes to the
+// server.
+func (s *Store) failWith(rs []*commitReq, out error) {
 	for _, r := range rs {
 		for subj := range r.reads {
 			s.cache.evict(subj)
@@ -316,9 +339,6 @@ func (s *Store) fail(rs []*commitReq, err error) {
 			s.stats.conflicts.Add(1)
 		}
 		r.done <- out
-	}
-	if !errors.Is(out, ErrConflict) {
-		s.log.Warn("commit failed", "requests", len(rs), "err", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
@@ -38,6 +39,10 @@ type Options struct {
 	MaxAttempts int
 	// CommitTimeout bounds one commit round trip (default 10s).
 	CommitTimeout time.Duration
+	// ForwardTimeout bounds the wait for a commit leader's answer to a
+	// forwarded commit (default 2s, at most CommitTimeout): past it, the
+	// leader may have died with the commit, whose outcome is then unknown.
+	ForwardTimeout time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -62,6 +67,10 @@ func (o *Options) setDefaults() {
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 10 * time.Second
 	}
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = 2 * time.Second
+	}
+	o.ForwardTimeout = min(o.ForwardTimeout, o.CommitTimeout)
 }
 
 // Store is transactional state over one world's stream. It is safe for
@@ -99,6 +108,16 @@ type Store struct {
 	watch jetstream.ConsumeContext
 
 	turns turns // see turn.go
+
+	// via is the commit leader this store forwards batches to; nil
+	// commits directly (see forward.go).
+	via atomic.Pointer[route]
+	// smu guards subs and closing: the subscriptions serving forwarded
+	// commits, and whether Close has begun (after which no forwarded
+	// commit is taken). A leaf lock.
+	smu     sync.Mutex
+	subs    []*nats.Subscription
+	closing bool
 }
 
 // Open returns a store over the world w, whose stream must already be
@@ -128,19 +147,22 @@ func Open(ctx context.Context, js jetstream.JetStream, w bus.World, opts Options
 	}
 	if opts.CacheSize > 0 {
 		// Other processes' commits make cached entries stale. A stale read
-		// is safe (commit re-checks), but staleness should be brief: tail
-		// the headers of every state write and drop older cache entries.
+		// is safe (commit re-checks), but it costs a conflict and a re-run:
+		// tail every state write and keep the cached keys current with it.
 		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{w.KeyFilter()},
 			DeliverPolicy:  jetstream.DeliverNewPolicy,
-			HeadersOnly:    true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("kv: open %s: watch: %w", w.Stream(), err)
 		}
 		s.watch, err = cons.Consume(func(m jetstream.Msg) {
 			if meta, err := m.Metadata(); err == nil {
-				s.cache.evictBefore(m.Subject(), meta.Sequence.Stream)
+				e := entry{rev: meta.Sequence.Stream, val: m.Data(), deleted: m.Headers().Get(bus.HeaderOp) == bus.OpDelete}
+				if e.deleted {
+					e.val = nil
+				}
+				s.cache.observe(m.Subject(), e)
 			}
 		})
 		if err != nil {
@@ -156,6 +178,12 @@ func Open(ctx context.Context, js jetstream.JetStream, w bus.World, opts Options
 // not yet sent fail with [ErrClosed].
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.smu.Lock()
+		s.closing = true
+		for _, sub := range s.subs {
+			_ = sub.Unsubscribe()
+		}
+		s.smu.Unlock()
 		if s.watch != nil {
 			s.watch.Stop()
 			<-s.watch.Closed()
@@ -437,10 +465,12 @@ type Stats struct {
 	Batches   uint64 // atomic batches among them
 	Reads     uint64 // reads that went to the server
 	CacheHits uint64 // reads answered from the cache
+	Forwards  uint64 // groups of commits forwarded to the commit leader and answered
+	Forwarded uint64 // commits taken from other stores, as the commit leader
 }
 
 type storeStats struct {
-	commits, conflicts, groups, batches, reads, cacheHits atomic.Uint64
+	commits, conflicts, groups, batches, reads, cacheHits, forwards, forwarded atomic.Uint64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -452,5 +482,7 @@ func (s *Store) Stats() Stats {
 		Batches:   s.stats.batches.Load(),
 		Reads:     s.stats.reads.Load(),
 		CacheHits: s.stats.cacheHits.Load(),
+		Forwards:  s.stats.forwards.Load(),
+		Forwarded: s.stats.forwarded.Load(),
 	}
 }

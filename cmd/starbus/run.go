@@ -392,9 +392,9 @@ func printStats(ctx context.Context, w io.Writer, rt *handlers.Runtime, store *k
 		for _, p := range rt.Partitions() {
 			parts = append(parts, strconv.Itoa(p))
 		}
-		fmt.Fprintf(w, "%s t=%d committed=%d duplicates=%d conflicts=%d retries=%d errors=%d deadletters=%d acquired=%d released=%d lost=%d commits=%d groups=%d batches=%d partitions=%s\n",
+		fmt.Fprintf(w, "%s t=%d committed=%d duplicates=%d conflicts=%d retries=%d errors=%d deadletters=%d acquired=%d released=%d lost=%d commits=%d groups=%d batches=%d forwards=%d forwarded=%d partitions=%s\n",
 			what, time.Now().UnixMilli(), st.Committed, st.Duplicates, st.Conflicts, st.Retries, st.Errors, st.DeadLetters,
-			st.Acquired, st.Released, st.Lost, ks.Commits, ks.Groups, ks.Batches, strings.Join(parts, ","))
+			st.Acquired, st.Released, st.Lost, ks.Commits, ks.Groups, ks.Batches, ks.Forwards, ks.Forwarded, strings.Join(parts, ","))
 	}
 	for {
 		select {

@@ -10,6 +10,10 @@
 // applied exactly once (a session's count equals the events accepted on
 // it), and that each session's events were applied in the order sent.
 //
+// The loader chooses how many accounts the transfers move money between
+// (at most [MaxAccounts]): few make a contended load, where concurrent
+// transfers often touch the same account, many a spread one.
+//
 // State: bank.acct.<i> (a balance; an account never written holds
 // [Initial]) and bank.sess.<session>. `starbus worker -game bank` runs it.
 package bank
@@ -31,8 +35,8 @@ import (
 )
 
 const (
-	// Accounts is the number of accounts.
-	Accounts = 1000
+	// MaxAccounts bounds the accounts a transfer may name.
+	MaxAccounts = 1 << 20
 	// Initial is every account's balance before its first transfer.
 	Initial = 1000
 	// EventTransfer is the type of a transfer event.
@@ -47,10 +51,11 @@ type Transfer struct {
 	Amount int `json:"amount"`
 }
 
-// Random returns a transfer between two distinct random accounts.
-func Random() Transfer {
-	from := rand.IntN(Accounts)
-	return Transfer{From: from, To: (from + 1 + rand.IntN(Accounts-1)) % Accounts, Amount: 1 + rand.IntN(100)}
+// Random returns a transfer between two distinct random accounts of the
+// first accounts (2 <= accounts <= [MaxAccounts]).
+func Random(accounts int) Transfer {
+	from := rand.IntN(accounts)
+	return Transfer{From: from, To: (from + 1 + rand.IntN(accounts-1)) % accounts, Amount: 1 + rand.IntN(100)}
 }
 
 // Session is what the handler keeps per session.
@@ -73,7 +78,7 @@ func Handler() handlers.Handler {
 func transfer(ctx context.Context, t *handlers.Task) error {
 	var x Transfer
 	if err := json.Unmarshal(t.Data, &x); err != nil || x.From == x.To || x.Amount <= 0 ||
-		x.From < 0 || x.From >= Accounts || x.To < 0 || x.To >= Accounts {
+		x.From < 0 || x.From >= MaxAccounts || x.To < 0 || x.To >= MaxAccounts {
 		return handlers.Permanent(fmt.Errorf("bank: bad transfer %q", t.Data))
 	}
 	if t.Session == "" || t.Seq == 0 {
@@ -134,18 +139,19 @@ func Event(w bus.World, region, session string, seq int, x Transfer) (*nats.Msg,
 
 // Report is what [Check] found.
 type Report struct {
-	Total    int // the sum of all balances; Accounts*Initial if no money was made or lost
+	Total    int // the sum of all balances; accounts*Initial if no money was made or lost
 	Applied  int // events applied, over all sessions
 	Problems []string
 }
 
 // Check reads the world's state and compares it with what was accepted:
 // accepted[session] is the number of events published on it and
-// acknowledged by the server (1..n). Every problem found is listed.
-func Check(ctx context.Context, store *kv.Store, accepted map[string]int) (Report, error) {
+// acknowledged by the server (1..n), their transfers between the first
+// accounts accounts. Every problem found is listed.
+func Check(ctx context.Context, store *kv.Store, accepted map[string]int, accounts int) (Report, error) {
 	var r Report
-	keys := make([]string, 0, Accounts+len(accepted))
-	for i := range Accounts {
+	keys := make([]string, 0, accounts+len(accepted))
+	for i := range accounts {
 		keys = append(keys, acctKey(i))
 	}
 	for s := range accepted {
@@ -156,7 +162,7 @@ func Check(ctx context.Context, store *kv.Store, accepted map[string]int) (Repor
 		if err := tx.Prefetch(ctx, keys...); err != nil {
 			return err
 		}
-		for i := range Accounts {
+		for i := range accounts {
 			n, err := balance(ctx, tx, i)
 			if err != nil {
 				return err
@@ -178,8 +184,8 @@ func Check(ctx context.Context, store *kv.Store, accepted map[string]int) (Repor
 	if err != nil {
 		return r, err
 	}
-	if r.Total != Accounts*Initial {
-		r.Problems = append(r.Problems, fmt.Sprintf("total %d, want %d", r.Total, Accounts*Initial))
+	if r.Total != accounts*Initial {
+		r.Problems = append(r.Problems, fmt.Sprintf("total %d, want %d", r.Total, accounts*Initial))
 	}
 	return r, nil
 }

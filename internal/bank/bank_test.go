@@ -38,13 +38,14 @@ func TestBank(t *testing.T) {
 		}
 	}()
 
+	const accounts = 50
 	accepted := map[string]int{}
 	var sessions []string
 	for s := range 20 {
 		session := "s" + strconv.Itoa(s)
 		sessions = append(sessions, session)
 		for seq := 1; seq <= 10; seq++ {
-			m, err := bank.Event(env.World, "r"+strconv.Itoa(seq%3), session, seq, bank.Random())
+			m, err := bank.Event(env.World, "r"+strconv.Itoa(seq%3), session, seq, bank.Random(accounts))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,12 +61,12 @@ func TestBank(t *testing.T) {
 		n, err := bank.Applied(ctx, store, sessions)
 		return err == nil && n == 200
 	}, "all applied")
-	r, err := bank.Check(ctx, store, accepted)
-	if err != nil || len(r.Problems) != 0 || r.Applied != 200 || r.Total != bank.Accounts*bank.Initial {
+	r, err := bank.Check(ctx, store, accepted, accounts)
+	if err != nil || len(r.Problems) != 0 || r.Applied != 200 || r.Total != accounts*bank.Initial {
 		t.Fatalf("check: %+v, %v", r, err)
 	}
 	accepted["s0"]++
-	if r, err := bank.Check(ctx, store, accepted); err != nil || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "session s0") {
+	if r, err := bank.Check(ctx, store, accepted, accounts); err != nil || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "session s0") {
 		t.Fatalf("check with an event never sent: %+v, %v", r, err)
 	}
 }

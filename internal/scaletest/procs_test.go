@@ -336,7 +336,9 @@ func connect(t *testing.T, url, world string, replicas int) *client {
 	if _, err := bus.Provision(ctx, c.js, c.w, bus.StreamConfig{Replicas: replicas}); err != nil {
 		t.Fatal(err)
 	}
-	if c.store, err = kv.Open(ctx, c.js, c.w, kv.Options{}); err != nil {
+	// The test's store only checks at the end: no cache, so that it does
+	// not tail every state write during the load as a worker does.
+	if c.store, err = kv.Open(ctx, c.js, c.w, kv.Options{CacheSize: -1}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.store.Close() })
@@ -349,6 +351,7 @@ func connect(t *testing.T, url, world string, replicas int) *client {
 // same deduplication id until the server acknowledges it.
 type loader struct {
 	c        *client
+	accounts int // transfers move money between the first accounts accounts
 	sessions []string
 	region   func(session string, seq int) string
 	next     map[string]int // the next sequence number of each session
@@ -356,8 +359,8 @@ type loader struct {
 	retries  int
 }
 
-func newLoader(c *client, sessions int) *loader {
-	l := &loader{c: c, next: map[string]int{}, accepted: map[string]int{},
+func newLoader(c *client, sessions, accounts int) *loader {
+	l := &loader{c: c, accounts: accounts, next: map[string]int{}, accepted: map[string]int{},
 		region: func(string, int) string { return "r0" }}
 	for i := range sessions {
 		s := "s" + strconv.Itoa(i)
@@ -377,7 +380,7 @@ func (l *loader) round(ctx context.Context) error {
 	var ps []pending
 	for _, s := range l.sessions {
 		seq := l.next[s]
-		m, err := bank.Event(l.c.w, l.region(s, seq), s, seq, bank.Random())
+		m, err := bank.Event(l.c.w, l.region(s, seq), s, seq, bank.Random(l.accounts))
 		if err != nil {
 			return err
 		}
@@ -431,7 +434,7 @@ func (l *loader) check(t *testing.T) bank.Report {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r, err := bank.Check(ctx, l.c.store, l.accepted)
+	r, err := bank.Check(ctx, l.c.store, l.accepted, l.accounts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,22 @@ var (
 	scaleEvents   = flag.Int("scale.events", 4000, "events per run of TestScale")
 	scaleWorkers  = flag.String("scale.workers", "1,2", "the numbers of worker processes TestScale compares")
 	scaleSessions = flag.Int("scale.sessions", 500, "sessions the load of TestScale is spread over")
+	scaleAccounts = flag.String("scale.accounts", "1000", "the numbers of accounts of TestScale's loads (one table each)")
 )
+
+// ints parses a comma-separated list of positive numbers.
+func ints(t *testing.T, flagName, list string) []int {
+	t.Helper()
+	var out []int
+	for f := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			t.Fatalf("-%s %q: want positive numbers, comma-separated", flagName, list)
+		}
+		out = append(out, n)
+	}
+	return out
+}
 
 // selfCPU returns the CPU time this process (the loader) has used.
 func selfCPU() time.Duration {
@@ -32,107 +47,118 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// scaleRow is one run of TestScale.
+type scaleRow struct {
+	workers, events      int
+	wall                 time.Duration
+	workerCPU, serverCPU time.Duration
+	loaderCPU            time.Duration
+	final                []stats // each worker's last stats line
+}
+
 // TestScale is acceptance 1 of horizontal scale: the same load (bank
 // transfers on many sessions, published as fast as the server takes them)
 // handled by 1, 2 (and from scripts/scale, 4) worker processes against one
-// NATS process. It reports throughput and where the time goes: the CPU
-// the workers, the server and the loader used, per event and against the
-// machine's cores over the wall time; and how many tasks each commit group
-// carried. It fails if the state is not whole afterwards, or if a worker
-// of several handled almost nothing (the load was not shared).
+// NATS process, for each number of accounts given (few accounts: a
+// contended load; many: a spread one). It reports throughput and where the
+// time goes: the CPU the workers, the server and the loader used, per
+// event and against the machine's cores over the wall time; conflicts per
+// event; and how the commits were grouped: tasks per atomic batch, and the
+// share of commits the commit leader took from the others. It fails if the
+// state is not whole afterwards, or if a worker of several handled almost
+// nothing (the load was not shared).
 func TestScale(t *testing.T) {
-	var counts []int
-	for f := range strings.SplitSeq(*scaleWorkers, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			t.Fatalf("-scale.workers %q", *scaleWorkers)
-		}
-		counts = append(counts, n)
-	}
+	counts := ints(t, "scale.workers", *scaleWorkers)
+	accounts := ints(t, "scale.accounts", *scaleAccounts)
 	server, url := natsNode(t)
-	type row struct {
-		workers, events                            int
-		wall                                       time.Duration
-		workerCPU, serverCPU                       time.Duration
-		loaderCPU                                  time.Duration
-		commits, groups, share, conflicts, batches []int
+	tables := make([][]scaleRow, len(accounts))
+	for ai, na := range accounts {
+		for _, k := range counts {
+			tables[ai] = append(tables[ai], scaleRun(t, server, url, fmt.Sprintf("scale%d-%d", na, k), k, na))
+		}
 	}
-	var rows []row
-	for _, k := range counts {
-		world := "scale" + strconv.Itoa(k)
-		c := connect(t, url, world, 1)
-		var ws []*proc
-		for i := range k {
-			ws = append(ws, worker(t, url, world, "w"+strconv.Itoa(i)))
-		}
-		settled(t, ws, time.Minute)
-		l := newLoader(c, *scaleSessions)
-		rounds := max(*scaleEvents / *scaleSessions, 1)
-
-		cpu := func() (workers, srv time.Duration) {
-			for _, w := range ws {
-				workers += w.cpu()
-			}
-			return workers, server.cpu()
-		}
-		w0, s0, l0 := func() (time.Duration, time.Duration, time.Duration) { w, s := cpu(); return w, s, selfCPU() }()
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-		for range rounds {
-			if err := l.round(ctx); err != nil {
-				cancel()
-				t.Fatal(err)
-			}
-		}
-		cancel()
-		total := l.total()
-		committed := func() int {
-			n := 0
-			for _, w := range ws {
-				if st, ok := w.lastStats(); ok {
-					n += st.counters["committed"]
-				}
-			}
-			return n
-		}
-		natstest.Eventually(t, 5*time.Minute, func() bool { return committed() >= total }, "%d events handled", total)
-		wall := time.Since(start)
-		w1, s1 := cpu()
-		r := row{workers: k, events: total, wall: wall, workerCPU: w1 - w0, serverCPU: s1 - s0, loaderCPU: selfCPU() - l0}
-		for _, w := range ws {
-			w.stop(10 * time.Second)
-			st, _ := w.lastStats()
-			r.commits = append(r.commits, st.counters["commits"])
-			r.groups = append(r.groups, st.counters["groups"])
-			r.share = append(r.share, st.counters["committed"])
-			r.conflicts = append(r.conflicts, st.counters["conflicts"])
-			r.batches = append(r.batches, st.counters["batches"])
-		}
-		l.check(t)
-		if k > 1 {
-			for i, n := range r.share {
-				if n < total/(5*k) {
-					t.Errorf("%d workers: worker %d handled %d of %d events: the load was not shared", k, i, n, total)
-				}
-			}
-		}
-		rows = append(rows, r)
-	}
-
 	t.Logf("%d events on %d sessions, one NATS process (R1, file storage), %d cores", *scaleEvents, *scaleSessions, cores())
-	t.Logf("%-7s %9s %8s %8s | %-28s | %-22s | %s", "workers", "events/s", "ratio", "wall", "CPU µs/event worker/server/loader", "CPU busy (of all cores)", "tasks per commit group, per worker")
-	for _, r := range rows {
-		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.events) }
-		busy := float64(r.workerCPU+r.serverCPU+r.loaderCPU) / float64(r.wall) / float64(cores())
-		var groups []string
-		for i := range r.commits {
-			groups = append(groups, fmt.Sprintf("%.1f", float64(r.commits[i])/float64(max(r.groups[i], 1))))
-		}
-		rate := float64(r.events) / r.wall.Seconds()
+	for ai, rows := range tables {
+		t.Logf("bank transfers between %d accounts", accounts[ai])
+		t.Logf("%-7s %9s %6s %8s | %-30s | %-9s | %-9s | %-13s | %s", "workers", "events/s", "ratio", "wall",
+			"CPU µs/event worker/server/load", "CPU busy", "conflicts", "tasks/batch", "commits forwarded to the leader")
 		base := float64(rows[0].events) / rows[0].wall.Seconds()
-		t.Logf("%-7d %9.0f %8.2f %8v | %9.0f / %6.0f / %6.0f      | %5.0f%%                 | %s | conflicts %v batches %v",
-			r.workers, rate, rate/base, r.wall.Round(time.Millisecond), per(r.workerCPU), per(r.serverCPU), per(r.loaderCPU), 100*busy, strings.Join(groups, " "), r.conflicts, r.batches)
+		for _, r := range rows {
+			per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.events) }
+			busy := float64(r.workerCPU+r.serverCPU+r.loaderCPU) / float64(r.wall) / float64(cores())
+			var conflicts, commits, batches, forwarded int
+			for _, st := range r.final {
+				conflicts += st.counters["conflicts"]
+				commits += st.counters["commits"]
+				batches += st.counters["batches"]
+				forwarded += st.counters["forwarded"]
+			}
+			// A forwarded commit counts at the leader and at its sender.
+			distinct := commits - forwarded
+			rate := float64(r.events) / r.wall.Seconds()
+			t.Logf("%-7d %9.0f %6.2f %8v | %9.0f / %6.0f / %6.0f        | %8.0f%% | %9.2f | %13.1f | %.0f%%",
+				r.workers, rate, rate/base, r.wall.Round(time.Millisecond), per(r.workerCPU), per(r.serverCPU), per(r.loaderCPU),
+				100*busy, float64(conflicts)/float64(r.events), float64(distinct)/float64(max(batches, 1)),
+				100*float64(forwarded)/float64(max(distinct, 1)))
+		}
 	}
+}
+
+// scaleRun runs TestScale's load once, on a world of its own, with k
+// workers and transfers between the first accounts accounts.
+func scaleRun(t *testing.T, server *proc, url, world string, k, accounts int) scaleRow {
+	c := connect(t, url, world, 1)
+	var ws []*proc
+	for i := range k {
+		ws = append(ws, worker(t, url, world, "w"+strconv.Itoa(i)))
+	}
+	settled(t, ws, time.Minute)
+	l := newLoader(c, *scaleSessions, accounts)
+	rounds := max(*scaleEvents / *scaleSessions, 1)
+	cpu := func() (workers, srv time.Duration) {
+		for _, w := range ws {
+			workers += w.cpu()
+		}
+		return workers, server.cpu()
+	}
+	w0, s0 := cpu()
+	l0 := selfCPU()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	for range rounds {
+		if err := l.round(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := l.total()
+	committed := func() int {
+		n := 0
+		for _, w := range ws {
+			if st, ok := w.lastStats(); ok {
+				n += st.counters["committed"]
+			}
+		}
+		return n
+	}
+	natstest.Eventually(t, 5*time.Minute, func() bool { return committed() >= total }, "%d events handled", total)
+	wall := time.Since(start)
+	w1, s1 := cpu()
+	r := scaleRow{workers: k, events: total, wall: wall, workerCPU: w1 - w0, serverCPU: s1 - s0, loaderCPU: selfCPU() - l0}
+	for _, w := range ws {
+		w.stop(10 * time.Second)
+		st, _ := w.lastStats()
+		r.final = append(r.final, st)
+	}
+	l.check(t)
+	if k > 1 {
+		for i, st := range r.final {
+			if n := st.counters["committed"]; n < total/(5*k) {
+				t.Errorf("%d workers: worker %d handled %d of %d events: the load was not shared", k, i, n, total)
+			}
+		}
+	}
+	return r
 }
 
 // TestKillWorker is acceptance 2: three worker processes under a steady
@@ -146,7 +172,7 @@ func TestKillWorker(t *testing.T) {
 	ws := []*proc{worker(t, url, "kill", "w0"), worker(t, url, "kill", "w1"), worker(t, url, "kill", "w2")}
 	settled(t, ws, time.Minute)
 	const sessions, rounds, perSecond = 200, 60, 10 // 12,000 events over about 6 s
-	l := newLoader(c, sessions)
+	l := newLoader(c, sessions, 1000)
 	l.region = func(session string, seq int) string { return "r" + strconv.Itoa(seq/10%4) } // sessions move between regions
 	victim := ws[1]
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -266,7 +292,7 @@ func TestKillLeader(t *testing.T) {
 	ws := []*proc{worker(t, urls, "lead", "w0", "-replicas", "3"), worker(t, urls, "lead", "w1", "-replicas", "3")}
 	settled(t, ws, 2*time.Minute)
 	const sessions, rounds, perSecond = 200, 80, 10 // 16,000 events over about 8 s
-	l := newLoader(c, sessions)
+	l := newLoader(c, sessions, 1000)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	var killed time.Time
