@@ -58,9 +58,10 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 		AllowMsgSchedules:  true,
 	}
 	// On a cluster, a create racing another process's create of the same
-	// stream may go unanswered, and a stream just created may not answer
-	// info requests at once: try in short attempts until the stream
-	// answers, so that callers can use it at once.
+	// stream may go unanswered, a cluster just formed may not yet know
+	// enough nodes to place the replicas, and a stream just created may
+	// not answer info requests at once: try in short attempts until the
+	// stream answers or ctx ends, so that callers can use it at once.
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		s, err := js.CreateOrUpdateStream(actx, sc)
@@ -73,7 +74,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 			return s, nil
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), errors.Join(err, ctx.Err()))
-		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrStreamNotFound):
+		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrStreamNotFound) && !noPeers(err):
 			return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), err)
 		}
 		select {
@@ -82,6 +83,16 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// errCodeNoPeers is nats-server's JSClusterNoPeersErr: not enough nodes
+// online to place the stream's replicas. A cluster that has just elected
+// its meta leader answers it until every node has reported in.
+const errCodeNoPeers jetstream.ErrorCode = 10005
+
+func noPeers(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeNoPeers
 }
 
 func orUnlimited(n int64) int64 {

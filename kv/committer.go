@@ -69,9 +69,15 @@ func (g *group) size() int { return len(g.singles) + len(g.batch) }
 func (s *Store) runCommitter() {
 	defer s.wg.Done()
 	var (
-		queue    []*commitReq
-		inflight int // groups in flight
-		batches  int // atomic batches in flight
+		// Requests examined that wait for a group in flight to finish (they
+		// touch its keys, or need a batch while none may be sent), and
+		// requests not examined yet. Examining is linear in the requests
+		// examined, so what waits is examined again only when a group
+		// finishes, the one event that can let it go: not at every arrival.
+		queue, fresh []*commitReq
+		recheck      bool
+		inflight     int // groups in flight
+		batches      int // atomic batches in flight
 		// subjects read and written by groups in flight, counted.
 		fReads  = map[string]int{}
 		fWrites = map[string]int{}
@@ -93,26 +99,32 @@ func (s *Store) runCommitter() {
 		}
 	}
 	for {
-		if inflight < s.opts.MaxInflight && len(queue) > 0 {
-			// Take everything that has arrived, then form one group.
+		// Batches forwarded to the commit leader queue there, where they
+		// can still join its groups; here only the server's own staging
+		// limit applies.
+		limit := s.maxBatches
+		if s.via.Load() != nil {
+			limit = s.opts.MaxInflight
+		}
+		if inflight < s.opts.MaxInflight && (len(fresh) > 0 || recheck && len(queue) > 0) {
+			// Take everything that has arrived, then form one group, the
+			// older requests first.
 		drain:
 			for {
 				select {
 				case r := <-s.reqs:
-					queue = append(queue, r)
+					fresh = append(fresh, r)
 				default:
 					break drain
 				}
 			}
-			// Batches forwarded to the commit leader queue there, where
-			// they can still join its groups; here only the server's own
-			// staging limit applies.
-			limit := s.maxBatches
-			if s.via.Load() != nil {
-				limit = s.opts.MaxInflight
+			cands := fresh
+			if recheck {
+				cands, queue = append(queue, fresh...), nil
 			}
-			var g *group
-			g, queue = s.form(queue, fReads, fWrites, batches < limit)
+			fresh, recheck = nil, false
+			g, rest := s.form(cands, fReads, fWrites, batches < limit)
+			queue = append(queue, rest...)
 			if g != nil {
 				inflight++
 				if len(g.batch) > 0 {
@@ -126,16 +138,20 @@ func (s *Store) runCommitter() {
 				}
 				s.wg.Add(1)
 				go s.send(g)
+				// What a full batch left out may go in the next, if another
+				// batch may be in flight.
+				recheck = batches < limit
 				continue
 			}
 		}
 		select {
 		case r := <-s.reqs:
-			queue = append(queue, r)
+			fresh = append(fresh, r)
 		case g := <-s.completed:
 			finish(g)
+			recheck = true
 		case <-s.quit:
-			for _, r := range queue {
+			for _, r := range append(queue, fresh...) {
 				r.done <- ErrClosed
 			}
 			for ; inflight > 0; inflight-- {

@@ -358,7 +358,6 @@ func (s *Store) serveCommit(m *nats.Msg) {
 	}
 	s.wg.Add(1)
 	s.smu.Unlock()
-	s.stats.forwarded.Add(uint64(len(rs)))
 	go func() {
 		defer s.wg.Done()
 		for _, r := range rs {
@@ -370,7 +369,11 @@ func (s *Store) serveCommit(m *nats.Msg) {
 		}
 		reply := binary.AppendUvarint([]byte{forwardVersion}, uint64(len(rs)))
 		for _, r := range rs {
-			reply = encodeOutcome(reply, r, <-r.done)
+			err := <-r.done
+			if err == nil {
+				s.stats.forwarded.Add(1)
+			}
+			reply = encodeOutcome(reply, r, err)
 		}
 		_ = m.Respond(reply)
 	}()

@@ -466,7 +466,7 @@ type Stats struct {
 	Reads     uint64 // reads that went to the server
 	CacheHits uint64 // reads answered from the cache
 	Forwards  uint64 // groups of commits forwarded to the commit leader and answered
-	Forwarded uint64 // commits taken from other stores, as the commit leader
+	Forwarded uint64 // commits taken from other stores and committed, as their commit leader
 }
 
 type storeStats struct {
