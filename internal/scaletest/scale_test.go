@@ -174,7 +174,9 @@ func TestKillWorker(t *testing.T) {
 	const sessions, rounds, perSecond = 200, 60, 10 // 12,000 events over about 6 s
 	l := newLoader(c, sessions, 1000)
 	l.region = func(session string, seq int) string { return "r" + strconv.Itoa(seq/10%4) } // sessions move between regions
-	victim := ws[0]                                                                         // the commit leader (the first by name): the others' commits go through it
+	// The victim is the commit leader (the first by name): the others'
+	// commits go through it.
+	victim := ws[0]
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	var killed time.Time
