@@ -61,12 +61,21 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 	// stream may go unanswered, a cluster just formed may not yet know
 	// enough nodes to place the replicas, and a stream just created may
 	// not answer info requests at once: try in short attempts until the
-	// stream answers or ctx ends, so that callers can use it at once.
+	// stream answers reads or ctx ends, so that callers can use it at
+	// once.
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		s, err := js.CreateOrUpdateStream(actx, sc)
 		if err == nil {
 			_, err = js.Stream(actx, w.Stream())
+		}
+		if err == nil {
+			// Reads are direct gets, served by replicas once they are
+			// current; until one is, they find no responders.
+			_, err = s.GetLastMsgForSubject(actx, w.Check())
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				err = nil
+			}
 		}
 		cancel()
 		switch {
@@ -74,7 +83,8 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 			return s, nil
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), errors.Join(err, ctx.Err()))
-		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrStreamNotFound) && !noPeers(err):
+		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrStreamNotFound) &&
+			!errors.Is(err, nats.ErrNoResponders) && !noPeers(err):
 			return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), err)
 		}
 		select {

@@ -6,8 +6,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"runtime"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 
@@ -94,8 +96,30 @@ func (a *StoreAuth) hash(ctx context.Context, password string, salt []byte, t, m
 }
 
 // Authenticate checks name and password, registering the name if it is new
-// and registration is open.
+// and registration is open. While the server cannot answer (a cluster
+// electing a stream leader), it tries again until ctx ends: a login then
+// waits rather than fails.
 func (a *StoreAuth) Authenticate(ctx context.Context, name, password string) (string, error) {
+	wait := 50 * time.Millisecond
+	for {
+		player, err := a.authenticate(ctx, name, password)
+		// Unavailable: nothing was decided. Unknown: a registration may
+		// have landed, and the next try finds it and checks the password.
+		if !errors.Is(err, kv.ErrUnavailable) && !errors.Is(err, kv.ErrCommitUnknown) {
+			return player, err
+		}
+		t := time.NewTimer(wait/2 + mrand.N(wait/2))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return "", err
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+func (a *StoreAuth) authenticate(ctx context.Context, name, password string) (string, error) {
 	if bus.ValidName(name) != nil || len(name) > 64 {
 		return "", ErrBadName
 	}

@@ -182,10 +182,24 @@ func edgeAndWorker(t *testing.T, url, world string, args ...string) {
 	go func() {
 		clientDone <- run(ctx, []string{"client", "-addr", addr, "-name", "zed"}, in, &out, io.Discard)
 	}()
-	if _, err := io.WriteString(typed, "inv\n"); err != nil {
+	// The client reads its input only once logged in; if it gives up
+	// first, nothing reads the pipe, so the write must not block the test.
+	typedErr := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(typed, "inv\n")
+		typedErr <- err
+	}()
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		select {
+		case err := <-clientDone:
+			t.Fatalf("client ended: %v\noutput:\n%s\nlogs:\n%s", err, out.String(), logs.String())
+		default:
+		}
+		return strings.Contains(out.String(), `"t":"inv"`)
+	}, "client output:\n%s", out.String())
+	if err := <-typedErr; err != nil {
 		t.Fatal(err)
 	}
-	natstest.Eventually(t, 30*time.Second, func() bool { return strings.Contains(out.String(), `"t":"inv"`) }, "client output:\n%s", out.String())
 	typed.Close()
 	if err := <-clientDone; err != nil {
 		t.Fatal(err)
