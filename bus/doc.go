@@ -22,6 +22,12 @@
 //	sb.<w>.grp.<g>.m.<member>   heartbeats of the members of worker group g
 //	sb.<w>.grp.<g>.p.<p>        who owns partition p in worker group g
 //
+// Two core NATS subjects, outside the stream, carry what need not be
+// stored:
+//
+//	sbe.<w>.c.<channel>         best-effort channel messages
+//	sbe.<w>.commit.<member>     commits forwarded to a worker's store (kv)
+//
 // Builders validate their tokens; parsers return ok=false for anything that
 // is not theirs. No other package spells a subject.
 //

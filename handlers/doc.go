@@ -78,9 +78,12 @@
 // missing for Config.Lease (3 s by default). A new owner starts from the
 // oldest event of the partition not yet acknowledged, so nothing is lost
 // and nothing of a part runs ahead of an earlier event; events the old
-// owner had committed are recognised by their applied markers. See
+// owner had committed are recognised by their applied markers. The first
+// live member by name is the group's commit leader: the others' stores
+// forward their atomic batches to its store (kv.Store.CommitVia), which
+// groups every worker's commits and keeps their conflicts apart. See
 // group.go for the protocol and docs/scale.md for what holds while an old
-// owner is still finishing its last events.
+// owner is still finishing its last events, and for measurements.
 //
 // Alarms are not partitioned: every worker takes alarms from one shared
 // consumer, and each firing is a revision-checked transaction, so an

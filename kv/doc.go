@@ -44,11 +44,23 @@
 // cache of the latest values this process has seen, or from the server by
 // direct get. A stale read is safe: the commit re-checks every revision on
 // the server, and a conflict evicts the keys involved from the cache. To
-// keep staleness brief, every store tails the headers of the world's state
-// writes and drops cached entries that a newer write has superseded, so a
-// write by another process reaches this one's reads within milliseconds.
+// keep staleness brief, every store tails the world's state writes and
+// replaces the cached entries a newer write has superseded, so a write by
+// another process reaches this one's reads within milliseconds.
 // Reads are therefore serializable, not linearizable: a read-only View may
 // return a value that another process overwrote an instant ago.
+//
+// # Several processes: the commit leader
+//
+// A committer keeps conflicts out of its batches only among the commits it
+// sees. Stores of several worker processes would send colliding batches,
+// each failing whole, so one store serves as the commit leader
+// ([Store.ServeCommits], on the core NATS subject sbe.<world>.commit.<member>)
+// and the others forward their batches to it ([Store.CommitVia]); the
+// handler runtime picks the leader from its worker group. The leader is an
+// optimisation: forwarded messages keep their revision checks, a leader
+// that cannot be reached is skipped, and one that does not answer leaves
+// the outcome [ErrCommitUnknown]. See forward.go.
 //
 // # Contention
 //
@@ -63,6 +75,8 @@
 // # Goroutines
 //
 // [Open] starts the committer, which starts one goroutine per group in
-// flight, and the cache watcher (a nats.go ordered consumer). [Store.Close]
-// stops them and waits for all of them.
+// flight, and the cache watcher (a nats.go ordered consumer).
+// [Store.ServeCommits] adds a subscription whose callback starts one
+// goroutine per forwarded request, until its outcomes are sent.
+// [Store.Close] stops them all and waits for them.
 package kv
