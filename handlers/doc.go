@@ -95,7 +95,8 @@
 // The runtime consumes its partitions' events (sb.<world>.ev.<p>.>)
 // through the consumers <Consumer>-p<p>-e<epoch>, alarms
 // (sb.<world>.sched.*) through <Consumer>-sched, keeps its membership on
-// sb.<world>.grp.<Consumer>.>, and parks failed events on
+// sb.<world>.grp.<Consumer>.>, takes the others' commits on
+// sbe.<world>.commit.<Member> while it leads, and parks failed events on
 // sb.<world>.dlq.<seq>. It periodically purges events, alarms and markers
 // at or below the consumers' ack floors.
 //
