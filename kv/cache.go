@@ -9,7 +9,6 @@ type entry struct {
 	rev     uint64
 	val     []byte
 	deleted bool // a tombstone, or no message (rev 0)
-	stale   bool // only the revision is known: a newer write than any value seen
 }
 
 // cache holds the latest entries this process has seen or committed. A
@@ -28,7 +27,7 @@ func newCache(max int) *cache {
 }
 
 // loadStart and loadEnd bracket a read from the server whose result will
-// be put: a write seen meanwhile leaves a stale mark (see evictBefore).
+// be put: a newer write seen meanwhile is kept (see observe).
 func (c *cache) loadStart(key string) {
 	c.mu.Lock()
 	c.loading[key]++
@@ -50,9 +49,6 @@ func (c *cache) get(key string) (entry, bool) {
 	c.mu.Lock()
 	e, ok := c.keys[key]
 	c.mu.Unlock()
-	if e.stale {
-		return entry{}, false
-	}
 	return e, ok
 }
 
@@ -76,8 +72,7 @@ func (c *cache) put(key string, e entry) {
 	c.keys[key] = e
 }
 
-// rev returns the newest revision known for key, if any: a cached value's,
-// or a newer write's whose value was not seen.
+// rev returns the revision of the cached value of key, if any.
 func (c *cache) rev(key string) (uint64, bool) {
 	if c.max <= 0 {
 		return 0, false
@@ -101,8 +96,10 @@ func (c *cache) evict(keys ...string) {
 
 // observe records e, a write of key seen in the stream, if key is cached
 // or being read from the server, and e is newer than what is cached. A
-// read in flight that fetched an older value will not overwrite it (see
-// put). Keys not cached stay out: the cache holds what this process uses.
+// read in flight that fetched the value before that write will not
+// overwrite it (put keeps the newer revision); without this, it would stay
+// cached until the key's next write. Keys not cached stay out: the cache
+// holds what this process uses.
 func (c *cache) observe(key string, e entry) {
 	if c.max <= 0 {
 		return
@@ -114,23 +111,4 @@ func (c *cache) observe(key string, e entry) {
 		return
 	}
 	c.keys[key] = e
-}
-
-// evictBefore records that key has been written at rev. An older entry, or
-// a read of the key from the server in flight, leaves a stale mark: reads
-// miss it, and it keeps an older value out. Without it, a read that fetched
-// the value before that write and cached it after this call would keep the
-// old value cached until the key's next write.
-func (c *cache) evictBefore(key string, rev uint64) {
-	if c.max <= 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.keys[key]
-	switch {
-	case ok && e.rev >= rev:
-	case ok || c.loading[key] > 0:
-		c.keys[key] = entry{rev: rev, stale: true}
-	}
 }

@@ -2,33 +2,30 @@ package kv
 
 import "testing"
 
-// TestCacheStaleMark: a write seen while a read of the same key is in
-// flight keeps the read's older value out of the cache, so that a View does
-// not return it until the key's next write.
-func TestCacheStaleMark(t *testing.T) {
+// TestCacheObserve: a write seen in the stream replaces what the cache
+// holds of the key; seen while a read of the key is in flight, it keeps
+// the read's older value out, so that a View does not return it until the
+// key's next write; of a key neither cached nor being read, it is not
+// remembered.
+func TestCacheObserve(t *testing.T) {
 	c := newCache(10)
 	c.loadStart("k")
-	c.evictBefore("k", 5) // another process wrote k at 5 meanwhile
+	c.observe("k", entry{rev: 5, val: []byte("new")}) // another process wrote k at 5 meanwhile
 	c.put("k", entry{rev: 3, val: []byte("old")})
 	c.loadEnd("k")
-	if e, ok := c.get("k"); ok {
-		t.Fatalf("cached the value read before a newer write: %+v", e)
-	}
-	if rev, ok := c.rev("k"); !ok || rev != 5 {
-		t.Fatalf("rev = %d %v, want the newer write's 5", rev, ok)
-	}
-	c.put("k", entry{rev: 5, val: []byte("new")})
-	if e, ok := c.get("k"); !ok || string(e.val) != "new" {
-		t.Fatalf("get = %+v %v, want the newer value", e, ok)
+	if e, ok := c.get("k"); !ok || e.rev != 5 || string(e.val) != "new" {
+		t.Fatalf("get = %+v %v, want the newer write at 5, not the value read before it", e, ok)
 	}
 
-	// A cached entry superseded later is marked stale too.
-	c.evictBefore("k", 7)
-	if _, ok := c.get("k"); ok {
-		t.Fatal("a superseded entry is still served")
+	// A cached entry superseded later is replaced; an older write seen
+	// late changes nothing.
+	c.observe("k", entry{rev: 7, deleted: true})
+	c.observe("k", entry{rev: 6, val: []byte("older")})
+	if e, ok := c.get("k"); !ok || e.rev != 7 || !e.deleted {
+		t.Fatalf("get = %+v %v, want the deletion at 7", e, ok)
 	}
 	// Writes to keys neither cached nor being read leave nothing behind.
-	c.evictBefore("other", 9)
+	c.observe("other", entry{rev: 9, val: []byte("x")})
 	if _, ok := c.rev("other"); ok {
 		t.Fatal("a write to an unread key was remembered")
 	}
