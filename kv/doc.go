@@ -72,6 +72,14 @@
 // transaction holds at most one turn, so turns cannot deadlock.
 // [Store.Update] and the handler runtime do this through a [Retrier].
 //
+// # Queries
+//
+// JetStream answers a read by key; package [github.com/starbus/starbus/kv/index]
+// answers what it cannot, from a local buntdb copy of the keys under a
+// prefix: areas (area of interest) and orderings by a field (leaderboards,
+// secondary keys). Its answers are a moment behind the commits and outside
+// any transaction; a task reads what it finds through its transaction.
+//
 // # Goroutines
 //
 // [Open] starts the committer, which starts one goroutine per group in

@@ -315,7 +315,14 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 			return fmt.Errorf("live map: %w (-http off serves none)", err)
 		}
 		mapLine = fmt.Sprintf("  map     http://%s/\n", hl.Addr())
-		m := &livemap.Map{Game: game, Store: wd.store, Runtime: rt, Logger: log}
+		leaders, err := gridworld.OpenLeaderboard(ctx, wd.js, wd.w)
+		if err != nil {
+			hl.Close()
+			l.Close()
+			return fmt.Errorf("live map: %w", err)
+		}
+		defer leaders.Close()
+		m := &livemap.Map{Game: game, Store: wd.store, Runtime: rt, Leaders: leaders, Logger: log}
 		run = append(run, func(ctx context.Context) error {
 			return serveHTTP(ctx, &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}, hl)
 		})

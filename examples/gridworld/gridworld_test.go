@@ -386,3 +386,59 @@ func FuzzParseCommand(f *testing.F) {
 		}
 	})
 }
+
+// TestLeaderboard: the leaderboard ranks what players carry, from its
+// index of their inventories, as takes commit.
+func TestLeaderboard(t *testing.T) {
+	w := start(t, quiet())
+	ctx := t.Context()
+	lb, err := gridworld.OpenLeaderboard(ctx, w.Env.JS, w.Env.World)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Close()
+	if err := lb.Synced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ann, bob := w.Login(t, "ann"), w.Login(t, "bob")
+	for _, p := range []struct {
+		name  string
+		x, y  int
+		items []string
+		c     *worldtest.Player
+	}{{"ann", 1, 1, []string{"gem", "gem"}, ann}, {"bob", 3, 3, []string{"gem", "coin"}, bob}} {
+		if err := teleport(t, w, p.name, p.x, p.y); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range p.items {
+			if err := w.Game.Drop(ctx, w.Store, k, p.x, p.y); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r := p.c.Do(gridworld.Command{Op: "take"}); r.T != gridworld.TypeTook {
+			t.Fatalf("%s take: %+v", p.name, r)
+		}
+	}
+	top := func(kind string) []gridworld.Leader {
+		l, err := lb.Top(kind, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		return slices.Equal(top("gem"), []gridworld.Leader{{N: "ann", Count: 2}, {N: "bob", Count: 1}})
+	}, "gems: %v", top("gem"))
+	if got := top("coin"); !slices.Equal(got, []gridworld.Leader{{N: "bob", Count: 1}}) {
+		t.Errorf("coins: %v", got)
+	}
+	if got := top("herb"); len(got) != 0 {
+		t.Errorf("herbs, which nobody carries: %v", got)
+	}
+	if got := top("rock"); len(got) != 0 {
+		t.Errorf("a kind that does not exist: %v", got)
+	}
+	if got, _ := lb.Top("gem", 1); !slices.Equal(got, []gridworld.Leader{{N: "ann", Count: 2}}) {
+		t.Errorf("top 1: %v", got)
+	}
+}

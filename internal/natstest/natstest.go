@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -73,6 +74,45 @@ func Start(tb testing.TB, opts Options) *Env {
 		tb.Fatalf("provision: %v", err)
 	}
 	return env
+}
+
+// StartExample is [Start] for an Example function, which has no
+// testing.TB: a server with its store in a new temp dir, and world
+// provisioned on it. stop shuts it down and removes the dir.
+func StartExample(world string) (env *Env, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "starbus-example")
+	if err != nil {
+		return nil, nil, err
+	}
+	env = &Env{Dir: dir}
+	stop = func() {
+		if env.Conn != nil {
+			env.Conn.Close()
+		}
+		if env.Server != nil {
+			env.Server.Shutdown()
+		}
+		os.RemoveAll(dir)
+	}
+	if env.Server, err = bus.StartEmbedded(bus.EmbeddedConfig{Dir: dir, Port: -1}); err == nil {
+		env.Conn, err = env.Server.Connect()
+	}
+	if err == nil {
+		env.JS, err = jetstream.New(env.Conn)
+	}
+	if err == nil {
+		env.World, err = bus.NewWorld(world)
+	}
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		env.Stream, err = bus.Provision(ctx, env.JS, env.World, bus.StreamConfig{})
+		cancel()
+	}
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return env, stop, nil
 }
 
 // Connect opens another in-process connection, closed at cleanup.

@@ -22,6 +22,8 @@ type Map struct {
 	Store *kv.Store
 	// Runtime, if set, supplies the task counters.
 	Runtime *handlers.Runtime
+	// Leaders, if set, supplies the richest players of each kind.
+	Leaders *gridworld.Leaderboard
 	// Logger receives request errors (default: discard).
 	Logger *slog.Logger
 }
@@ -84,7 +86,12 @@ type State struct {
 	Time    int64         `json:"time"`
 	Runtime *RuntimeStats `json:"runtime,omitempty"`
 	Store   kv.Stats      `json:"store"`
+	// Leaders are the players carrying the most of each kind of item.
+	Leaders map[string][]gridworld.Leader `json:"leaders,omitempty"`
 }
+
+// leadersShown is how many players the page lists per kind.
+const leadersShown = 5
 
 // RuntimeStats are handlers.Stats with the latency in milliseconds.
 type RuntimeStats struct {
@@ -102,6 +109,17 @@ func (m *Map) state(w http.ResponseWriter, r *http.Request) {
 	if m.Runtime != nil {
 		rs := m.Runtime.Stats()
 		st.Runtime = &RuntimeStats{Stats: rs, LatencyMS: float64(rs.LastLatency.Microseconds()) / 1000}
+	}
+	if m.Leaders != nil {
+		st.Leaders = map[string][]gridworld.Leader{}
+		for _, kind := range gridworld.Kinds() {
+			top, err := m.Leaders.Top(kind, leadersShown)
+			if err != nil {
+				m.fail(w, err)
+				return
+			}
+			st.Leaders[kind] = top
+		}
 	}
 	m.json(w, st)
 }

@@ -38,7 +38,12 @@ func serve(t *testing.T, players ...string) (*worldtest.World, *httptest.Server,
 		p := w.Login(t, name)
 		at[name] = [2]int{*p.Welcome.X, *p.Welcome.Y}
 	}
-	srv := httptest.NewServer(&livemap.Map{Game: w.Game, Store: w.Store, Runtime: w.Runtime})
+	leaders, err := gridworld.OpenLeaderboard(t.Context(), w.Env.JS, w.Env.World)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leaders.Close() })
+	srv := httptest.NewServer(&livemap.Map{Game: w.Game, Store: w.Store, Runtime: w.Runtime, Leaders: leaders})
 	t.Cleanup(srv.Close)
 	return w, srv, at
 }
@@ -62,7 +67,7 @@ func TestAPI(t *testing.T) {
 	_, srv, at := serve(t, "ann", "bob")
 	var st livemap.State
 	getJSON(t, srv.URL+"/api/state", &st)
-	if len(st.Players) != 2 || st.Runtime == nil || st.Runtime.Committed == 0 || st.W != 64 {
+	if len(st.Players) != 2 || st.Runtime == nil || st.Runtime.Committed == 0 || st.W != 64 || len(st.Leaders) != 3 {
 		t.Fatalf("state: %+v", st)
 	}
 	for _, p := range st.Players {
