@@ -205,14 +205,12 @@ func decodeOutcomes(b []byte, n int, leader string) ([]outcome, error) {
 		case outcomeClosed:
 			d.string()
 			out[i].direct = true
-		case outcomeUnavailable, outcomeUnknown, outcomeRejected:
-			msg := d.string()
-			base := map[byte]error{outcomeUnavailable: ErrUnavailable, outcomeUnknown: ErrCommitUnknown}[code]
-			if base == nil {
-				out[i].err = fmt.Errorf("kv: commit rejected via %s: %s", leader, strings.TrimPrefix(msg, "kv: "))
-			} else {
-				out[i].err = fmt.Errorf("%w: via %s: %s", base, leader, msg)
-			}
+		case outcomeUnavailable:
+			out[i].err = fmt.Errorf("%w: via %s: %s", ErrUnavailable, leader, d.string())
+		case outcomeUnknown:
+			out[i].err = fmt.Errorf("%w: via %s: %s", ErrCommitUnknown, leader, d.string())
+		case outcomeRejected:
+			out[i].err = fmt.Errorf("kv: commit rejected via %s: %s", leader, strings.TrimPrefix(d.string(), "kv: "))
 		default:
 			if d.err == nil {
 				d.err = fmt.Errorf("%w: outcome %d", errBadForward, code)
