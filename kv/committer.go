@@ -46,7 +46,10 @@ type commitReq struct {
 	written []written           // state writes, to update the cache
 	msgs    []*nats.Msg         // the commit's messages, in order
 	done    chan error          // receives the outcome, once
-	first   uint64              // set before a nil outcome: the first message's stream sequence
+	// The outcome, recorded while the request's group is in flight and
+	// delivered on done once the committer has taken the group back.
+	err   error
+	first uint64 // with a nil err: the first message's stream sequence
 }
 
 type written struct {
@@ -148,14 +151,19 @@ func (s *Store) runCommitter() {
 		case r := <-s.reqs:
 			fresh = append(fresh, r)
 		case g := <-s.completed:
+			// The group's keys are released before anyone learns its
+			// outcome: a task that commits again on a key the moment its
+			// previous commit is acknowledged must not find that commit
+			// still in flight (it would be doomed for nothing).
 			finish(g)
+			s.deliver(g)
 			recheck = true
 		case <-s.quit:
 			for _, r := range append(queue, fresh...) {
 				r.done <- ErrClosed
 			}
 			for ; inflight > 0; inflight-- {
-				<-s.completed
+				s.deliver(<-s.completed)
 			}
 			return
 		}
@@ -305,7 +313,13 @@ func (s *Store) send(g *group) {
 		}
 		s.fail([]*commitReq{r}, err)
 	}
+	s.completed <- g
+}
 
+// deliver ends a group the committer has taken back: readers waiting for
+// its keys go on (the cache has its outcome), and every request gets its
+// outcome.
+func (s *Store) deliver(g *group) {
 	s.pmu.Lock()
 	for subj := range g.writes {
 		if ch, ok := s.pending[subj]; ok {
@@ -314,11 +328,15 @@ func (s *Store) send(g *group) {
 		}
 	}
 	s.pmu.Unlock()
-	s.completed <- g
+	for _, rs := range [][]*commitReq{g.singles, g.batch} {
+		for _, r := range rs {
+			r.done <- r.err
+		}
+	}
 }
 
 // succeed records a committed request whose first message is stored at
-// sequence first, and reports success.
+// sequence first.
 func (s *Store) succeed(r *commitReq, first uint64) {
 	for _, w := range r.written {
 		e := w.e
@@ -326,12 +344,11 @@ func (s *Store) succeed(r *commitReq, first uint64) {
 		s.cache.put(w.subj, e)
 	}
 	s.stats.commits.Add(1)
-	r.first = first
-	r.done <- nil
+	r.first, r.err = first, nil
 }
 
-// fail reports the publish error err to every request, as one of the
-// store's errors (see classify).
+// fail records the publish error err as every request's outcome, as one
+// of the store's errors (see classify).
 func (s *Store) fail(rs []*commitReq, err error) {
 	out := classify(err)
 	s.failWith(rs, out)
@@ -340,9 +357,9 @@ func (s *Store) fail(rs []*commitReq, err error) {
 	}
 }
 
-// failWith reports out to every request and forgets what the cache knew
-// of the keys they touched: after a rejection, the next read goes to the
-// server.
+// failWith records out as every request's outcome and forgets what the
+// cache knew of the keys they touched: after a rejection, the next read
+// goes to the server.
 func (s *Store) failWith(rs []*commitReq, out error) {
 	for _, r := range rs {
 		for subj := range r.reads {
@@ -354,7 +371,7 @@ func (s *Store) failWith(rs []*commitReq, out error) {
 		if errors.Is(out, ErrConflict) {
 			s.stats.conflicts.Add(1)
 		}
-		r.done <- out
+		r.err = out
 	}
 }
 

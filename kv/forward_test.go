@@ -66,13 +66,25 @@ func TestForwardRevisions(t *testing.T) {
 		}
 		return s.Commit(ctx, tx)
 	}
-	for i := range 5 {
+	// Each commit follows the acknowledgement of the one before: it must
+	// neither read a stale cache nor find the one before still in flight
+	// at the leader.
+	const rounds = 300
+	for i := range rounds {
 		if err := incr(follower); err != nil {
 			t.Fatalf("commit %d: %v", i, err)
 		}
 	}
-	if st := follower.Stats(); st.Forwards != 5 || st.Conflicts != 0 {
-		t.Fatalf("follower: %+v; want 5 forwards, no conflict", st)
+	if st := follower.Stats(); st.Forwards != rounds || st.Conflicts != 0 {
+		t.Fatalf("follower: %+v; want %d forwards, no conflict", st, rounds)
+	}
+	for i := range rounds { // and the same on the leader's own commits
+		if err := incr(leader); err != nil {
+			t.Fatalf("leader's commit %d: %v", i, err)
+		}
+	}
+	if st := leader.Stats(); st.Conflicts != 0 {
+		t.Fatalf("leader: %+v; want no conflict", st)
 	}
 
 	// A transaction that read "a" before the leader wrote it is refused,
@@ -99,8 +111,8 @@ func TestForwardRevisions(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if a != 6 || b != 6 {
-		t.Fatalf("a, b = %d, %d; want 6, 6", a, b)
+	if a != 2*rounds+1 || b != 2*rounds+1 {
+		t.Fatalf("a, b = %d, %d; want %d each", a, b, 2*rounds+1)
 	}
 }
 
