@@ -1,6 +1,12 @@
 package kv
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/starbus/starbus/bus"
+)
 
 // entry is what the store knows of a key: the value at a revision. rev is
 // the stream sequence of the message that wrote it; 0 means the key has no
@@ -9,6 +15,12 @@ type entry struct {
 	rev     uint64
 	val     []byte
 	deleted bool // a tombstone, or no message (rev 0)
+}
+
+// stored returns the entry of a state message stored at rev with data and
+// header h.
+func stored(rev uint64, data []byte, h nats.Header) entry {
+	return entry{rev: rev, val: data, deleted: h.Get(bus.HeaderOp) == bus.OpDelete}
 }
 
 // cache holds the latest entries this process has seen or committed. A

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -130,11 +131,8 @@ func decodeRequests(b []byte, w bus.World, maxMsgs int) ([]*commitReq, error) {
 				return nil, fmt.Errorf("%w: subject %q is not the world's", errBadForward, m.Subject)
 			}
 			if _, ok := w.ParseKey(m.Subject); ok {
-				e := entry{val: m.Data, deleted: m.Header.Get(bus.HeaderOp) == bus.OpDelete}
-				if e.deleted {
-					e.val = nil
-				}
-				r.written = append(r.written, written{subj: m.Subject, e: e, index: i})
+				// Its revision is set when it is stored (see succeed).
+				r.written = append(r.written, written{subj: m.Subject, e: stored(0, m.Data, m.Header), index: i})
 			}
 			r.msgs = append(r.msgs, m)
 		}
@@ -336,7 +334,12 @@ func (s *Store) ServeCommits(member string) (stop func(), err error) {
 	s.smu.Lock()
 	s.subs = append(s.subs, sub)
 	s.smu.Unlock()
-	return func() { _ = sub.Unsubscribe() }, nil
+	return func() {
+		s.smu.Lock()
+		s.subs = slices.DeleteFunc(s.subs, func(x *nats.Subscription) bool { return x == sub })
+		s.smu.Unlock()
+		_ = sub.Unsubscribe()
+	}, nil
 }
 
 // serveCommit handles one forwarded request: it hands each commit to the

@@ -158,11 +158,7 @@ func Open(ctx context.Context, js jetstream.JetStream, w bus.World, opts Options
 		}
 		s.watch, err = cons.Consume(func(m jetstream.Msg) {
 			if meta, err := m.Metadata(); err == nil {
-				e := entry{rev: meta.Sequence.Stream, val: m.Data(), deleted: m.Headers().Get(bus.HeaderOp) == bus.OpDelete}
-				if e.deleted {
-					e.val = nil
-				}
-				s.cache.observe(m.Subject(), e)
+				s.cache.observe(m.Subject(), stored(meta.Sequence.Stream, m.Data(), m.Headers()))
 			}
 		})
 		if err != nil {
@@ -368,7 +364,7 @@ func (s *Store) prefetch(ctx context.Context, subjects []string) error {
 	found := make(map[string]bool, len(subjects))
 	err := s.lastMsgs(ctx, subjects, func(m *jetstream.RawStreamMsg) {
 		found[m.Subject] = true
-		s.cache.put(m.Subject, entry{rev: m.Sequence, val: m.Data, deleted: m.Header.Get(bus.HeaderOp) == bus.OpDelete})
+		s.cache.put(m.Subject, stored(m.Sequence, m.Data, m.Header))
 	})
 	if err != nil {
 		return fmt.Errorf("kv: prefetch: %w", unavailable(err))
@@ -446,7 +442,7 @@ func (s *Store) load(ctx context.Context, subj string) (entry, error) {
 	var e entry
 	switch {
 	case err == nil:
-		e = entry{rev: m.Sequence, val: m.Data, deleted: m.Header.Get(bus.HeaderOp) == bus.OpDelete}
+		e = stored(m.Sequence, m.Data, m.Header)
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		e = entry{deleted: true}
 	default:
