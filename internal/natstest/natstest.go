@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -52,27 +53,11 @@ func Start(tb testing.TB, opts Options) *Env {
 	if opts.Dir == "" {
 		opts.Dir = tb.TempDir()
 	}
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Dir: opts.Dir, Port: -1})
+	env, stop, err := start(opts)
 	if err != nil {
-		tb.Fatalf("start embedded server: %v", err)
+		tb.Fatal(err)
 	}
-	tb.Cleanup(srv.Shutdown)
-	env := &Env{Server: srv, Dir: opts.Dir}
-	env.Conn = Connect(tb, srv)
-	env.JS, err = jetstream.New(env.Conn)
-	if err != nil {
-		tb.Fatalf("jetstream: %v", err)
-	}
-	env.World, err = bus.NewWorld(opts.World)
-	if err != nil {
-		tb.Fatalf("world: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	env.Stream, err = bus.Provision(ctx, env.JS, env.World, opts.Stream)
-	if err != nil {
-		tb.Fatalf("provision: %v", err)
-	}
+	tb.Cleanup(stop)
 	return env
 }
 
@@ -84,7 +69,18 @@ func StartExample(world string) (env *Env, stop func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	env = &Env{Dir: dir}
+	env, stopServer, err := start(Options{World: world, Dir: dir})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return env, func() { stopServer(); os.RemoveAll(dir) }, nil
+}
+
+// start starts a server on opts.Dir, connects, and provisions the world;
+// stop closes the connection and shuts the server down.
+func start(opts Options) (env *Env, stop func(), err error) {
+	env = &Env{Dir: opts.Dir}
 	stop = func() {
 		if env.Conn != nil {
 			env.Conn.Close()
@@ -92,21 +88,23 @@ func StartExample(world string) (env *Env, stop func(), err error) {
 		if env.Server != nil {
 			env.Server.Shutdown()
 		}
-		os.RemoveAll(dir)
 	}
-	if env.Server, err = bus.StartEmbedded(bus.EmbeddedConfig{Dir: dir, Port: -1}); err == nil {
-		env.Conn, err = env.Server.Connect()
+	if env.Server, err = bus.StartEmbedded(bus.EmbeddedConfig{Dir: opts.Dir, Port: -1}); err != nil {
+		return nil, nil, fmt.Errorf("start embedded server: %w", err)
 	}
-	if err == nil {
-		env.JS, err = jetstream.New(env.Conn)
-	}
-	if err == nil {
-		env.World, err = bus.NewWorld(world)
-	}
-	if err == nil {
+	if env.Conn, err = env.Server.Connect(); err != nil {
+		err = fmt.Errorf("connect: %w", err)
+	} else if env.JS, err = jetstream.New(env.Conn); err != nil {
+		err = fmt.Errorf("jetstream: %w", err)
+	} else if env.World, err = bus.NewWorld(opts.World); err != nil {
+		err = fmt.Errorf("world: %w", err)
+	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		env.Stream, err = bus.Provision(ctx, env.JS, env.World, bus.StreamConfig{})
+		env.Stream, err = bus.Provision(ctx, env.JS, env.World, opts.Stream)
 		cancel()
+		if err != nil {
+			err = fmt.Errorf("provision: %w", err)
+		}
 	}
 	if err != nil {
 		stop()
