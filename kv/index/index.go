@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tidwall/buntdb"
@@ -54,12 +55,10 @@ type Index struct {
 	w      bus.World
 	log    *slog.Logger
 	cc     jetstream.ConsumeContext
-	caught chan struct{} // closed once the index holds what was stored at Open
-	until  uint64        // the stream sequence that marks it
-
-	mu     sync.Mutex // guards closed and once
-	closed bool
-	once   sync.Once
+	caught chan struct{} // closed, by synced, once the index holds what was stored at Open
+	synced func()
+	until  uint64 // the stream sequence that marks it
+	closed atomic.Bool
 	fields map[string]bool
 }
 
@@ -88,6 +87,7 @@ func Open(ctx context.Context, js jetstream.JetStream, w bus.World, opts Options
 		return nil, fmt.Errorf("index: %w", err)
 	}
 	ix := &Index{db: db, opts: opts, w: w, log: opts.Logger, caught: make(chan struct{}), fields: map[string]bool{}}
+	ix.synced = sync.OnceFunc(func() { close(ix.caught) })
 	fail := func(err error) (*Index, error) {
 		db.Close()
 		return nil, err
@@ -120,7 +120,7 @@ func Open(ctx context.Context, js jetstream.JetStream, w bus.World, opts Options
 	// the index holds everything that was stored when it opened.
 	switch last, err := stream.GetLastMsgForSubject(ctx, filter); {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		close(ix.caught)
+		ix.synced()
 	case err != nil:
 		return fail(fmt.Errorf("index: %s: %w", filter, err))
 	default:
@@ -169,13 +169,7 @@ func (ix *Index) apply(m jetstream.Msg) {
 		}
 	}
 	if meta.Sequence.Stream >= ix.until {
-		ix.once.Do(func() {
-			select {
-			case <-ix.caught:
-			default:
-				close(ix.caught)
-			}
-		})
+		ix.synced()
 	}
 }
 
@@ -201,10 +195,7 @@ func (ix *Index) Synced(ctx context.Context) error {
 // view runs fn in a read transaction of the database, unless the index
 // is closed.
 func (ix *Index) view(fn func(tx *buntdb.Tx) error) error {
-	ix.mu.Lock()
-	closed := ix.closed
-	ix.mu.Unlock()
-	if closed {
+	if ix.closed.Load() {
 		return ErrClosed
 	}
 	err := ix.db.View(fn)
@@ -306,13 +297,9 @@ func (ix *Index) Nearby(x, y float64, fn func(key string, value []byte, dist flo
 // Close stops following the stream and frees the database. Queries after
 // it return [ErrClosed].
 func (ix *Index) Close() error {
-	ix.mu.Lock()
-	if ix.closed {
-		ix.mu.Unlock()
+	if ix.closed.Swap(true) {
 		return nil
 	}
-	ix.closed = true
-	ix.mu.Unlock()
 	ix.cc.Stop()
 	<-ix.cc.Closed()
 	return ix.db.Close()
