@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -31,6 +33,13 @@ type EmbeddedConfig struct {
 	StartTimeout time.Duration
 	// Cluster, if set, joins the server to a JetStream cluster.
 	Cluster *ClusterConfig
+	// SyncAlways makes the server fsync every write before acknowledging
+	// it, so that an acknowledged commit survives a power loss on a single
+	// server; atomic batches are then staged on disk too (see
+	// [Server.StageInMemory]). By default the server fsyncs every two
+	// minutes, and an acknowledged commit survives the death of any
+	// process, not the machine's.
+	SyncAlways bool
 }
 
 // ClusterConfig makes an embedded server one node of a JetStream cluster.
@@ -47,7 +56,11 @@ type ClusterConfig struct {
 
 // Server is an embedded NATS server with JetStream enabled.
 type Server struct {
-	ns *server.Server
+	ns         *server.Server
+	syncAlways bool
+
+	mu     sync.Mutex
+	staged []string // tmpfs staging directories, removed at Shutdown
 }
 
 // ErrServerStart reports that the embedded server did not become ready.
@@ -79,6 +92,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 		NoSigs:             true,
 		NoLog:              true,
 		MaxPayload:         8 << 20,
+		SyncAlways:         cfg.SyncAlways,
 	}
 	if c := cfg.Cluster; c != nil {
 		if c.Host == "" {
@@ -103,7 +117,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, ErrServerStart
 	}
-	return &Server{ns: ns}, nil
+	return &Server{ns: ns, syncAlways: cfg.SyncAlways}, nil
 }
 
 // JetStreamReady waits until JetStream answers requests on this server: on
@@ -159,4 +173,12 @@ func (s *Server) NATS() *server.Server { return s.ns }
 func (s *Server) Shutdown() {
 	s.ns.Shutdown()
 	s.ns.WaitForShutdown()
+	// Every batch is done: what the staging directories hold is empty
+	// directories of batches the server removed.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, dir := range s.staged {
+		_ = os.RemoveAll(dir)
+	}
+	s.staged = nil
 }

@@ -27,6 +27,10 @@ type Config struct {
 	HTTP string `json:"http"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
+	// Pprof is the address of an HTTP server with net/http/pprof's
+	// handlers, for profiling under real load; "" (the default) serves
+	// none.
+	Pprof string `json:"pprof"`
 }
 
 // NATS locates the NATS deployment.
@@ -40,6 +44,11 @@ type NATS struct {
 	// Replicas is the world stream's replication factor (1, or 3 on a
 	// cluster).
 	Replicas int `json:"replicas"`
+	// SyncAlways makes the embedded server (dev, nats) fsync every write
+	// before acknowledging it: commits then survive a power loss of a
+	// single server, at a cost of an fsync per commit group. Off, the
+	// server fsyncs every two minutes (README: durability).
+	SyncAlways bool `json:"sync_always"`
 }
 
 // Edge configures an edge.

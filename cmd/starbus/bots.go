@@ -43,9 +43,15 @@ func runBots(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	natsURL := fs.String("nats", "", "check the invariants by reading the world's state on this NATS instead of -http")
 	world := fs.String("world", def.World, "world name (with -nats)")
 	seed := fs.Uint64("seed", 1, "seed of the players' choices")
+	pprofAddr := pprofFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	stop, err := startPprof(*pprofAddr, stderr)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	cfg := bots.Config{
 		Addr: *addr, Players: *players, Duration: *duration, Rate: *rate, Prefix: *prefix,
 		Password: *password, Logins: *logins, Seed: *seed,
@@ -96,6 +102,7 @@ func runBots(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func printSummary(w io.Writer, s bots.Summary, checked bool) {
 	fmt.Fprintf(w, "players        %d logged in of %d, in %.1fs\n", s.LoggedIn, s.Players, s.LoginSeconds)
 	fmt.Fprintf(w, "actions        %d in %.1fs: %.0f/s\n", s.Actions, s.Seconds, s.ActionsPerSec)
+	fmt.Fprintf(w, "deliveries     %d: %.0f/s (every message the players received)\n", s.Deliveries, s.DeliveriesPerSec)
 	fmt.Fprintf(w, "round trip ms  p50 %.1f  p99 %.1f  p999 %.1f  max %.1f\n", s.P50, s.P99, s.P999, s.Max)
 	var ops []string
 	for _, op := range []string{"move", "look", "say", "shout", "take", "drop", "offer", "accept"} {

@@ -27,14 +27,21 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	clusterName := fs.String("cluster-name", "starbus", "the cluster's name, the same on every node")
 	routes := fs.String("routes", "", "comma-separated route URLs of the cluster's nodes (nats://host:port), this one's may be among them")
 	ready := fs.Duration("ready-timeout", time.Minute, "how long to wait for JetStream to be ready (on a cluster: for a meta leader)")
+	syncAlways := fs.Bool("sync-always", false, "fsync every write before acknowledging it: survives power loss, slower")
+	pprofAddr := pprofFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	stop, err := startPprof(*pprofAddr, stderr)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	if *data == "" {
 		fmt.Fprintln(stderr, "starbus nats: -data is required")
 		return errUsage
 	}
-	cfg := bus.EmbeddedConfig{Dir: *data, Host: *host, Port: *port, ServerName: *name}
+	cfg := bus.EmbeddedConfig{Dir: *data, Host: *host, Port: *port, ServerName: *name, SyncAlways: *syncAlways}
 	if *cluster != "" {
 		chost, cport, err := net.SplitHostPort(*cluster)
 		if err != nil {

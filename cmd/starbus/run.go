@@ -70,6 +70,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return err
 		}
 		log := newLogger(stderr, cfg.LogLevel)
+		stop, err := startPprof(cfg.Pprof, stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
 		switch cmd {
 		case "dev":
 			return runDev(ctx, cfg, stdout, log)
@@ -107,10 +112,12 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	httpAddr := fs.String("http", "", "address of the live map (dev; default "+cfg.HTTP+"; \"off\" for none)")
 	logLevel := fs.String("log", "", "log level: debug, info, warn, error")
 	replicas := fs.Int("replicas", 0, "replicas of the world's stream: 1, or 3 on a cluster (default 1)")
+	syncAlways := fs.Bool("sync-always", false, "fsync every commit before acknowledging it (dev): survives power loss, slower")
 	member := fs.String("member", "", "the worker's name in the world's worker group (worker; default: a random name)")
 	lease := fs.Duration("lease", 0, "how long a silent worker keeps its partitions (worker; default "+cfg.Worker.Lease.D().String()+")")
 	game := fs.String("game", "", "the game a worker runs: gridworld or bank (worker; default "+cfg.Worker.Game+")")
 	stats := fs.Duration("stats", 0, "print the worker's counters on stdout at this interval (worker)")
+	pprofAddr := pprofFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, errUsage
@@ -138,7 +145,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	}
 	for flagValue, dst := range map[*string]*string{
 		world: &cfg.World, natsURL: &cfg.NATS.URL, data: &cfg.NATS.DataDir, listen: &cfg.Edge.Listen, logLevel: &cfg.LogLevel,
-		httpAddr: &cfg.HTTP, member: &cfg.Worker.Member, game: &cfg.Worker.Game,
+		httpAddr: &cfg.HTTP, member: &cfg.Worker.Member, game: &cfg.Worker.Game, pprofAddr: &cfg.Pprof,
 	} {
 		if *flagValue != "" {
 			*dst = *flagValue
@@ -149,6 +156,9 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	}
 	if *natsPort != 0 {
 		cfg.NATS.Port = *natsPort
+	}
+	if *syncAlways {
+		cfg.NATS.SyncAlways = true
 	}
 	if *replicas != 0 {
 		cfg.NATS.Replicas = *replicas
@@ -279,7 +289,7 @@ func parts(ctx context.Context, fns ...func(context.Context) error) error {
 
 func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
 	start := time.Now()
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Dir: cfg.NATS.DataDir, Port: cfg.NATS.Port})
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Dir: cfg.NATS.DataDir, Port: cfg.NATS.Port, SyncAlways: cfg.NATS.SyncAlways})
 	if err != nil {
 		return err
 	}
@@ -294,6 +304,9 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 		return err
 	}
 	defer wd.store.Close()
+	if err := srv.StageInMemory(wd.w.Stream()); err != nil {
+		log.Warn("atomic batches staged on disk: commits are slower", "err", err)
+	}
 	game, err := gridworld.New(gridworld.Default())
 	if err != nil {
 		return err
@@ -422,9 +435,15 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	addr := fs.String("addr", config.Default().Edge.Listen, "edge address")
 	name := fs.String("name", "", "player name (required)")
 	password := fs.String("password", "starbus", "password (the first login registers it)")
+	pprofAddr := pprofFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	stop, err := startPprof(*pprofAddr, stderr)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	if *name == "" {
 		fmt.Fprintln(stderr, "starbus client: -name is required")
 		return errUsage

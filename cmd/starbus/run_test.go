@@ -105,6 +105,7 @@ func TestDevAndClient(t *testing.T) {
 	var sum struct {
 		Players       int     `json:"players"`
 		ActionsPerSec float64 `json:"actions_per_sec"`
+		DeliveriesSec float64 `json:"deliveries_per_sec"`
 		P50           float64 `json:"p50_ms"`
 		P99           float64 `json:"p99_ms"`
 		Errors        uint64  `json:"errors"`
@@ -113,7 +114,8 @@ func TestDevAndClient(t *testing.T) {
 	if err := json.Unmarshal([]byte(botsOut.String()), &sum); err != nil {
 		t.Fatalf("bots -json: %v\n%s", err, botsOut.String())
 	}
-	if sum.Players != 20 || sum.ActionsPerSec <= 0 || sum.P99 < sum.P50 || sum.Errors != 0 || !sum.InvariantsOK {
+	// Every reply is a delivery, and so are the positions the players see.
+	if sum.Players != 20 || sum.ActionsPerSec <= 0 || sum.DeliveriesSec < sum.ActionsPerSec || sum.P99 < sum.P50 || sum.Errors != 0 || !sum.InvariantsOK {
 		t.Errorf("bots summary: %s", botsOut.String())
 	}
 	cancel()
@@ -270,5 +272,31 @@ func TestNATSCluster(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestPprof(t *testing.T) {
+	var stderr syncBuffer
+	stop, err := startPprof("127.0.0.1:0", &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	_, url, ok := strings.Cut(strings.TrimSpace(stderr.String()), "pprof on ")
+	if !ok {
+		t.Fatalf("no address announced: %q", stderr.String())
+	}
+	res, err := http.Get(url + "cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %scmdline: %s", url, res.Status)
+	}
+	if stop, err := startPprof("", &stderr); err != nil {
+		t.Fatal(err)
+	} else {
+		stop() // nothing to stop
 	}
 }

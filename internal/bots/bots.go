@@ -102,6 +102,10 @@ type Summary struct {
 	Seconds       float64           `json:"seconds"` // of play
 	Actions       uint64            `json:"actions"` // replies received
 	ActionsPerSec float64           `json:"actions_per_sec"`
+	// Deliveries counts every message the players received while they
+	// played: replies, their region's positions and chat, shouts, offers.
+	Deliveries       uint64  `json:"deliveries"`
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
 	P50           float64           `json:"p50_ms"`
 	P99           float64           `json:"p99_ms"`
 	P999          float64           `json:"p999_ms"`
@@ -124,7 +128,7 @@ type Summary struct {
 
 // counters are shared by the players.
 type counters struct {
-	actions, refused, trades, errors, timeouts, rateLimited, disconnects atomic.Uint64
+	actions, deliveries, refused, trades, errors, timeouts, rateLimited, disconnects atomic.Uint64
 }
 
 // Run plays the world and reports. It returns an error only when no
@@ -176,6 +180,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	var quiet, done sync.WaitGroup
 	quiet.Add(len(players))
 	playStart := time.Now()
+	delivered0 := cnt.deliveries.Load()
 	for _, p := range players {
 		done.Go(func() { p.run(ctx, playCtx, &quiet, release) })
 	}
@@ -195,6 +200,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	<-playCtx.Done()
 	sum.Seconds = time.Since(playStart).Seconds()
+	sum.Deliveries = cnt.deliveries.Load() - delivered0
+	sum.DeliveriesPerSec = float64(sum.Deliveries) / sum.Seconds
 	quiet.Wait() // every player has its last reply, or gave up on it
 
 	check := func() {
@@ -427,6 +434,7 @@ func (p *player) run(ctx, play context.Context, quiet *sync.WaitGroup, release <
 }
 
 func (p *player) handle(m client.Message) {
+	p.cnt.deliveries.Add(1)
 	r, ok := decode(m)
 	if !ok {
 		return

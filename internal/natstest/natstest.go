@@ -42,6 +42,10 @@ type Options struct {
 	Stream bus.StreamConfig
 	// Dir reuses a store directory, to test restarts (default t.TempDir()).
 	Dir string
+	// DiskStaging leaves an R1 file stream's atomic batches staged on disk
+	// (see [bus.Server.StageInMemory]); by default they are staged on
+	// tmpfs, as starbus dev does.
+	DiskStaging bool
 }
 
 // Start starts a JetStream server and provisions a world on it.
@@ -104,6 +108,11 @@ func start(opts Options) (env *Env, stop func(), err error) {
 		cancel()
 		if err != nil {
 			err = fmt.Errorf("provision: %w", err)
+		} else if !opts.Stream.Memory && !opts.DiskStaging {
+			// As starbus dev does: tests and benchmarks measure what ships.
+			if serr := env.Server.StageInMemory(env.World.Stream()); serr != nil && !errors.Is(serr, bus.ErrNoTmpfs) {
+				err = serr
+			}
 		}
 	}
 	if err != nil {

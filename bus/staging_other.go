@@ -1,0 +1,5 @@
+//go:build !linux
+
+package bus
+
+func isTmpfs(string) bool { return false }
