@@ -96,28 +96,28 @@ type Progress struct {
 
 // Summary is what a run measured.
 type Summary struct {
-	Players       int               `json:"players"`
-	LoggedIn      int               `json:"logged_in"`
-	LoginSeconds  float64           `json:"login_seconds"`
-	Seconds       float64           `json:"seconds"` // of play
-	Actions       uint64            `json:"actions"` // replies received
-	ActionsPerSec float64           `json:"actions_per_sec"`
+	Players       int     `json:"players"`
+	LoggedIn      int     `json:"logged_in"`
+	LoginSeconds  float64 `json:"login_seconds"`
+	Seconds       float64 `json:"seconds"` // of play
+	Actions       uint64  `json:"actions"` // replies received
+	ActionsPerSec float64 `json:"actions_per_sec"`
 	// Deliveries counts every message the players received while they
 	// played: replies, their region's positions and chat, shouts, offers.
-	Deliveries       uint64  `json:"deliveries"`
-	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
-	P50           float64           `json:"p50_ms"`
-	P99           float64           `json:"p99_ms"`
-	P999          float64           `json:"p999_ms"`
-	Max           float64           `json:"max_ms"`
-	ByOp          map[string]uint64 `json:"by_op"`
-	Refused       uint64            `json:"refused"` // the world said no (a wall, an empty cell): part of the game
-	RefusedWhy    map[string]uint64 `json:"refused_why"`
-	Trades        uint64            `json:"trades"`
-	Errors        uint64            `json:"errors"` // failed logins, error replies, timeouts, rate limiting, send failures
-	Timeouts      uint64            `json:"timeouts"`
-	RateLimited   uint64            `json:"rate_limited"`
-	Disconnects   uint64            `json:"disconnects"`
+	Deliveries       uint64            `json:"deliveries"`
+	DeliveriesPerSec float64           `json:"deliveries_per_sec"`
+	P50              float64           `json:"p50_ms"`
+	P99              float64           `json:"p99_ms"`
+	P999             float64           `json:"p999_ms"`
+	Max              float64           `json:"max_ms"`
+	ByOp             map[string]uint64 `json:"by_op"`
+	Refused          uint64            `json:"refused"` // the world said no (a wall, an empty cell): part of the game
+	RefusedWhy       map[string]uint64 `json:"refused_why"`
+	Trades           uint64            `json:"trades"`
+	Errors           uint64            `json:"errors"` // failed logins, error replies, timeouts, rate limiting, send failures
+	Timeouts         uint64            `json:"timeouts"`
+	RateLimited      uint64            `json:"rate_limited"`
+	Disconnects      uint64            `json:"disconnects"`
 	// Checks are the invariant checks' reports: after play, after logout.
 	Checks []gridworld.Report `json:"checks,omitempty"`
 	// CheckErr is why a check could not run.
