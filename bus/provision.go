@@ -72,7 +72,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 		if err == nil {
 			// Reads are direct gets, served by replicas once they are
 			// current; until one is, they find no responders.
-			_, err = s.GetLastMsgForSubject(actx, w.Check())
+			_, err = s.GetLastMsgForSubject(actx, w.Check(0))
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
 				err = nil
 			}

@@ -68,8 +68,20 @@ func (w World) ParseKey(subject string) (key string, ok bool) {
 	return rest, true
 }
 
-// Check returns the subject that carries read checks of a commit.
-func (w World) Check() string { return w.prefix + "chk" }
+// Check returns the i-th subject that carries the read checks of a commit:
+// the i-th check of an atomic batch goes to Check(i), so that each check
+// message rolls up exactly one earlier message (see package kv).
+func (w World) Check(i int) string { return w.prefix + "chk." + strconv.Itoa(i) }
+
+// IsCheck reports whether subject is one of the check subjects.
+func (w World) IsCheck(subject string) bool {
+	rest, ok := strings.CutPrefix(subject, w.prefix+"chk.")
+	if !ok {
+		return false
+	}
+	_, err := strconv.ParseUint(rest, 10, 16)
+	return err == nil
+}
 
 // Done returns the subject of the applied marker of the event stored at
 // stream sequence seq.

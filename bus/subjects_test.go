@@ -51,7 +51,7 @@ func TestSubjects(t *testing.T) {
 	for got, want := range map[string]string{
 		w.Stream(): "SB_demo", w.All(): "sb.demo.>", ev: "sb.demo.ev." + strconv.Itoa(bus.Partition("sess")) + ".r1.sess", sess: "sb.demo.out.s.abc",
 		ch: "sb.demo.out.c.global", key: "sb.demo.kv.player.1", w.Done(7): "sb.demo.done.7",
-		w.DeadLetter(9): "sb.demo.dlq.9", w.Check(): "sb.demo.chk", must(w.Commits("w1")): "sbe.demo.commit.w1",
+		w.DeadLetter(9): "sb.demo.dlq.9", w.Check(3): "sb.demo.chk.3", must(w.Commits("w1")): "sbe.demo.commit.w1",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)
@@ -63,6 +63,11 @@ func TestSubjects(t *testing.T) {
 	for subj, in := range map[string]bool{"sb.demo.kv.a": true, "sb.demo.": false, "sb.demox.kv.a": false, "sbe.demo.c.x": false} {
 		if w.Contains(subj) != in {
 			t.Errorf("Contains(%q) = %v", subj, !in)
+		}
+	}
+	for subj, is := range map[string]bool{"sb.demo.chk.0": true, "sb.demo.chk.999": true, "sb.demo.chk": false, "sb.demo.chk.x": false, "sb.demo.chk.1.2": false, "sb.other.chk.1": false} {
+		if w.IsCheck(subj) != is {
+			t.Errorf("IsCheck(%q) = %v", subj, !is)
 		}
 	}
 	if _, _, ok := w.ParseEvent("sb.demo.ev.r1.sess"); ok {

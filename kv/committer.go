@@ -271,16 +271,19 @@ func (s *Store) send(g *group) {
 	if len(batch) > 0 {
 		s.stats.batches.Add(1)
 		var msgs []*nats.Msg
-		chk, rolled := s.world.Check(), false
+		checks := 0
 		for _, r := range batch {
 			for _, m := range r.msgs {
-				if m.Subject == chk {
-					// The server takes a subject rollup only at the subject's
-					// first message in a batch.
-					if rolled {
-						m = withoutRollup(m)
-					}
-					rolled = true
+				if s.world.IsCheck(m.Subject) {
+					// The server rolls a subject up only at its first
+					// message in a batch, and a rollup that removes more
+					// than one message makes it recount the pending
+					// messages of every consumer of the stream (a sixth
+					// of its CPU when every batch's checks shared one
+					// subject). Numbered, each check rolls up the one
+					// message of the batch before.
+					m.Subject = s.world.Check(checks)
+					checks++
 				}
 				msgs = append(msgs, m)
 			}
@@ -396,16 +399,4 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err) // nobody took it
 	}
 	return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
-}
-
-// withoutRollup returns a copy of m without its rollup header.
-func withoutRollup(m *nats.Msg) *nats.Msg {
-	cp := nats.NewMsg(m.Subject)
-	cp.Data = m.Data
-	for k, v := range m.Header {
-		if k != jetstream.MsgRollup {
-			cp.Header[k] = v
-		}
-	}
-	return cp
 }

@@ -238,6 +238,20 @@ func TestReadOnlyChecks(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// The checks of a batch are numbered: each check subject holds one
+	// message, however many checks the groups carried.
+	info, err := env.Stream.Info(ctx, jetstream.WithSubjectFilter(env.World.Check(0)[:len(env.World.Check(0))-1]+">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.State.Subjects) == 0 {
+		t.Fatal("no check subject holds a message")
+	}
+	for subj, n := range info.State.Subjects {
+		if n != 1 {
+			t.Errorf("%s holds %d messages, want 1", subj, n)
+		}
+	}
 	stale := s.Begin()
 	if _, err := readAll(stale); err != nil {
 		t.Fatal(err)

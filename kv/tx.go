@@ -287,7 +287,7 @@ func (tx *Tx) request() *commitReq {
 		if _, ok := tx.writes[subj]; ok {
 			continue
 		}
-		m := nats.NewMsg(w.Check())
+		m := nats.NewMsg(w.Check(0)) // numbered in its batch by the committer
 		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 		m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, subj)
 		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
