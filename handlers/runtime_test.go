@@ -338,6 +338,47 @@ func TestRedeliveryAfterCommit(t *testing.T) {
 	}
 }
 
+// TestServerRestart: the partitions' consumers keep their state in memory,
+// so a restart of the server loses them; the next owner of every partition
+// replays what is stored and recognises what was applied by its marker.
+// Every event is applied once, across the restart.
+func TestServerRestart(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	h := handlers.HandlerFunc(func(ctx context.Context, t *handlers.Task) error {
+		var n int
+		if err := t.Tx.Get(ctx, "hits", &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
+			return err
+		}
+		return t.Tx.Put("hits", n+1)
+	})
+	cfg := handlers.Config{CompactInterval: -1} // every handled event stays stored: all are replayed
+	const before, after = 30, 10
+	w := startWorker(t, env, h, cfg)
+	for i := range before {
+		publish(t, env, "r0", "p"+strconv.Itoa(i%7), "hit", nil)
+	}
+	natstest.Eventually(t, 20*time.Second, func() bool { return w.rt.Stats().Committed == before }, "events before the restart")
+	w.stop()
+	env.Server.Shutdown()
+
+	env2 := natstest.Start(t, natstest.Options{Dir: env.Dir})
+	w2 := startWorker(t, env2, h, cfg)
+	for i := range after {
+		publish(t, env2, "r0", "p"+strconv.Itoa(i%7), "hit", nil)
+	}
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		st := w2.rt.Stats()
+		return st.Committed+st.Duplicates == before+after
+	}, "events replayed and handled after the restart")
+	if st := w2.rt.Stats(); st.Committed != after || st.Duplicates != before {
+		t.Errorf("after the restart: %d committed, %d recognised as applied; want %d and %d", st.Committed, st.Duplicates, after, before)
+	}
+	var n int
+	if err := w2.store.View(t.Context(), func(tx *kv.Tx) error { return tx.Get(t.Context(), "hits", &n) }); err != nil || n != before+after {
+		t.Fatalf("hits = %d, %v; want %d", n, err, before+after)
+	}
+}
+
 // TestDeadline is acceptance 5: a task that overruns its deadline is
 // aborted and retried; its partial effects never appear.
 func TestDeadline(t *testing.T) {
