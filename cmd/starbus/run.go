@@ -49,6 +49,8 @@ commands:
            scripts/cluster starts three on loopback
   client   an interactive terminal client for an edge (-addr, -name)
   bots     simulated players that load a world and report (-players, -duration)
+  info     a world's stream as JSON: its size, its messages by kind, orphaned
+           session outboxes (-nats, -world)
 
 Run 'starbus <command> -h' for its flags. Every flag can also be set in a
 JSON config file (-config) or the environment (STARBUS_WORLD, STARBUS_NATS,
@@ -89,6 +91,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runBots(ctx, args, stdout, stderr)
 	case "nats":
 		return runNATS(ctx, args, stdout, stderr)
+	case "info":
+		return runInfo(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -118,6 +118,24 @@ func TestDevAndClient(t *testing.T) {
 	if sum.Players != 20 || sum.ActionsPerSec <= 0 || sum.DeliveriesSec < sum.ActionsPerSec || sum.P99 < sum.P50 || sum.Errors != 0 || !sum.InvariantsOK {
 		t.Errorf("bots summary: %s", botsOut.String())
 	}
+
+	// starbus info describes the world's stream: after every player has
+	// logged out, no session outbox is left without its session.
+	natsURL := regexp.MustCompile(`nats\s+(nats://127\.0\.0\.1:\d+)`).FindStringSubmatch(devOut.String())
+	if natsURL == nil {
+		t.Fatalf("dev printed no NATS URL: %s", devOut.String())
+	}
+	var infoOut syncBuffer
+	if err := run(ctx, []string{"info", "-nats", natsURL[1]}, nil, &infoOut, io.Discard); err != nil {
+		t.Fatalf("info: %v", err)
+	}
+	var info worldInfo
+	if err := json.Unmarshal([]byte(infoOut.String()), &info); err != nil {
+		t.Fatalf("info: %v\n%s", err, infoOut.String())
+	}
+	if info.Messages == 0 || info.ByKind["state"] == 0 || info.Sessions != 0 || info.Orphans != 0 {
+		t.Errorf("info after every player logged out: %s", infoOut.String())
+	}
 	cancel()
 	if err := <-devDone; err != nil {
 		t.Fatalf("dev: %v", err)
