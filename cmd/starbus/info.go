@@ -123,4 +123,3 @@ func collectInfo(ctx context.Context, js jetstream.JetStream, w bus.World) (worl
 	}
 	return out, nil
 }
-
