@@ -30,10 +30,11 @@ import (
 // publishes, concurrently: each is already atomic on its own. The rest of
 // the group is one atomic batch. Up to Options.MaxInflight groups are in
 // flight, but on an R1 file-backed stream only one of them may carry an
-// atomic batch: the server stages such batches one at a time, each in an
-// fsynced store of its own, so a second batch in flight would only wait
-// there instead of here, where it could still grow. While a batch is in
-// flight, new commits accumulate, so groups grow with load.
+// atomic batch: the server stages such batches one at a time, each in a
+// file store of its own, so a second batch in flight would only wait there
+// instead of here, where it could still grow (measured: two in flight made
+// BenchmarkCommit file c=64 half as fast). While a batch is in flight, new
+// commits accumulate, so groups grow with load.
 //
 // What this cannot see, commits of other processes, the server catches:
 // every write and read carries the revision it was based on.

@@ -30,14 +30,15 @@
 //
 // A commit that is a single message (one write, or one check) is a plain
 // compare-and-set publish. Any other commit is part of an atomic batch
-// (Nats-Batch-*), which the server stores whole or rejects whole. Atomic
-// batches on a file-backed R1 stream cost milliseconds each, however small,
-// because the server stages each one in an fsynced store of its own; so the
-// store's committer goroutine groups the commits of concurrent transactions
+// (Nats-Batch-*), which the server stores whole or rejects whole. An atomic
+// batch on a file-backed R1 stream has a fixed cost, however small it is,
+// because the server stages each one in a file store of its own (fsynced,
+// unless staged on tmpfs: see [github.com/starbus/starbus/bus.Server.StageInMemory]);
+// so the store's committer goroutine groups the commits of concurrent transactions
 // into one batch, keeping transactions that conflict with each other out of
 // the same group (see committer.go for the rules). Keys only read are
 // checked with Nats-Expected-Last-Subject-Sequence-Subject on the world's
-// check subject, so read-only keys are validated without being rewritten.
+// check subjects, so read-only keys are validated without being rewritten.
 //
 // Reads are served, in order, from the transaction itself, from a commit of
 // this process still in flight (the read waits for it), from a bounded
