@@ -213,7 +213,7 @@ func (c *Channel) Send(data []byte) error {
 	if err != nil {
 		return err
 	}
-	m := nats.NewMsg(subj)
+	m := c.t.out(subj)
 	m.Data = data
 	m.Header.Set(bus.HeaderEventSeq, strconv.FormatUint(c.t.EventSeq, 10))
 	return c.t.Tx.Publish(m)
@@ -304,7 +304,7 @@ func (t *Task) notice(session, kind, channel string, d Delivery) error {
 	if err != nil {
 		return err
 	}
-	m := nats.NewMsg(subj)
+	m := t.out(subj)
 	m.Header.Set(bus.HeaderNotice, kind)
 	m.Header.Set(bus.HeaderChannel, channel)
 	m.Header.Set(bus.HeaderDelivery, d.String())
@@ -322,7 +322,7 @@ func (t *Task) MoveSession(session, region string) error {
 	if err != nil {
 		return err
 	}
-	m := nats.NewMsg(subj)
+	m := t.out(subj)
 	m.Header.Set(bus.HeaderNotice, bus.NoticeRegion)
 	m.Header.Set(bus.HeaderRegion, region)
 	if err := t.Tx.Put(bus.SessionRegionKey(session), region); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/kv"
@@ -132,8 +133,25 @@ type Task struct {
 	// Tx is the task's transaction.
 	Tx *kv.Tx
 
-	world bus.World
-	live  []*nats.Msg // best-effort channel messages, sent after the commit
+	world  bus.World
+	live   []*nats.Msg // best-effort channel messages, sent after the commit
+	outTTL string      // Nats-TTL of messages to clients (Config.OutboxTTL), "" for none
+}
+
+// out returns a new message to clients on subj: a session's or a reliable
+// channel's. Such a message is read twice at most: by the edges' live
+// delivery as it is stored, and by a replay when its client reconnects
+// within the edge's grace. Neither exactly-once effects nor any later
+// task depend on it, so it carries a TTL (Config.OutboxTTL) and the
+// server removes it on time, without a purge: a session that lives for
+// hours, or a channel that is never closed, keeps only its last minutes
+// of messages.
+func (t *Task) out(subj string) *nats.Msg {
+	m := nats.NewMsg(subj)
+	if t.outTTL != "" {
+		m.Header.Set(jetstream.MsgTTLHeader, t.outTTL)
+	}
+	return m
 }
 
 // Send queues data for the client session id, sent if the task commits.
@@ -142,7 +160,7 @@ func (t *Task) Send(session string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	m := nats.NewMsg(subj)
+	m := t.out(subj)
 	m.Data = data
 	m.Header.Set(bus.HeaderEventSeq, strconv.FormatUint(t.EventSeq, 10))
 	return t.Tx.Publish(m)

@@ -69,6 +69,15 @@ type Config struct {
 	// CompactInterval is how often handled events and their applied markers
 	// are purged from the stream (default 10s; negative disables).
 	CompactInterval time.Duration
+	// OutboxTTL is how long a message to a session or to a reliable
+	// channel stays in the world's stream: long enough for a client that
+	// lost its connection to have it replayed when it reconnects (default
+	// 2m, four times the edge's default ReconnectGrace; rounded up to
+	// whole seconds). Set it above the edges' ReconnectGrace, with room
+	// for how far behind a client may fall before its connection drops.
+	// Negative: kept until the session ends (a session's messages) or
+	// forever (a channel's).
+	OutboxTTL time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -116,6 +125,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CompactInterval == 0 {
 		c.CompactInterval = 10 * time.Second
+	}
+	if c.OutboxTTL == 0 {
+		c.OutboxTTL = 2 * time.Minute
 	}
 	return nil
 }
@@ -441,6 +453,7 @@ func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt 
 		Attempt:  attempt,
 		Tx:       r.store.Begin(),
 		world:    r.world,
+		outTTL:   r.outTTL(),
 	}
 	t.Region, t.Part, _ = r.world.ParseEvent(m.Subject())
 	if s := h.Get(bus.HeaderSeq); s != "" {
@@ -495,6 +508,15 @@ func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt 
 	}
 	r.sendLive(t)
 	return t, nil
+}
+
+// outTTL returns the Nats-TTL header value of messages to sessions and
+// reliable channels, "" for none. The server counts TTLs in whole seconds.
+func (r *Runtime) outTTL() string {
+	if r.cfg.OutboxTTL < 0 {
+		return ""
+	}
+	return strconv.FormatInt(int64((r.cfg.OutboxTTL+time.Second-1)/time.Second), 10)
 }
 
 // sendLive sends a committed task's best-effort channel messages.
