@@ -26,6 +26,7 @@ type world struct {
 	store *kv.Store
 	edge  *edge.Server
 	addr  string
+	rt    *handlers.Runtime
 }
 
 // game: greets on login, echoes messages, records disconnects.
@@ -48,16 +49,24 @@ func startWorld(t testing.TB, configure func(*edge.Server)) *world {
 	return startWorldWith(t, game(), configure)
 }
 
-// startWorldWith starts a world running the game h.
+// startWorldWith starts a world running the game h, without compaction:
+// tests read the events back.
 func startWorldWith(t testing.TB, h handlers.Handler, configure func(*edge.Server)) *world {
+	t.Helper()
+	return startWorldConfig(t, handlers.Config{Handler: h, CompactInterval: -1}, configure)
+}
+
+// startWorldConfig starts a world whose runtime is configured by hc (its
+// Store, JS and Logger are filled in).
+func startWorldConfig(t testing.TB, hc handlers.Config, configure func(*edge.Server)) *world {
 	t.Helper()
 	env := natstest.Start(t, natstest.Options{})
 	store, err := kv.Open(context.Background(), env.JS, env.World, kv.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No compaction: tests read the events back.
-	rt, err := handlers.New(handlers.Config{Store: store, JS: env.JS, Handler: h, Logger: testLogger(t), CompactInterval: -1})
+	hc.Store, hc.JS, hc.Logger = store, env.JS, testLogger(t)
+	rt, err := handlers.New(hc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +82,7 @@ func startWorldWith(t testing.TB, h handlers.Handler, configure func(*edge.Serve
 	if configure != nil {
 		configure(srv)
 	}
-	return &world{env: env, store: store, edge: srv, addr: serve(t, srv)}
+	return &world{env: env, store: store, edge: srv, addr: serve(t, srv), rt: rt}
 }
 
 // Raw frames, written from PROTOCOL.md alone.

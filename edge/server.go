@@ -59,7 +59,9 @@ type Server struct {
 	// or, after this edge shuts down, on any; it keeps its channels
 	// meanwhile. Negative: none, a lost connection ends the session. The
 	// game's disconnect handler runs when it ends, and the session leaves
-	// its channels.
+	// its channels. A reconnect replays the messages it missed only as long
+	// as the stream keeps them: the workers' handlers.Config.OutboxTTL
+	// (default 2m) must exceed the grace.
 	ReconnectGrace time.Duration
 
 	initOnce sync.Once

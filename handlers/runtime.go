@@ -67,7 +67,10 @@ type Config struct {
 	// longer, retrying, tell the server they are still at it.
 	AckWait time.Duration
 	// CompactInterval is how often handled events and their applied markers
-	// are purged from the stream (default 10s; negative disables).
+	// are purged from the stream (default 30s; negative disables). Each
+	// round lists the partitions' consumers and purges, and every purge
+	// makes the server recount the pending messages of every consumer of
+	// the stream; the stream holds about an interval of handled events.
 	CompactInterval time.Duration
 	// OutboxTTL is how long a message to a session or to a reliable
 	// channel stays in the world's stream: long enough for a client that
@@ -124,7 +127,7 @@ func (c *Config) setDefaults() error {
 		c.InitTimeout = 10 * time.Second
 	}
 	if c.CompactInterval == 0 {
-		c.CompactInterval = 10 * time.Second
+		c.CompactInterval = 30 * time.Second
 	}
 	if c.OutboxTTL == 0 {
 		c.OutboxTTL = 2 * time.Minute
