@@ -17,15 +17,34 @@ import (
 // joins its writer goroutine (writeLoop). Only the writer writes to the
 // socket; the reader closes it, after the writer has ended.
 //
+// Frames for the client are encoded straight into one byte buffer, out,
+// the way nats-server queues a client's outbound data: the writer takes
+// the whole buffer and writes it with one write(2), however many frames it
+// holds, while senders fill the next one. A sender wakes the writer only
+// if it is idle, and a dispatcher that queues frames to many connections
+// wakes them once at the end of its burst (see flusher), so a burst costs
+// each connection one write, not one per frame. No buffer is held while a
+// connection is idle: out comes from the server's pool and goes back once
+// written.
+//
 // Closing (shut) is a signal, never a wait: it closes done, bounds the
 // writer's remaining writes by closeWait, and sets the reader's deadline,
 // so that both goroutines end on their own.
 type conn struct {
 	s        *Server
 	nc       net.Conn
-	out      chan Frame    // frames for the writer, bounded
+	wake     chan struct{} // the writer has frames to write; capacity 1
 	done     chan struct{} // closed when the connection is closing
 	readDone chan struct{} // closed when the reader has handled its last frame
+
+	// mu guards the outbound queue. It is taken last: after session.mu,
+	// and never while taking another lock.
+	mu     sync.Mutex
+	out    *[]byte       // encoded frames waiting for the writer; nil when none
+	queued int           // frames in out, bounded by Server.OutboundQueue
+	busy   bool          // the writer is writing, or has been (or is about to be) woken
+	closer bool          // nothing more is queued: the writer closes once out is written (LOGOUT)
+	room   chan struct{} // closed when the writer takes out; made by a waiting sender
 
 	once   sync.Once
 	final  *Frame        // written last by the writer; set before done is closed
@@ -41,7 +60,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	return &conn{
 		s:        s,
 		nc:       nc,
-		out:      make(chan Frame, s.OutboundQueue),
+		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
@@ -59,27 +78,66 @@ const closeWait = time.Second
 // that is still open (or whose end the edge has not seen).
 const takeoverLinger = time.Second
 
-// send queues f for the client. A client whose queue is full is
-// disconnected: it cannot keep up. It reports whether f was queued. It
-// never blocks.
+// send queues f for the client and wakes the writer. A client whose
+// queue is full is disconnected: it cannot keep up. It reports whether f
+// was queued. It never blocks.
 func (c *conn) send(f Frame) bool {
-	select {
-	case <-c.done:
+	return c.sendEncoded(AppendFrame(nil, f), nil)
+}
+
+// sendEncoded is send for a frame already encoded (length prefix
+// included), such as one encoded once for all the members of a channel.
+// It is copied. With fl set, the writer is woken when fl flushes, at the
+// end of the caller's burst; otherwise now.
+func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
+	if c.closing() {
 		return false
-	default:
 	}
-	select {
-	case c.out <- f:
-		return true
-	default:
+	c.mu.Lock()
+	if c.closer {
+		c.mu.Unlock()
+		return false
+	}
+	if c.queued >= c.s.OutboundQueue {
+		c.mu.Unlock()
 		c.slow()
 		return false
+	}
+	wake := c.put(wire)
+	c.mu.Unlock()
+	if wake {
+		fl.wake(c)
+	}
+	return true
+}
+
+// put appends an encoded frame to out and reports whether the writer is
+// to be woken: it was idle. c.mu is held.
+func (c *conn) put(wire []byte) (wake bool) {
+	if c.out == nil {
+		c.out = c.s.getBuf()
+	}
+	*c.out = append(*c.out, wire...)
+	c.queued++
+	if c.busy {
+		return false
+	}
+	c.busy = true
+	return true
+}
+
+// signal wakes the writer. Only a caller that was told to by put does
+// so, once: until the writer is idle again, nobody else does.
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
 // slow disconnects a client that cannot keep up with its messages.
 func (c *conn) slow() {
-	f := errorFrame(&ProtocolError{Code: CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", cap(c.out))})
+	f := errorFrame(&ProtocolError{Code: CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", c.s.OutboundQueue)})
 	if c.shut(f, false, 0) {
 		c.s.log.Info("client disconnected", logRemote, c.nc.RemoteAddr().String(), logCode, CodeSlowConsumer.String())
 	}
@@ -88,14 +146,82 @@ func (c *conn) slow() {
 // sendWait queues f for the client, waiting for room. It reports false if
 // the connection closes or ctx ends first.
 func (c *conn) sendWait(ctx context.Context, f Frame) bool {
-	select {
-	case c.out <- f:
-		return true
-	case <-c.done:
-		return false
-	case <-ctx.Done():
-		return false
+	return c.sendEncodedWait(ctx, AppendFrame(nil, f))
+}
+
+// sendEncodedWait is sendWait for an encoded frame.
+func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
+	for {
+		if c.closing() {
+			return false
+		}
+		c.mu.Lock()
+		if c.closer {
+			c.mu.Unlock()
+			return false
+		}
+		if c.queued < c.s.OutboundQueue {
+			wake := c.put(wire)
+			c.mu.Unlock()
+			if wake {
+				c.signal()
+			}
+			return true
+		}
+		// Full: the writer is busy, and closes room when it takes out.
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-c.done:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
+}
+
+// flushAndClose closes the connection once what is queued is written:
+// after a LOGOUT_OK. Nothing is queued after it.
+func (c *conn) flushAndClose() {
+	c.mu.Lock()
+	c.closer = true
+	wake := !c.busy
+	c.busy = true
+	c.mu.Unlock()
+	if wake {
+		c.signal()
+	}
+}
+
+// flusher defers the waking of writers to the end of a burst: a
+// dispatcher that queues frames to many connections, for several messages
+// back to back, wakes each writer once, when it has queued them all, so
+// that each connection gets one write for the burst. It belongs to one
+// goroutine. A nil flusher wakes at once.
+type flusher struct {
+	conns []*conn
+}
+
+// wake wakes c's writer now (fl nil) or at the next flush.
+func (fl *flusher) wake(c *conn) {
+	if fl == nil {
+		c.signal()
+		return
+	}
+	fl.conns = append(fl.conns, c)
+}
+
+// flush wakes the writers of the burst.
+func (fl *flusher) flush() {
+	for i, c := range fl.conns {
+		c.signal()
+		fl.conns[i] = nil
+	}
+	fl.conns = fl.conns[:0]
 }
 
 func errorFrame(e *ProtocolError) *Frame {
@@ -266,7 +392,7 @@ func (c *conn) handle(f Frame) {
 		c.send(Encode(LogoutOK{}))
 		// The writer closes the connection once LogoutOK is out; this
 		// reader then ends on the closed connection.
-		c.send(Frame{Op: opFlushAndClose})
+		c.flushAndClose()
 	case Login, Reconnect:
 		c.send(Encode(ErrorInfo{Code: CodeAlreadyLoggedIn, Reason: CodeAlreadyLoggedIn.String()}))
 	case ChannelSend:
@@ -287,66 +413,106 @@ func (c *conn) handle(f Frame) {
 	}
 }
 
-// opFlushAndClose is an internal marker in the outbound queue, never sent:
-// the writer closes the connection once what precedes it is written.
-const opFlushAndClose byte = 0x00
+// maxPooledBuf bounds the write buffers kept for reuse: a buffer grown by
+// a large burst is left to the garbage collector rather than kept.
+const maxPooledBuf = 64 << 10
 
-// writeLoop writes queued frames, flushing when the queue is empty, until
-// the connection closes; then it writes the last frames and half-closes
-// the socket, so the client reads them and then the end.
+// getBuf returns an empty write buffer from the server's pool.
+func (s *Server) getBuf() *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 1024)
+	return &b
+}
+
+// putBuf returns a write buffer to the pool.
+func (s *Server) putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	s.bufs.Put(b)
+}
+
+// writeLoop writes the queued frames, everything queued at once, until the
+// connection closes; then it writes the last frames and half-closes the
+// socket, so the client reads them and then the end. Between bursts it
+// holds no buffer.
 func (c *conn) writeLoop() {
 	defer func() {
 		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		}
 	}()
-	w := bufio.NewWriterSize(c.nc, 4096)
-	var buf []byte
-	put := func(f Frame) error {
-		buf = AppendFrame(buf[:0], f)
-		_, err := w.Write(buf)
-		return err
-	}
 	for {
 		select {
-		case f := <-c.out:
-			c.armWrite()
-			var err error
-			for err == nil {
-				if f.Op == opFlushAndClose {
-					_ = w.Flush()
+		case <-c.wake:
+		case <-c.done:
+			c.writeLast()
+			return
+		}
+		for {
+			if c.closing() {
+				c.writeLast()
+				return
+			}
+			c.mu.Lock()
+			b := c.take()
+			if b == nil {
+				c.busy = false
+				closer := c.closer
+				c.mu.Unlock()
+				if closer {
 					c.close()
+					c.writeLast()
 					return
 				}
-				if err = put(f); err != nil {
-					break
-				}
-				select {
-				case f = <-c.out:
-					continue
-				default:
-				}
-				err = w.Flush()
 				break
 			}
+			c.mu.Unlock()
+			c.armWrite()
+			_, err := c.nc.Write(*b)
+			c.s.putBuf(b)
 			if err != nil { // the stream may end mid-frame: nothing more
 				c.close()
 				return
 			}
-		case <-c.done:
-			// c.final and c.drain were set before done was closed.
-			if c.drain {
-				for len(c.out) > 0 {
-					if f := <-c.out; f.Op == opFlushAndClose || put(f) != nil {
-						break
-					}
-				}
-			}
-			if c.final != nil {
-				_ = put(*c.final)
-			}
-			_ = w.Flush()
-			return
 		}
 	}
+}
+
+// take hands out to the writer, making room for the senders. c.mu is
+// held.
+func (c *conn) take() *[]byte {
+	b := c.out
+	c.out, c.queued = nil, 0
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
+	return b
+}
+
+// writeLast writes the connection's last frames: what is queued, if
+// c.drain, then c.final. c.final and c.drain were set before done was
+// closed; a LOGOUT's close has neither.
+func (c *conn) writeLast() {
+	c.mu.Lock()
+	b := c.take()
+	c.closer = true // nothing more is queued
+	c.mu.Unlock()
+	if b == nil {
+		b = c.s.getBuf()
+	}
+	if !c.drain {
+		*b = (*b)[:0]
+	}
+	if c.final != nil {
+		*b = AppendFrame(*b, *c.final)
+	}
+	if len(*b) > 0 {
+		_, _ = c.nc.Write(*b)
+	}
+	c.s.putBuf(b)
 }
