@@ -13,19 +13,24 @@ import (
 	"github.com/starbus/starbus/bus"
 )
 
-// conn is one client connection. Its reader goroutine (serve) starts and
-// joins its writer goroutine (writeLoop). Only the writer writes to the
-// socket; the reader closes it, after the writer has ended.
+// conn is one client connection. Its reader goroutine (serve) joins its
+// writer goroutine (writeLoop). Only the writer writes to the socket; the
+// reader closes it, after the writer has ended.
 //
 // Frames for the client are encoded straight into one byte buffer, out,
 // the way nats-server queues a client's outbound data: the writer takes
 // the whole buffer and writes it with one write(2), however many frames it
-// holds, while senders fill the next one. A sender wakes the writer only
-// if it is idle, and a dispatcher that queues frames to many connections
-// wakes them once at the end of its burst (see flusher), so a burst costs
-// each connection one write, not one per frame. No buffer is held while a
-// connection is idle: out comes from the server's pool and goes back once
-// written.
+// holds, while senders fill the next one. A sender starts the writer only
+// if none is running, and a dispatcher that queues frames to many
+// connections starts them once at the end of its burst (see flusher), so a
+// burst costs each connection one write, not one per frame.
+//
+// An idle connection holds no write buffer and no writer: out comes from
+// the server's pool and goes back once written, and the writer ends when
+// it has nothing left to write (a parked goroutine would keep its stack;
+// with tens of thousands of idle sessions that is most of their cost).
+// Starting a goroutine per burst costs about what waking a parked one
+// does.
 //
 // Closing (shut) is a signal, never a wait: it closes done, bounds the
 // writer's remaining writes by closeWait, and sets the reader's deadline,
@@ -33,18 +38,22 @@ import (
 type conn struct {
 	s        *Server
 	nc       net.Conn
-	wake     chan struct{} // the writer has frames to write; capacity 1
 	done     chan struct{} // closed when the connection is closing
 	readDone chan struct{} // closed when the reader has handled its last frame
 
-	// mu guards the outbound queue. It is taken last: after session.mu,
-	// and never while taking another lock.
-	mu     sync.Mutex
-	out    *[]byte       // encoded frames waiting for the writer; nil when none
-	queued int           // frames in out, bounded by Server.OutboundQueue
-	busy   bool          // the writer is writing, or has been (or is about to be) woken
-	closer bool          // nothing more is queued: the writer closes once out is written (LOGOUT)
-	room   chan struct{} // closed when the writer takes out; made by a waiting sender
+	// mu guards the outbound queue and the writer's start. It is taken
+	// after session.mu, and no lock is taken while it is held.
+	mu      sync.Mutex
+	out     *[]byte       // encoded frames waiting for the writer; nil when none
+	queued  int           // frames in out, bounded by Server.OutboundQueue
+	running bool          // a writer goroutine runs (or has ended for good, once shutting)
+	due     bool          // out is not empty and a flusher (or the sender) will start the writer
+	closer  bool          // nothing more is queued: the writer closes once out is written (LOGOUT)
+	room    chan struct{} // closed when the writer takes out; made by a waiting sender
+	// shutting is set by shut: no writer is started after it, so that the
+	// reader's wait for the writer is final.
+	shutting bool
+	writer   sync.WaitGroup
 
 	once   sync.Once
 	final  *Frame        // written last by the writer; set before done is closed
@@ -60,7 +69,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	return &conn{
 		s:        s,
 		nc:       nc,
-		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
@@ -78,7 +86,7 @@ const closeWait = time.Second
 // that is still open (or whose end the edge has not seen).
 const takeoverLinger = time.Second
 
-// send queues f for the client and wakes the writer. A client whose
+// send queues f for the client and starts the writer. A client whose
 // queue is full is disconnected: it cannot keep up. It reports whether f
 // was queued. It never blocks.
 func (c *conn) send(f Frame) bool {
@@ -111,28 +119,38 @@ func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
 	return true
 }
 
-// put appends an encoded frame to out and reports whether the writer is
-// to be woken: it was idle. c.mu is held.
+// put appends an encoded frame to out and reports whether the caller is
+// to start the writer (signal): none runs, and nobody else is due to
+// start one. c.mu is held.
 func (c *conn) put(wire []byte) (wake bool) {
 	if c.out == nil {
 		c.out = c.s.getBuf()
 	}
 	*c.out = append(*c.out, wire...)
 	c.queued++
-	if c.busy {
+	if c.running || c.due {
 		return false
 	}
-	c.busy = true
+	c.due = true
 	return true
 }
 
-// signal wakes the writer. Only a caller that was told to by put does
-// so, once: until the writer is idle again, nobody else does.
+// signal starts the writer, unless it runs or the connection is shutting
+// (shut started the last one).
 func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.due = false
+	c.startWriter()
+}
+
+// startWriter starts the writer if none runs. c.mu is held.
+func (c *conn) startWriter() {
+	if c.running || c.shutting {
+		return
 	}
+	c.running = true
+	c.writer.Go(c.writeLoop)
 }
 
 // slow disconnects a client that cannot keep up with its messages.
@@ -168,7 +186,7 @@ func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
 			}
 			return true
 		}
-		// Full: the writer is busy, and closes room when it takes out.
+		// Full: the writer is due, and closes room when it takes out.
 		if c.room == nil {
 			c.room = make(chan struct{})
 		}
@@ -189,24 +207,20 @@ func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
 func (c *conn) flushAndClose() {
 	c.mu.Lock()
 	c.closer = true
-	wake := !c.busy
-	c.busy = true
+	c.startWriter()
 	c.mu.Unlock()
-	if wake {
-		c.signal()
-	}
 }
 
-// flusher defers the waking of writers to the end of a burst: a
+// flusher defers the start of writers to the end of a burst: a
 // dispatcher that queues frames to many connections, for several messages
-// back to back, wakes each writer once, when it has queued them all, so
+// back to back, starts each writer once, when it has queued them all, so
 // that each connection gets one write for the burst. It belongs to one
-// goroutine. A nil flusher wakes at once.
+// goroutine. A nil flusher starts them at once.
 type flusher struct {
 	conns []*conn
 }
 
-// wake wakes c's writer now (fl nil) or at the next flush.
+// wake starts c's writer now (fl nil) or at the next flush.
 func (fl *flusher) wake(c *conn) {
 	if fl == nil {
 		c.signal()
@@ -215,7 +229,7 @@ func (fl *flusher) wake(c *conn) {
 	fl.conns = append(fl.conns, c)
 }
 
-// flush wakes the writers of the burst.
+// flush starts the writers of the burst.
 func (fl *flusher) flush() {
 	for i, c := range fl.conns {
 		c.signal()
@@ -260,6 +274,11 @@ func (c *conn) shut(final *Frame, drain bool, linger time.Duration) bool {
 		_ = c.nc.SetWriteDeadline(now.Add(closeWait))
 		_ = c.nc.SetReadDeadline(now.Add(linger))
 		c.dl.Unlock()
+		// The last writer writes the last frames; one that runs sees done.
+		c.mu.Lock()
+		c.startWriter()
+		c.shutting = true
+		c.mu.Unlock()
 		closed = true
 	})
 	return closed
@@ -295,50 +314,68 @@ func (c *conn) setReadDeadline(t time.Time) {
 	}
 }
 
-// serve runs the connection: this goroutine reads, a second one writes;
-// serve returns after both have ended.
+// serve runs the connection: this goroutine reads, writers write; serve
+// returns after the last writer has ended.
+//
+// An idle connection's cost is mostly this goroutine's stack, blocked in
+// a read: the garbage collector halves a stack only while less than a
+// quarter of it is in use, so serve's own frame is kept small (the rest
+// is in end, readFailed and handle) to let it shrink back to 4 KiB after
+// the deep calls of a login. For the same reason the read buffer is
+// small: most client frames are a few dozen bytes, and a larger frame is
+// read straight into its own slice.
 func (c *conn) serve() {
-	s := c.s
-	defer s.wg.Done()
-	var writer sync.WaitGroup
-	writer.Go(c.writeLoop)
-	defer func() {
-		close(c.readDone)
-		c.close()
-		writer.Wait()
-		c.nc.Close()
-		if c.sess != nil {
-			s.detach(c.sess, c)
-		}
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	}()
-	c.setReadDeadline(time.Now().Add(s.LoginTimeout))
-	r := bufio.NewReaderSize(c.nc, 1024)
+	defer c.end()
+	c.setReadDeadline(time.Now().Add(c.s.LoginTimeout))
+	r := bufio.NewReaderSize(c.nc, readBuffer)
 	for {
-		f, err := ReadFrame(r, s.MaxFrame)
+		f, err := ReadFrame(r, c.s.MaxFrame)
 		if err != nil {
-			var ne net.Error
-			switch {
-			case c.closing():
-			case errors.Is(err, ErrFrameTooLarge):
-				c.fail(&ProtocolError{Code: CodeFrameTooLarge, Reason: err.Error()})
-			case errors.Is(err, ErrMalformed):
-				c.fail(&ProtocolError{Code: CodeMalformed, Reason: err.Error()})
-			case c.sess == nil && errors.As(err, &ne) && ne.Timeout():
-				c.fail(&ProtocolError{Code: CodeLoginTimeout, Reason: fmt.Sprintf("no login within %v", s.LoginTimeout)})
-			case errors.Is(err, io.ErrUnexpectedEOF):
-				s.log.Info("truncated frame", logRemote, c.nc.RemoteAddr().String())
-			default:
-				s.log.Debug("connection read ended", logRemote, c.nc.RemoteAddr().String(), logErr, err)
-			}
+			c.readFailed(err)
 			return
 		}
 		if c.closing() && c.linger == 0 {
 			return // c.linger was set before done was closed
 		}
 		c.handle(f)
+	}
+}
+
+// readBuffer is the size of a connection's read buffer.
+const readBuffer = 256
+
+// end ends the connection once its reader has.
+func (c *conn) end() {
+	s := c.s
+	defer s.wg.Done()
+	close(c.readDone)
+	c.close()
+	c.writer.Wait() // no writer starts after close has returned
+	c.nc.Close()
+	if c.sess != nil {
+		s.detach(c.sess, c)
+	}
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// readFailed answers, or logs, the error that ended the reading.
+func (c *conn) readFailed(err error) {
+	s := c.s
+	var ne net.Error
+	switch {
+	case c.closing():
+	case errors.Is(err, ErrFrameTooLarge):
+		c.fail(&ProtocolError{Code: CodeFrameTooLarge, Reason: err.Error()})
+	case errors.Is(err, ErrMalformed):
+		c.fail(&ProtocolError{Code: CodeMalformed, Reason: err.Error()})
+	case c.sess == nil && errors.As(err, &ne) && ne.Timeout():
+		c.fail(&ProtocolError{Code: CodeLoginTimeout, Reason: fmt.Sprintf("no login within %v", s.LoginTimeout)})
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		s.log.Info("truncated frame", logRemote, c.nc.RemoteAddr().String())
+	default:
+		s.log.Debug("connection read ended", logRemote, c.nc.RemoteAddr().String(), logErr, err)
 	}
 }
 
@@ -435,49 +472,41 @@ func (s *Server) putBuf(b *[]byte) {
 	s.bufs.Put(b)
 }
 
-// writeLoop writes the queued frames, everything queued at once, until the
-// connection closes; then it writes the last frames and half-closes the
-// socket, so the client reads them and then the end. Between bursts it
-// holds no buffer.
+// writeLoop writes the queued frames, everything queued at once, until
+// there are none; it ends then, and the next frame starts another. Once
+// the connection is closing it writes the last frames and half-closes the
+// socket, so the client reads them and then the end.
 func (c *conn) writeLoop() {
-	defer func() {
-		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-	}()
 	for {
-		select {
-		case <-c.wake:
-		case <-c.done:
+		if c.closing() {
 			c.writeLast()
 			return
 		}
-		for {
-			if c.closing() {
-				c.writeLast()
-				return
-			}
-			c.mu.Lock()
-			b := c.take()
-			if b == nil {
-				c.busy = false
-				closer := c.closer
+		c.mu.Lock()
+		b := c.take()
+		if b == nil {
+			switch {
+			case c.closer: // LOGOUT: what it queued is out
 				c.mu.Unlock()
-				if closer {
-					c.close()
-					c.writeLast()
-					return
-				}
-				break
-			}
-			c.mu.Unlock()
-			c.armWrite()
-			_, err := c.nc.Write(*b)
-			c.s.putBuf(b)
-			if err != nil { // the stream may end mid-frame: nothing more
 				c.close()
+			case c.shutting: // shut saw this writer run: it writes the last frames
+				c.mu.Unlock()
+			default:
+				c.running = false
+				c.mu.Unlock()
 				return
 			}
+			c.writeLast()
+			return
+		}
+		c.mu.Unlock()
+		c.armWrite()
+		_, err := c.nc.Write(*b)
+		c.s.putBuf(b)
+		if err != nil { // the stream may end mid-frame: nothing more
+			c.close()
+			c.halfClose()
+			return
 		}
 	}
 }
@@ -515,4 +544,12 @@ func (c *conn) writeLast() {
 		_, _ = c.nc.Write(*b)
 	}
 	c.s.putBuf(b)
+	c.halfClose()
+}
+
+// halfClose ends the stream to the client after the last frame.
+func (c *conn) halfClose() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
 }

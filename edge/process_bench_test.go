@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -549,6 +550,22 @@ func (fp *fanoutProcess) run(b *testing.B, phase uint32, demand int, length time
 	return rate
 }
 
+// idleHeapProfileEnv names a file for a heap profile of
+// BenchmarkIdleSessions taken while the sessions are open (-memprofile
+// writes its profile after they are gone).
+const idleHeapProfileEnv = "STARBUS_IDLE_HEAPPROFILE"
+
+func writeHeapProfile(tb testing.TB, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // idleSessionsEnv overrides the number of sessions of
 // BenchmarkIdleSessions (default 20,000).
 const idleSessionsEnv = "STARBUS_IDLE_SESSIONS"
@@ -585,6 +602,9 @@ func BenchmarkIdleSessions(b *testing.B) {
 			b.Fatalf("edge holds %d sessions, want %d", got, n)
 		}
 		after := measureMemory()
+		if path := os.Getenv(idleHeapProfileEnv); path != "" {
+			writeHeapProfile(b, path)
+		}
 		b.ReportMetric(float64(after.rss-before.rss)/float64(n), "rss-bytes/session")
 		b.ReportMetric(float64(after.heap+after.stack-before.heap-before.stack)/float64(n), "heap+stack-bytes/session")
 		b.ReportMetric(float64(after.stack-before.stack)/float64(n), "stack-bytes/session")
