@@ -591,6 +591,11 @@ func BenchmarkIdleSessions(b *testing.B) {
 			b.Fatalf("%s=%q: not a count", idleSessionsEnv, v)
 		}
 	}
+	raiseFileLimit(b)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(n)+1024 > lim.Cur {
+		b.Fatalf("%d sessions need as many sockets, and RLIMIT_NOFILE is %d (its hard limit could not be raised): set %s lower", n, lim.Cur, idleSessionsEnv)
+	}
 	b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 		w := startWorld(b, func(s *edge.Server) { s.Auth = edge.AuthFunc(acceptAll) })
 		before := measureMemory()
