@@ -1,11 +1,8 @@
 package edge_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -16,45 +13,6 @@ import (
 )
 
 func acceptAll(_ context.Context, name, _ string) (string, error) { return name, nil }
-
-// BenchmarkIdleSessions reports the memory one idle logged-in session costs
-// the process (edge connection, its goroutines and buffers, its delivery
-// consumer, and the NATS server's side of it; the raw test clients add a
-// socket each). b.N sessions are opened.
-func BenchmarkIdleSessions(b *testing.B) {
-	w := startWorld(b, func(s *edge.Server) { s.Auth = edge.AuthFunc(acceptAll) })
-	measure := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapInuse + ms.StackInuse
-	}
-	before := measure()
-	conns := make([]net.Conn, 0, b.N)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	b.ResetTimer()
-	for i := range b.N {
-		nc, err := net.Dial("tcp", w.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		conns = append(conns, nc)
-		nc.Write(rawFrame(0x01, []byte{1}, rawStr(fmt.Sprintf("p%d", i)), rawStr("pw")))
-		r := bufio.NewReaderSize(nc, 64)
-		if op, _ := readRaw(b, r); op != 0x81 {
-			b.Fatalf("login %d: op 0x%02x", i, op)
-		}
-	}
-	b.StopTimer()
-	after := measure()
-	b.ReportMetric(float64(after-before)/float64(b.N), "bytes/session")
-	b.ReportMetric(float64(b.N), "sessions")
-	b.ReportMetric(0, "ns/op")
-}
 
 // BenchmarkEcho measures messages per second through one edge: 32 clients,
 // each keeping 4 messages in flight, each message a full round trip (edge,

@@ -13,9 +13,24 @@ import (
 	"github.com/starbus/starbus/bus"
 )
 
-// conn is one client connection. Its reader goroutine (serve) starts and
-// joins its writer goroutine (writeLoop). Only the writer writes to the
-// socket; the reader closes it, after the writer has ended.
+// conn is one client connection. Its reader goroutine (serve) joins its
+// writer goroutine (writeLoop). Only the writer writes to the socket; the
+// reader closes it, after the writer has ended.
+//
+// Frames for the client are encoded straight into one byte buffer, out,
+// the way nats-server queues a client's outbound data: the writer takes
+// the whole buffer and writes it with one write(2), however many frames it
+// holds, while senders fill the next one. A sender starts the writer only
+// if none is running, and a dispatcher that queues frames to many
+// connections starts them once at the end of its burst (see flusher), so a
+// burst costs each connection one write, not one per frame.
+//
+// An idle connection holds no write buffer and no writer: out comes from
+// the server's pool and goes back once written, and the writer ends when
+// it has nothing left to write (a parked goroutine would keep its stack;
+// with tens of thousands of idle sessions that is most of their cost).
+// Starting a goroutine per burst costs about what waking a parked one
+// does.
 //
 // Closing (shut) is a signal, never a wait: it closes done, bounds the
 // writer's remaining writes by closeWait, and sets the reader's deadline,
@@ -23,9 +38,22 @@ import (
 type conn struct {
 	s        *Server
 	nc       net.Conn
-	out      chan Frame    // frames for the writer, bounded
 	done     chan struct{} // closed when the connection is closing
 	readDone chan struct{} // closed when the reader has handled its last frame
+
+	// mu guards the outbound queue and the writer's start. It is taken
+	// after session.mu, and no lock is taken while it is held.
+	mu      sync.Mutex
+	out     *[]byte       // encoded frames waiting for the writer; nil when none
+	queued  int           // frames in out, bounded by Server.OutboundQueue
+	running bool          // a writer goroutine runs (or has ended for good, once shutting)
+	due     bool          // out is not empty and a flusher (or the sender) will start the writer
+	closer  bool          // nothing more is queued: the writer closes once out is written (LOGOUT)
+	room    chan struct{} // closed when the writer takes out; made by a waiting sender
+	// shutting is set by shut: no writer is started after it, so that the
+	// reader's wait for the writer is final.
+	shutting bool
+	writer   sync.WaitGroup
 
 	once   sync.Once
 	final  *Frame        // written last by the writer; set before done is closed
@@ -41,7 +69,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	return &conn{
 		s:        s,
 		nc:       nc,
-		out:      make(chan Frame, s.OutboundQueue),
 		done:     make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
@@ -59,27 +86,76 @@ const closeWait = time.Second
 // that is still open (or whose end the edge has not seen).
 const takeoverLinger = time.Second
 
-// send queues f for the client. A client whose queue is full is
-// disconnected: it cannot keep up. It reports whether f was queued. It
-// never blocks.
+// send queues f for the client and starts the writer. A client whose
+// queue is full is disconnected: it cannot keep up. It reports whether f
+// was queued. It never blocks.
 func (c *conn) send(f Frame) bool {
-	select {
-	case <-c.done:
+	return c.sendEncoded(AppendFrame(nil, f), nil)
+}
+
+// sendEncoded is send for a frame already encoded (length prefix
+// included), such as one encoded once for all the members of a channel.
+// It is copied. With fl set, the writer is woken when fl flushes, at the
+// end of the caller's burst; otherwise now.
+func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
+	if c.closing() {
 		return false
-	default:
 	}
-	select {
-	case c.out <- f:
-		return true
-	default:
+	c.mu.Lock()
+	if c.closer {
+		c.mu.Unlock()
+		return false
+	}
+	if c.queued >= c.s.OutboundQueue {
+		c.mu.Unlock()
 		c.slow()
 		return false
 	}
+	wake := c.put(wire)
+	c.mu.Unlock()
+	if wake {
+		fl.wake(c)
+	}
+	return true
+}
+
+// put appends an encoded frame to out and reports whether the caller is
+// to start the writer (signal): none runs, and nobody else is due to
+// start one. c.mu is held.
+func (c *conn) put(wire []byte) (wake bool) {
+	if c.out == nil {
+		c.out = c.s.getBuf()
+	}
+	*c.out = append(*c.out, wire...)
+	c.queued++
+	if c.running || c.due {
+		return false
+	}
+	c.due = true
+	return true
+}
+
+// signal starts the writer, unless it runs or the connection is shutting
+// (shut started the last one).
+func (c *conn) signal() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.due = false
+	c.startWriter()
+}
+
+// startWriter starts the writer if none runs. c.mu is held.
+func (c *conn) startWriter() {
+	if c.running || c.shutting {
+		return
+	}
+	c.running = true
+	c.writer.Go(c.writeLoop)
 }
 
 // slow disconnects a client that cannot keep up with its messages.
 func (c *conn) slow() {
-	f := errorFrame(&ProtocolError{Code: CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", cap(c.out))})
+	f := errorFrame(&ProtocolError{Code: CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", c.s.OutboundQueue)})
 	if c.shut(f, false, 0) {
 		c.s.log.Info("client disconnected", logRemote, c.nc.RemoteAddr().String(), logCode, CodeSlowConsumer.String())
 	}
@@ -88,14 +164,78 @@ func (c *conn) slow() {
 // sendWait queues f for the client, waiting for room. It reports false if
 // the connection closes or ctx ends first.
 func (c *conn) sendWait(ctx context.Context, f Frame) bool {
-	select {
-	case c.out <- f:
-		return true
-	case <-c.done:
-		return false
-	case <-ctx.Done():
-		return false
+	return c.sendEncodedWait(ctx, AppendFrame(nil, f))
+}
+
+// sendEncodedWait is sendWait for an encoded frame.
+func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
+	for {
+		if c.closing() {
+			return false
+		}
+		c.mu.Lock()
+		if c.closer {
+			c.mu.Unlock()
+			return false
+		}
+		if c.queued < c.s.OutboundQueue {
+			wake := c.put(wire)
+			c.mu.Unlock()
+			if wake {
+				c.signal()
+			}
+			return true
+		}
+		// Full: the writer is due, and closes room when it takes out.
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-c.done:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
+}
+
+// flushAndClose closes the connection once what is queued is written:
+// after a LOGOUT_OK. Nothing is queued after it.
+func (c *conn) flushAndClose() {
+	c.mu.Lock()
+	c.closer = true
+	c.startWriter()
+	c.mu.Unlock()
+}
+
+// flusher defers the start of writers to the end of a burst: a
+// dispatcher that queues frames to many connections, for several messages
+// back to back, starts each writer once, when it has queued them all, so
+// that each connection gets one write for the burst. It belongs to one
+// goroutine. A nil flusher starts them at once.
+type flusher struct {
+	conns []*conn
+}
+
+// wake starts c's writer now (fl nil) or at the next flush.
+func (fl *flusher) wake(c *conn) {
+	if fl == nil {
+		c.signal()
+		return
+	}
+	fl.conns = append(fl.conns, c)
+}
+
+// flush starts the writers of the burst.
+func (fl *flusher) flush() {
+	for i, c := range fl.conns {
+		c.signal()
+		fl.conns[i] = nil
+	}
+	fl.conns = fl.conns[:0]
 }
 
 func errorFrame(e *ProtocolError) *Frame {
@@ -134,6 +274,11 @@ func (c *conn) shut(final *Frame, drain bool, linger time.Duration) bool {
 		_ = c.nc.SetWriteDeadline(now.Add(closeWait))
 		_ = c.nc.SetReadDeadline(now.Add(linger))
 		c.dl.Unlock()
+		// The last writer writes the last frames; one that runs sees done.
+		c.mu.Lock()
+		c.startWriter()
+		c.shutting = true
+		c.mu.Unlock()
 		closed = true
 	})
 	return closed
@@ -169,50 +314,68 @@ func (c *conn) setReadDeadline(t time.Time) {
 	}
 }
 
-// serve runs the connection: this goroutine reads, a second one writes;
-// serve returns after both have ended.
+// serve runs the connection: this goroutine reads, writers write; serve
+// returns after the last writer has ended.
+//
+// An idle connection's cost is mostly this goroutine's stack, blocked in
+// a read: the garbage collector halves a stack only while less than a
+// quarter of it is in use, so serve's own frame is kept small (the rest
+// is in end, readFailed and handle) to let it shrink back to 4 KiB after
+// the deep calls of a login. For the same reason the read buffer is
+// small: most client frames are a few dozen bytes, and a larger frame is
+// read straight into its own slice.
 func (c *conn) serve() {
-	s := c.s
-	defer s.wg.Done()
-	var writer sync.WaitGroup
-	writer.Go(c.writeLoop)
-	defer func() {
-		close(c.readDone)
-		c.close()
-		writer.Wait()
-		c.nc.Close()
-		if c.sess != nil {
-			s.detach(c.sess, c)
-		}
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	}()
-	c.setReadDeadline(time.Now().Add(s.LoginTimeout))
-	r := bufio.NewReaderSize(c.nc, 1024)
+	defer c.end()
+	c.setReadDeadline(time.Now().Add(c.s.LoginTimeout))
+	r := bufio.NewReaderSize(c.nc, readBuffer)
 	for {
-		f, err := ReadFrame(r, s.MaxFrame)
+		f, err := ReadFrame(r, c.s.MaxFrame)
 		if err != nil {
-			var ne net.Error
-			switch {
-			case c.closing():
-			case errors.Is(err, ErrFrameTooLarge):
-				c.fail(&ProtocolError{Code: CodeFrameTooLarge, Reason: err.Error()})
-			case errors.Is(err, ErrMalformed):
-				c.fail(&ProtocolError{Code: CodeMalformed, Reason: err.Error()})
-			case c.sess == nil && errors.As(err, &ne) && ne.Timeout():
-				c.fail(&ProtocolError{Code: CodeLoginTimeout, Reason: fmt.Sprintf("no login within %v", s.LoginTimeout)})
-			case errors.Is(err, io.ErrUnexpectedEOF):
-				s.log.Info("truncated frame", logRemote, c.nc.RemoteAddr().String())
-			default:
-				s.log.Debug("connection read ended", logRemote, c.nc.RemoteAddr().String(), logErr, err)
-			}
+			c.readFailed(err)
 			return
 		}
 		if c.closing() && c.linger == 0 {
 			return // c.linger was set before done was closed
 		}
 		c.handle(f)
+	}
+}
+
+// readBuffer is the size of a connection's read buffer.
+const readBuffer = 256
+
+// end ends the connection once its reader has.
+func (c *conn) end() {
+	s := c.s
+	defer s.wg.Done()
+	close(c.readDone)
+	c.close()
+	c.writer.Wait() // no writer starts after close has returned
+	c.nc.Close()
+	if c.sess != nil {
+		s.detach(c.sess, c)
+	}
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// readFailed answers, or logs, the error that ended the reading.
+func (c *conn) readFailed(err error) {
+	s := c.s
+	var ne net.Error
+	switch {
+	case c.closing():
+	case errors.Is(err, ErrFrameTooLarge):
+		c.fail(&ProtocolError{Code: CodeFrameTooLarge, Reason: err.Error()})
+	case errors.Is(err, ErrMalformed):
+		c.fail(&ProtocolError{Code: CodeMalformed, Reason: err.Error()})
+	case c.sess == nil && errors.As(err, &ne) && ne.Timeout():
+		c.fail(&ProtocolError{Code: CodeLoginTimeout, Reason: fmt.Sprintf("no login within %v", s.LoginTimeout)})
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		s.log.Info("truncated frame", logRemote, c.nc.RemoteAddr().String())
+	default:
+		s.log.Debug("connection read ended", logRemote, c.nc.RemoteAddr().String(), logErr, err)
 	}
 }
 
@@ -266,7 +429,7 @@ func (c *conn) handle(f Frame) {
 		c.send(Encode(LogoutOK{}))
 		// The writer closes the connection once LogoutOK is out; this
 		// reader then ends on the closed connection.
-		c.send(Frame{Op: opFlushAndClose})
+		c.flushAndClose()
 	case Login, Reconnect:
 		c.send(Encode(ErrorInfo{Code: CodeAlreadyLoggedIn, Reason: CodeAlreadyLoggedIn.String()}))
 	case ChannelSend:
@@ -287,66 +450,106 @@ func (c *conn) handle(f Frame) {
 	}
 }
 
-// opFlushAndClose is an internal marker in the outbound queue, never sent:
-// the writer closes the connection once what precedes it is written.
-const opFlushAndClose byte = 0x00
+// maxPooledBuf bounds the write buffers kept for reuse: a buffer grown by
+// a large burst is left to the garbage collector rather than kept.
+const maxPooledBuf = 64 << 10
 
-// writeLoop writes queued frames, flushing when the queue is empty, until
-// the connection closes; then it writes the last frames and half-closes
-// the socket, so the client reads them and then the end.
-func (c *conn) writeLoop() {
-	defer func() {
-		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-	}()
-	w := bufio.NewWriterSize(c.nc, 4096)
-	var buf []byte
-	put := func(f Frame) error {
-		buf = AppendFrame(buf[:0], f)
-		_, err := w.Write(buf)
-		return err
+// getBuf returns an empty write buffer from the server's pool.
+func (s *Server) getBuf() *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return b
 	}
+	b := make([]byte, 0, 1024)
+	return &b
+}
+
+// putBuf returns a write buffer to the pool.
+func (s *Server) putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	s.bufs.Put(b)
+}
+
+// writeLoop writes the queued frames, everything queued at once, until
+// there are none; it ends then, and the next frame starts another. Once
+// the connection is closing it writes the last frames and half-closes the
+// socket, so the client reads them and then the end.
+func (c *conn) writeLoop() {
 	for {
-		select {
-		case f := <-c.out:
-			c.armWrite()
-			var err error
-			for err == nil {
-				if f.Op == opFlushAndClose {
-					_ = w.Flush()
-					c.close()
-					return
-				}
-				if err = put(f); err != nil {
-					break
-				}
-				select {
-				case f = <-c.out:
-					continue
-				default:
-				}
-				err = w.Flush()
-				break
-			}
-			if err != nil { // the stream may end mid-frame: nothing more
-				c.close()
-				return
-			}
-		case <-c.done:
-			// c.final and c.drain were set before done was closed.
-			if c.drain {
-				for len(c.out) > 0 {
-					if f := <-c.out; f.Op == opFlushAndClose || put(f) != nil {
-						break
-					}
-				}
-			}
-			if c.final != nil {
-				_ = put(*c.final)
-			}
-			_ = w.Flush()
+		if c.closing() {
+			c.writeLast()
 			return
 		}
+		c.mu.Lock()
+		b := c.take()
+		if b == nil {
+			switch {
+			case c.closer: // LOGOUT: what it queued is out
+				c.mu.Unlock()
+				c.close()
+			case c.shutting: // shut saw this writer run: it writes the last frames
+				c.mu.Unlock()
+			default:
+				c.running = false
+				c.mu.Unlock()
+				return
+			}
+			c.writeLast()
+			return
+		}
+		c.mu.Unlock()
+		c.armWrite()
+		_, err := c.nc.Write(*b)
+		c.s.putBuf(b)
+		if err != nil { // the stream may end mid-frame: nothing more
+			c.close()
+			c.halfClose()
+			return
+		}
+	}
+}
+
+// take hands out to the writer, making room for the senders. c.mu is
+// held.
+func (c *conn) take() *[]byte {
+	b := c.out
+	c.out, c.queued = nil, 0
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
+	return b
+}
+
+// writeLast writes the connection's last frames: what is queued, if
+// c.drain, then c.final. c.final and c.drain were set before done was
+// closed; a LOGOUT's close has neither.
+func (c *conn) writeLast() {
+	c.mu.Lock()
+	b := c.take()
+	c.closer = true // nothing more is queued
+	c.mu.Unlock()
+	if b == nil {
+		b = c.s.getBuf()
+	}
+	if !c.drain {
+		*b = (*b)[:0]
+	}
+	if c.final != nil {
+		*b = AppendFrame(*b, *c.final)
+	}
+	if len(*b) > 0 {
+		_, _ = c.nc.Write(*b)
+	}
+	c.s.putBuf(b)
+	c.halfClose()
+}
+
+// halfClose ends the stream to the client after the last frame.
+func (c *conn) halfClose() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 	}
 }

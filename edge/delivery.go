@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,16 @@ type outItem struct {
 	channel  string
 	delivery string // of a join or leave
 	payload  []byte
+	wire     []byte // the frame, encoded once for every member of a channel
+}
+
+// encoded is the frame the client receives for it, encoded (length prefix
+// included): a channel message's is shared by its members.
+func (it outItem) encoded() []byte {
+	if it.wire != nil {
+		return it.wire
+	}
+	return AppendFrame(nil, it.frame())
 }
 
 // frame is what the client receives for it.
@@ -80,8 +91,8 @@ func noticeItem(h nats.Header, seq uint64) (outItem, bool) {
 }
 
 // startDelivery starts the edge's live consumer: every message stored for
-// sessions and reliable channels from now on, in stream order, dispatched
-// to the sessions of this edge.
+// sessions and reliable channels from now on, in stream order, handed to
+// the dispatcher.
 func (s *Server) startDelivery(ctx context.Context) (jetstream.ConsumeContext, error) {
 	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{s.World.OutFilter()},
@@ -90,23 +101,122 @@ func (s *Server) startDelivery(ctx context.Context) (jetstream.ConsumeContext, e
 	if err != nil {
 		return nil, err
 	}
-	return cons.Consume(s.dispatch, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		s.log.Warn("session delivery", logErr, err)
-	}))
+	return cons.Consume(func(m jetstream.Msg) { s.in.push(s.ctx, inMsg{stored: m}) },
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			s.log.Warn("session delivery", logErr, err)
+		}))
 }
 
-// dispatch is the live consumer's callback. One goroutine calls it, in
-// stream order: a session's notices and its channels' messages reach it in
-// the order of their commits.
-func (s *Server) dispatch(m jetstream.Msg) {
+// inbox is the dispatcher's queue: what the live consumer and the
+// best-effort subscriptions receive, in the order it arrives. Their
+// callbacks only queue it; the dispatcher takes everything queued at once
+// and delivers it as one burst, waking each connection's writer once at
+// its end (see flusher). The bound holds the callbacks back, as
+// dispatching in them did.
+type inbox struct {
+	mu    sync.Mutex
+	msgs  []inMsg
+	ready chan struct{} // capacity 1: msgs is not empty
+	room  chan struct{} // closed when the dispatcher takes msgs; made by a waiting callback
+}
+
+// inMsg is a stored message or a best-effort one.
+type inMsg struct {
+	stored jetstream.Msg
+	live   *nats.Msg
+}
+
+// inboxMax bounds the messages waiting for the dispatcher.
+const inboxMax = 1024
+
+// push queues m for the dispatcher, waiting for room until ctx ends.
+func (in *inbox) push(ctx context.Context, m inMsg) {
+	for {
+		in.mu.Lock()
+		if len(in.msgs) < inboxMax {
+			in.msgs = append(in.msgs, m)
+			first := len(in.msgs) == 1
+			in.mu.Unlock()
+			if first {
+				select {
+				case in.ready <- struct{}{}:
+				default:
+				}
+			}
+			return
+		}
+		if in.room == nil {
+			in.room = make(chan struct{})
+		}
+		room := in.room
+		in.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// take returns what is queued, leaving spare (emptied) in its place.
+func (in *inbox) take(spare []inMsg) []inMsg {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	msgs := in.msgs
+	in.msgs = spare[:0]
+	if in.room != nil {
+		close(in.room)
+		in.room = nil
+	}
+	return msgs
+}
+
+// dispatcher is the state of the dispatch goroutine, reused from one
+// message to the next.
+type dispatcher struct {
+	fl      flusher
+	members []*session
+}
+
+// dispatchLoop delivers what the inbox receives, burst by burst, until
+// ctx ends. One goroutine runs it: a session's notices and its channels'
+// messages are delivered in the order of their commits.
+func (s *Server) dispatchLoop(ctx context.Context) {
+	var d dispatcher
+	var batch []inMsg
+	for {
+		select {
+		case <-s.in.ready:
+		case <-ctx.Done():
+			return
+		}
+		batch = s.in.take(batch)
+		for i, m := range batch {
+			if m.stored != nil {
+				s.dispatch(m.stored, &d)
+			} else {
+				s.dispatchLive(m.live, &d)
+			}
+			batch[i] = inMsg{}
+		}
+		d.fl.flush()
+	}
+}
+
+// dispatch delivers a stored message to the session it names or to this
+// edge's members of the channel it names.
+func (s *Server) dispatch(m jetstream.Msg, d *dispatcher) {
 	meta, err := m.Metadata()
 	if err != nil {
 		return
 	}
 	it := s.item(m, meta.Sequence.Stream)
 	if it.kind == itemChannel {
-		for _, ss := range s.members(it.channel) {
-			s.deliver(ss, it)
+		it.wire = it.encoded()
+		d.members = s.members(it.channel, d.members[:0])
+		for i, ss := range d.members {
+			s.deliver(ss, it, &d.fl)
+			d.members[i] = nil
 		}
 		return
 	}
@@ -123,7 +233,7 @@ func (s *Server) dispatch(m jetstream.Msg) {
 	if it.kind == itemRegion {
 		ss.setRegion(it.channel)
 	}
-	s.deliver(ss, it)
+	s.deliver(ss, it, &d.fl)
 }
 
 // localChannel is a channel some sessions of this edge are in.
@@ -132,15 +242,14 @@ type localChannel struct {
 	sub     *nats.Subscription // best-effort messages, while it has members
 }
 
-// members returns the sessions of this edge in the channel name.
-func (s *Server) members(name string) []*session {
+// members appends to out the sessions of this edge in the channel name.
+func (s *Server) members(name string, out []*session) []*session {
 	s.chmu.Lock()
 	defer s.chmu.Unlock()
 	lc := s.chans[name]
 	if lc == nil {
-		return nil
+		return out
 	}
-	out := make([]*session, 0, len(lc.members))
 	for ss := range lc.members {
 		out = append(out, ss)
 	}
@@ -164,7 +273,7 @@ func (s *Server) indexAdd(ss *session, name, delivery string) {
 		if err != nil {
 			return
 		}
-		lc.sub, err = s.JS.Conn().Subscribe(subj, s.dispatchLive)
+		lc.sub, err = s.JS.Conn().Subscribe(subj, func(m *nats.Msg) { s.in.push(s.ctx, inMsg{live: m}) })
 		if err != nil {
 			s.log.Warn("best-effort channel not subscribed", "channel", name, logErr, err)
 		}
@@ -219,14 +328,17 @@ func (s *Server) indexDrop(ss *session) {
 	}
 }
 
-// dispatchLive hands a best-effort channel message to this edge's members.
-func (s *Server) dispatchLive(m *nats.Msg) {
+// dispatchLive hands a best-effort channel message to this edge's members,
+// encoded once for all.
+func (s *Server) dispatchLive(m *nats.Msg, d *dispatcher) {
 	name, ok := s.World.ParseLiveChannel(m.Subject)
 	if !ok {
 		return
 	}
-	f := Encode(ChannelMessage{Channel: name, Payload: m.Data})
-	for _, ss := range s.members(name) {
-		ss.deliverLive(f)
+	wire := AppendFrame(nil, Encode(ChannelMessage{Channel: name, Payload: m.Data}))
+	d.members = s.members(name, d.members[:0])
+	for i, ss := range d.members {
+		ss.deliverLive(wire, &d.fl)
+		d.members[i] = nil
 	}
 }

@@ -85,15 +85,20 @@
 // # Goroutines
 //
 // [Server.Serve] runs the accept loop in the caller's goroutine. Each
-// connection has one reader and one writer goroutine; the reader owns and
-// joins the writer, and only the writer writes to the socket. Reconnect-
-// grace timers are counted too. The live consumer's callback runs on the
-// NATS client's goroutine. [Server.Shutdown] closes everything, stops the
-// live consumer and waits for all of them.
+// connection has one reader goroutine and, while it has frames to write,
+// one writer goroutine; the reader joins the writer, and only the writer
+// writes to the socket, everything queued with one write. Reconnect-grace
+// timers are counted too. The live consumer's and the best-effort
+// subscriptions' callbacks, on the NATS client's goroutines, only queue
+// what they receive for one dispatcher goroutine, which delivers it burst
+// by burst and starts each connection's writer once per burst.
+// [Server.Shutdown] closes everything, stops the live consumer and the
+// dispatcher, and waits for all of them.
 //
 // # Locks
 //
 // A session's mutex may be held while taking the server's (session.mu,
-// then Server.mu or Server.chmu), never the reverse; a connection's
-// deadline mutex is taken last.
+// then Server.mu or Server.chmu), never the reverse; a connection's queue
+// mutex (conn.mu) is taken after session.mu, and nothing is taken while it
+// is held; a connection's deadline mutex is taken last.
 package edge

@@ -89,6 +89,13 @@ type Server struct {
 	// order: session.mu before chmu.
 	chmu  sync.Mutex
 	chans map[string]*localChannel
+
+	// in is the queue of the dispatcher, which delivers what the live
+	// consumer and the best-effort subscriptions receive.
+	in         inbox
+	dispatcher sync.WaitGroup
+
+	bufs sync.Pool // connections' write buffers (*[]byte), lent while writing
 }
 
 func (s *Server) init() {
@@ -126,6 +133,7 @@ func (s *Server) init() {
 		s.conns = make(map[*conn]struct{})
 		s.sessions = make(map[string]*session)
 		s.chans = make(map[string]*localChannel)
+		s.in.ready = make(chan struct{}, 1)
 	})
 }
 
@@ -215,6 +223,7 @@ func (s *Server) start() error {
 		return fmt.Errorf("edge: session delivery: %w", err)
 	}
 	s.reaper.Go(func() { s.reap(s.ctx) })
+	s.dispatcher.Go(func() { s.dispatchLoop(s.ctx) })
 	return nil
 }
 
@@ -274,6 +283,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	s.reaper.Wait()
+	s.dispatcher.Wait()
 	delivery.Stop()
 	select {
 	case <-delivery.Closed():

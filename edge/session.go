@@ -395,7 +395,7 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 			case itemRegion, itemNone:
 				return true, nil
 			}
-			if !c.sendWait(ctx, it.frame()) {
+			if !c.sendEncodedWait(ctx, it.encoded()) {
 				return false, errConnGone
 			}
 			ss.mu.Lock()
@@ -481,7 +481,7 @@ func (s *Server) release(ss *session, c *conn) {
 		}
 		pending := ss.pending
 		ss.pending = nil
-		frames := make([]Frame, 0, len(pending))
+		frames := make([][]byte, 0, len(pending))
 		for _, it := range pending {
 			if f, ok := s.apply(ss, it); ok {
 				frames = append(frames, f)
@@ -489,7 +489,7 @@ func (s *Server) release(ss *session, c *conn) {
 		}
 		ss.mu.Unlock()
 		for _, f := range frames {
-			if !c.sendWait(ctx, f) {
+			if !c.sendEncodedWait(ctx, f) {
 				c.slow()
 				return
 			}
@@ -498,10 +498,10 @@ func (s *Server) release(ss *session, c *conn) {
 }
 
 // apply applies it to ss and returns the frame its client is to receive,
-// if any. ss.mu is held.
-func (s *Server) apply(ss *session, it outItem) (Frame, bool) {
+// encoded, if any. ss.mu is held.
+func (s *Server) apply(ss *session, it outItem) ([]byte, bool) {
 	if it.seq != 0 && it.seq <= ss.delivered {
-		return Frame{}, false
+		return nil, false
 	}
 	switch it.kind {
 	case itemJoin:
@@ -512,19 +512,20 @@ func (s *Server) apply(ss *session, it outItem) (Frame, bool) {
 		s.indexRemove(ss, it.channel)
 	case itemChannel:
 		if _, ok := ss.chans[it.channel]; !ok {
-			return Frame{}, false
+			return nil, false
 		}
 	case itemRegion, itemNone:
-		return Frame{}, false
+		return nil, false
 	}
 	ss.delivered = max(ss.delivered, it.seq)
-	return it.frame(), true
+	return it.encoded(), true
 }
 
 // deliver hands a stored message of the session to it: applied and
 // queued, held, or, without a connection, applied and dropped (a
-// reconnect replays it from the stream).
-func (s *Server) deliver(ss *session, it outItem) {
+// reconnect replays it from the stream). The writer is woken when fl
+// flushes.
+func (s *Server) deliver(ss *session, it outItem, fl *flusher) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.ended {
@@ -535,7 +536,7 @@ func (s *Server) deliver(ss *session, it outItem) {
 			// Its messages must be held too, from now.
 			s.indexAdd(ss, it.channel, it.delivery)
 		}
-		if len(ss.pending) >= maxPending*cap(ss.conn.out) {
+		if len(ss.pending) >= maxPending*s.OutboundQueue {
 			ss.conn.slow()
 			return
 		}
@@ -543,7 +544,7 @@ func (s *Server) deliver(ss *session, it outItem) {
 		return
 	}
 	if f, ok := s.apply(ss, it); ok && ss.conn != nil {
-		ss.conn.send(f)
+		ss.conn.sendEncoded(f, fl)
 	}
 }
 
@@ -551,15 +552,15 @@ func (s *Server) deliver(ss *session, it outItem) {
 // in multiples of its outbound queue.
 const maxPending = 4
 
-// deliverLive hands a best-effort channel message to a connected session
-// in the channel; otherwise it is dropped.
-func (ss *session) deliverLive(f Frame) {
+// deliverLive hands a best-effort channel message (encoded) to a connected
+// session in the channel; otherwise it is dropped.
+func (ss *session) deliverLive(wire []byte, fl *flusher) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.conn == nil || ss.holding || ss.ended {
 		return
 	}
-	ss.conn.send(f)
+	ss.conn.sendEncoded(wire, fl)
 }
 
 // detach forgets c as the session's connection and, unless the session

@@ -1,0 +1,172 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/starbus/starbus/internal/natstest"
+)
+
+// countingConn counts the writes made to a net.Conn.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// pipeConn returns a connection of a server with the given outbound queue
+// over an in-memory pipe, the client's end of it, and the write counter.
+// The connection's writers are joined when the test ends.
+func pipeConn(t *testing.T, queue int) (*conn, *bufio.Reader, *countingConn) {
+	t.Helper()
+	s := &Server{OutboundQueue: queue}
+	s.init()
+	server, client := net.Pipe()
+	cc := &countingConn{Conn: server}
+	c := s.newConn(cc)
+	t.Cleanup(func() {
+		c.close()
+		client.Close()
+		c.writer.Wait()
+		server.Close()
+	})
+	return c, bufio.NewReader(client), cc
+}
+
+func wire(seq uint64) []byte {
+	return AppendFrame(nil, Encode(Message{Seq: seq, Payload: []byte("x")}))
+}
+
+// readMessages reads n frames and checks they are MESSAGEs numbered from 1.
+func readMessages(t *testing.T, r *bufio.Reader, n int) {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		f, err := ReadFrame(r, 1<<20)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		v, err := Decode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := v.(Message); !ok || m.Seq != uint64(i) {
+			t.Fatalf("frame %d: got %+v", i, v)
+		}
+	}
+}
+
+// TestWriterCoalesces: frames queued in one burst (a flusher's) reach the
+// client in order, with one write.
+func TestWriterCoalesces(t *testing.T) {
+	c, r, cc := pipeConn(t, 256)
+	var fl flusher
+	for i := 1; i <= 100; i++ {
+		if !c.sendEncoded(wire(uint64(i)), &fl) {
+			t.Fatalf("frame %d not queued", i)
+		}
+	}
+	if len(fl.conns) != 1 {
+		t.Fatalf("the burst is to start %d writers, want 1", len(fl.conns))
+	}
+	fl.flush()
+	readMessages(t, r, 100)
+	if n := cc.writes.Load(); n != 1 {
+		t.Fatalf("%d writes for a burst, want 1", n)
+	}
+	// The next frame, sent alone, starts a writer of its own.
+	c.send(Encode(Message{Seq: 101}))
+	f, err := ReadFrame(r, 1<<20)
+	if err != nil || f.Op != OpMessage {
+		t.Fatalf("got %v, %v", f, err)
+	}
+}
+
+// TestWriterKeepsOrder: frames sent while the writer is busy, from several
+// paths, arrive in the order they were queued.
+func TestWriterKeepsOrder(t *testing.T) {
+	c, r, _ := pipeConn(t, 1<<16)
+	const n = 5000
+	done := make(chan error, 1)
+	go func() {
+		ctx := context.Background()
+		for i := 1; i <= n; i++ {
+			var ok bool
+			switch i % 3 {
+			case 0:
+				ok = c.sendEncoded(wire(uint64(i)), nil)
+			case 1:
+				ok = c.sendEncodedWait(ctx, wire(uint64(i)))
+			default:
+				ok = c.send(Encode(Message{Seq: uint64(i), Payload: []byte("x")}))
+			}
+			if !ok {
+				done <- errors.New("frame not queued")
+				return
+			}
+		}
+		done <- nil
+	}()
+	readMessages(t, r, n)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWriterSlowConsumer: a client that does not read is disconnected once
+// more than OutboundQueue frames wait, and told why after what was already
+// being written.
+func TestWriterSlowConsumer(t *testing.T) {
+	c, r, _ := pipeConn(t, 4)
+	// The first frame goes to the writer, which blocks in its write: the
+	// client reads nothing yet. Then the queue fills.
+	c.send(Encode(Message{Seq: 1, Payload: []byte("x")}))
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.out == nil
+	}, "the writer takes the first frame")
+	for i := 2; i <= 5; i++ {
+		if !c.sendEncoded(wire(uint64(i)), nil) {
+			t.Fatalf("frame %d refused, the queue holds 4", i)
+		}
+	}
+	if c.sendEncoded(wire(6), nil) {
+		t.Fatal("frame 6 queued past the bound")
+	}
+	if !c.closing() {
+		t.Fatal("a slow consumer is not disconnected")
+	}
+	readMessages(t, r, 1) // what was being written
+	f, err := ReadFrame(r, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := Decode(f)
+	if e, ok := v.(ErrorInfo); !ok || e.Code != CodeSlowConsumer {
+		t.Fatalf("got %+v, want slow-consumer", v)
+	}
+}
+
+// TestWriterFlushAndClose: LOGOUT's close comes after every frame queued
+// before it, and nothing is queued after it.
+func TestWriterFlushAndClose(t *testing.T) {
+	c, r, _ := pipeConn(t, 256)
+	for i := 1; i <= 10; i++ {
+		c.sendEncoded(wire(uint64(i)), nil)
+	}
+	c.flushAndClose()
+	if c.sendEncoded(wire(11), nil) {
+		t.Fatal("a frame was queued after the close")
+	}
+	readMessages(t, r, 10)
+	natstest.Eventually(t, 10*time.Second, c.closing, "closed after LOGOUT_OK")
+}
