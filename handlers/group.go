@@ -675,14 +675,19 @@ func (g *group) take(ctx context.Context, p int, rec record) (*partSub, error) {
 		AckWait:       g.r.cfg.AckWait,
 		MaxAckPending: g.r.cfg.Concurrency * 2,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		// The consumer's state (ack floor, pending) is kept in memory, not
-		// in a file the server rewrites ten times a second per consumer
-		// under load (a tenth of the server's CPU with 16 partitions). It
-		// is never needed for correctness: a consumer lost with its
-		// server's restart is a partition with no earlier consumer, whose
-		// next owner checks every stored event against its applied marker
-		// (below), and compaction keeps every marker of a stored event.
-		MemoryStorage: true,
+	}
+	if g.stream.CachedInfo().Config.Replicas <= 1 {
+		// On one server, the consumer's state (ack floor, pending) is kept
+		// in memory, not in a file the server rewrites ten times a second
+		// per consumer under load (a tenth of the server's CPU with 16
+		// partitions). It is never needed for correctness: a consumer lost
+		// with its server's restart is a partition with no earlier
+		// consumer, whose next owner checks every stored event against its
+		// applied marker (below), and compaction keeps every marker of a
+		// stored event (TestServerRestart). A replicated consumer keeps
+		// its state on disk: its ack floor must survive the election of a
+		// new leader, which takes over the partition from it (TestKillLeader).
+		cfg.MemoryStorage = true
 	}
 	if len(olds) == 0 {
 		// No earlier consumer to tell what was handled: check everything
