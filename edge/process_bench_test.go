@@ -453,7 +453,6 @@ func startFanoutProcess(b *testing.B, channels, members int, d handlers.Delivery
 	b.Helper()
 	w := startWorldWith(b, fanoutGame(d), func(s *edge.Server) {
 		s.Auth = edge.AuthFunc(acceptAll)
-		s.OutboundQueue = 4096
 	})
 	n := channels * members
 	p := startClients(b, "fanout", w.addr, strconv.Itoa(n))
