@@ -7,27 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/client"
 	"github.com/starbus/starbus/handlers"
 	"github.com/starbus/starbus/internal/natstest"
 )
-
-// storedOn counts the messages stored on the subjects filter matches.
-func storedOn(t testing.TB, env *natstest.Env, filter string) int {
-	t.Helper()
-	info, err := env.Stream.Info(t.Context(), jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, c := range info.State.Subjects {
-		n += int(c)
-	}
-	return n
-}
 
 // drain reads c's messages until the test ends, so that its edge never
 // finds it slow.
@@ -92,7 +76,7 @@ func TestStorageBounded(t *testing.T) {
 	}
 	natstest.Eventually(t, 30*time.Second, func() bool {
 		for _, c := range classes {
-			if storedOn(t, w.env, c.filter) > 0 {
+			if w.env.Stored(t, c.filter) > 0 {
 				return false
 			}
 		}
@@ -100,7 +84,7 @@ func TestStorageBounded(t *testing.T) {
 	}, "stream not compacted: %v", lazy(func() string {
 		s := ""
 		for _, c := range classes {
-			s += fmt.Sprintf("%s %d; ", c.name, storedOn(t, w.env, c.filter))
+			s += fmt.Sprintf("%s %d; ", c.name, w.env.Stored(t, c.filter))
 		}
 		return s
 	}))
@@ -133,7 +117,7 @@ func TestSessionOutboxPurged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := storedOn(t, w.env, subj); n == 0 {
+			if n := w.env.Stored(t, subj); n == 0 {
 				t.Fatal("nothing stored for the session")
 			}
 			if end == "logout" {
@@ -143,8 +127,8 @@ func TestSessionOutboxPurged(t *testing.T) {
 			} else {
 				c.Close() // the connection drops; the grace runs out
 			}
-			natstest.Eventually(t, 20*time.Second, func() bool { return storedOn(t, w.env, subj) == 0 },
-				"%d messages left on %s", storedOn(t, w.env, subj), subj)
+			natstest.Eventually(t, 20*time.Second, func() bool { return w.env.Stored(t, subj) == 0 },
+				"%d messages left on %s", w.env.Stored(t, subj), subj)
 		})
 	}
 }

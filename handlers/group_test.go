@@ -279,7 +279,7 @@ func dumpGroup(t *testing.T, env *natstest.Env) {
 	if info, err := env.Stream.Info(ctx); err == nil {
 		t.Logf("stream: first %d last %d msgs %d", info.State.FirstSeq, info.State.LastSeq, info.State.Msgs)
 	}
-	t.Logf("dead letters: %d", count(t, env, env.World.DeadLetterFilter()))
+	t.Logf("dead letters: %d", env.Stored(t, env.World.DeadLetterFilter()))
 	for p := range bus.Partitions {
 		if m, err := env.Stream.GetLastMsgForSubject(ctx, env.World.PartitionFilter(p)); err == nil {
 			_, err := env.Stream.GetLastMsgForSubject(ctx, env.World.Done(m.Sequence))

@@ -120,19 +120,6 @@ func messages(t testing.TB, env *natstest.Env, subject string) []jetstream.Msg {
 	return out
 }
 
-func count(t testing.TB, env *natstest.Env, filter string) int {
-	t.Helper()
-	info, err := env.Stream.Info(t.Context(), jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, c := range info.State.Subjects {
-		n += int(c)
-	}
-	return n
-}
-
 type transfer struct {
 	From, To, Amount int
 }
@@ -279,14 +266,14 @@ func TestAbortLeavesNothing(t *testing.T) {
 			publish(t, env, "r0", "p", "work", nil)
 			natstest.Eventually(t, 10*time.Second, func() bool { return w.rt.Stats().DeadLetters == 1 }, "dead letter")
 			for _, f := range []string{env.World.KeyFilter(), env.World.SessionFilter(), env.World.DoneFilter(), env.World.ScheduleFilter()} {
-				if n := count(t, env, f); n != 0 {
+				if n := env.Stored(t, f); n != 0 {
 					t.Errorf("%d messages left on %s", n, f)
 				}
 			}
-			if n := count(t, env, env.World.EventFilter()); n != 1 {
+			if n := env.Stored(t, env.World.EventFilter()); n != 1 {
 				t.Errorf("%d events, want only the original", n)
 			}
-			if n := count(t, env, env.World.DeadLetterFilter()); n != 1 {
+			if n := env.Stored(t, env.World.DeadLetterFilter()); n != 1 {
 				t.Errorf("%d dead letters, want 1", n)
 			}
 			want := int64(1)
@@ -333,7 +320,7 @@ func TestRedeliveryAfterCommit(t *testing.T) {
 		t.Fatalf("hits = %d, %v; want 1", n, err)
 	}
 	out, _ := env.World.Session("s1")
-	if got := count(t, env, out); got != 1 {
+	if got := env.Stored(t, out); got != 1 {
 		t.Fatalf("%d messages sent, want 1", got)
 	}
 }

@@ -122,6 +122,21 @@ func start(opts Options) (env *Env, stop func(), err error) {
 	return env, stop, nil
 }
 
+// Stored returns how many messages the world's stream holds on the
+// subjects filter matches.
+func (e *Env) Stored(tb testing.TB, filter string) int {
+	tb.Helper()
+	info, err := e.Stream.Info(context.Background(), jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return n
+}
+
 // Connect opens another in-process connection, closed at cleanup.
 func Connect(tb testing.TB, srv *bus.Server) *nats.Conn {
 	tb.Helper()
