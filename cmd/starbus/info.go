@@ -30,6 +30,10 @@ type worldInfo struct {
 	Sessions int `json:"sessions"`
 	Outboxes int `json:"outboxes"`
 	Orphans  int `json:"orphans"`
+	// SessionsError says why the session records could not be read (a
+	// server too busy to answer a batch get in time): the three counts
+	// above are then not known.
+	SessionsError string `json:"sessions_error,omitempty"`
 }
 
 // runInfo is `starbus info`: one JSON object describing a world's stream.
@@ -96,24 +100,10 @@ func collectInfo(ctx context.Context, js jetstream.JetStream, w bus.World) (worl
 			}
 		}
 	}
-	records, err := jetstreamext.GetLastMsgsFor(ctx, js, w.Stream(), []string{w.SessionRecordsFilter()})
+	live, err := sessionRecords(ctx, js, w)
 	if err != nil {
-		return out, err
-	}
-	live := map[string]bool{}
-	for m, err := range records {
-		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			break
-		}
-		if err != nil {
-			return out, err
-		}
-		if m.Header.Get(bus.HeaderOp) == bus.OpDelete {
-			continue
-		}
-		if key, ok := w.ParseKey(m.Subject); ok {
-			live[key[len(bus.SessionKey("")):]] = true
-		}
+		out.SessionsError = err.Error()
+		return out, nil
 	}
 	out.Sessions, out.Outboxes = len(live), len(outboxes)
 	for id := range outboxes {
@@ -122,4 +112,28 @@ func collectInfo(ctx context.Context, js jetstream.JetStream, w bus.World) (worl
 		}
 	}
 	return out, nil
+}
+
+// sessionRecords returns the ids of the sessions that have a record.
+func sessionRecords(ctx context.Context, js jetstream.JetStream, w bus.World) (map[string]bool, error) {
+	records, err := jetstreamext.GetLastMsgsFor(ctx, js, w.Stream(), []string{w.SessionRecordsFilter()})
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]bool{}
+	for m, err := range records {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m.Header.Get(bus.HeaderOp) == bus.OpDelete {
+			continue
+		}
+		if key, ok := w.ParseKey(m.Subject); ok {
+			live[key[len(bus.SessionKey("")):]] = true
+		}
+	}
+	return live, nil
 }

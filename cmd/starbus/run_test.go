@@ -133,7 +133,7 @@ func TestDevAndClient(t *testing.T) {
 	if err := json.Unmarshal([]byte(infoOut.String()), &info); err != nil {
 		t.Fatalf("info: %v\n%s", err, infoOut.String())
 	}
-	if info.Messages == 0 || info.ByKind["state"] == 0 || info.Sessions != 0 || info.Orphans != 0 {
+	if info.Messages == 0 || info.ByKind["state"] == 0 || info.Sessions != 0 || info.Orphans != 0 || info.SessionsError != "" {
 		t.Errorf("info after every player logged out: %s", infoOut.String())
 	}
 	cancel()
