@@ -505,9 +505,15 @@ func (g *group) apply(ctx context.Context, res opResult) {
 		}
 	case opEnded:
 		if g.parts[res.p] == res.ps {
-			g.r.log.Info("partition lost", logPartition, res.p, logEpoch, res.ps.epoch, logReason, "its consumer went away", logErr, res.err)
+			why := "its consumer went away"
+			if errors.Is(res.err, errDeliveryGap) {
+				why = "a delivery was lost"
+			}
+			g.r.log.Info("partition lost", logPartition, res.p, logEpoch, res.ps.epoch, logReason, why, logErr, res.err)
 			// The consumer went away under us (taken over, or the server
-			// lost it): stop, and let the view decide what comes next.
+			// lost it), or lost a delivery: stop, and let the view decide
+			// what comes next (this worker takes the partition again, at
+			// its next epoch, if it is still this worker's).
 			g.parts[res.p] = nil
 			g.setOwned(res.p, false)
 			res.ps.stopped.Store(true)
@@ -526,6 +532,7 @@ func (g *group) backOff(p int) {
 // subscription stops.
 func (g *group) read(ps *partSub) {
 	var err error
+	var last uint64 // consumer sequence of the last delivery taken
 	for {
 		var m jetstream.Msg
 		if m, err = ps.iter.Next(); err != nil {
@@ -533,6 +540,21 @@ func (g *group) read(ps *partSub) {
 		}
 		if ps.stopped.Load() {
 			continue
+		}
+		// Every delivery, first or repeated, takes the consumer's next
+		// sequence. A gap is a delivery lost on its way here (the
+		// connection to a node that died with it in flight): the server
+		// redelivers it only after AckWait, and meanwhile delivers the
+		// partition's later events, which would then run before it. So a
+		// gap ends this subscription; the partition's next epoch starts at
+		// its ack floor and delivers the lost event first (TestKillLeader).
+		if meta, merr := m.Metadata(); merr == nil {
+			if last != 0 && meta.Sequence.Consumer != last+1 {
+				err = fmt.Errorf("%w: consumer sequence %d after %d", errDeliveryGap, meta.Sequence.Consumer, last)
+				ps.stop()
+				break
+			}
+			last = meta.Sequence.Consumer
 		}
 		_, part, ok := g.w.ParseEvent(m.Subject())
 		if !ok {
@@ -545,6 +567,9 @@ func (g *group) read(ps *partSub) {
 	}
 	g.results <- opResult{kind: opEnded, p: ps.p, ps: ps, err: err}
 }
+
+// errDeliveryGap reports a partition's delivery that never arrived.
+var errDeliveryGap = errors.New("handlers: a delivery was lost")
 
 // shutdown stops every subscription, waits for the operations in flight,
 // and returns the partitions that were consumed here.
