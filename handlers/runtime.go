@@ -560,7 +560,6 @@ func (r *Runtime) deadLetterTask(ctx context.Context, m jetstream.Msg, t *Task, 
 // terminates its delivery. If parking fails, the event is handed back for
 // redelivery rather than lost.
 func (r *Runtime) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, reason string) {
-	r.stats.deadLetters.Add(1)
 	dl := nats.NewMsg(r.world.DeadLetter(seq))
 	dl.Data = m.Data()
 	for k, v := range m.Headers() {
@@ -575,6 +574,9 @@ func (r *Runtime) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, r
 		_ = m.NakWithDelay(time.Second)
 		return
 	}
+	// Counted once stored: whoever reads the counter finds the dead
+	// letter on the stream.
+	r.stats.deadLetters.Add(1)
 	_ = m.Term()
 }
 
