@@ -98,41 +98,45 @@ func (c *conn) send(f Frame) bool {
 // It is copied. With fl set, the writer is woken when fl flushes, at the
 // end of the caller's burst; otherwise now.
 func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
-	if c.closing() {
-		return false
-	}
-	c.mu.Lock()
-	if c.closer {
-		c.mu.Unlock()
-		return false
-	}
-	if c.queued >= c.s.OutboundQueue {
-		c.mu.Unlock()
+	queued, wake, room := c.offer(wire)
+	if room != nil {
 		c.slow()
-		return false
 	}
-	wake := c.put(wire)
-	c.mu.Unlock()
 	if wake {
 		fl.wake(c)
 	}
-	return true
+	return queued
 }
 
-// put appends an encoded frame to out and reports whether the caller is
-// to start the writer (signal): none runs, and nobody else is due to
-// start one. c.mu is held.
-func (c *conn) put(wire []byte) (wake bool) {
+// offer appends an encoded frame to out, if the connection takes frames
+// and its queue has room. wake: the caller is to start the writer (none
+// runs, and nobody else is due to start one). room, when the queue is
+// full: closed once the writer has taken what is queued.
+func (c *conn) offer(wire []byte) (queued, wake bool, room chan struct{}) {
+	if c.closing() {
+		return false, false, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closer {
+		return false, false, nil
+	}
+	if c.queued >= c.s.OutboundQueue {
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		return false, false, c.room
+	}
 	if c.out == nil {
 		c.out = c.s.getBuf()
 	}
 	*c.out = append(*c.out, wire...)
 	c.queued++
 	if c.running || c.due {
-		return false
+		return true, false, nil
 	}
 	c.due = true
-	return true
+	return true, true, nil
 }
 
 // signal starts the writer, unless it runs or the connection is shutting
@@ -170,28 +174,13 @@ func (c *conn) sendWait(ctx context.Context, f Frame) bool {
 // sendEncodedWait is sendWait for an encoded frame.
 func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
 	for {
-		if c.closing() {
-			return false
+		queued, wake, room := c.offer(wire)
+		if wake {
+			c.signal()
 		}
-		c.mu.Lock()
-		if c.closer {
-			c.mu.Unlock()
-			return false
+		if queued || room == nil {
+			return queued
 		}
-		if c.queued < c.s.OutboundQueue {
-			wake := c.put(wire)
-			c.mu.Unlock()
-			if wake {
-				c.signal()
-			}
-			return true
-		}
-		// Full: the writer is due, and closes room when it takes out.
-		if c.room == nil {
-			c.room = make(chan struct{})
-		}
-		room := c.room
-		c.mu.Unlock()
 		select {
 		case <-room:
 		case <-c.done:
