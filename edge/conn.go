@@ -165,13 +165,8 @@ func (c *conn) slow() {
 	}
 }
 
-// sendWait queues f for the client, waiting for room. It reports false if
-// the connection closes or ctx ends first.
-func (c *conn) sendWait(ctx context.Context, f Frame) bool {
-	return c.sendEncodedWait(ctx, AppendFrame(nil, f))
-}
-
-// sendEncodedWait is sendWait for an encoded frame.
+// sendEncodedWait queues an encoded frame for the client, waiting for
+// room. It reports false if the connection closes or ctx ends first.
 func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
 	for {
 		queued, wake, room := c.offer(wire)

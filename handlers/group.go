@@ -710,8 +710,10 @@ func (g *group) take(ctx context.Context, p int, rec record) (*partSub, error) {
 		// consumer, whose next owner checks every stored event against its
 		// applied marker (below), and compaction keeps every marker of a
 		// stored event (TestServerRestart). A replicated consumer keeps
-		// its state on disk: its ack floor must survive the election of a
-		// new leader, which takes over the partition from it (TestKillLeader).
+		// its state on disk, as before: its ack floor must survive the loss
+		// of a node, and memory state on R3 has not been measured against
+		// that (TestKillLeader's failures, once blamed on it, came from a
+		// lost delivery: see read).
 		cfg.MemoryStorage = true
 	}
 	if len(olds) == 0 {

@@ -146,6 +146,7 @@ type Runtime struct {
 	stats runtimeStats
 
 	schedCons jetstream.Consumer // set by Run before compaction starts
+	outTTL    string             // Nats-TTL of messages to clients (Config.OutboxTTL), "" for none
 	group     atomic.Pointer[group]
 
 	// afterCommit, if set, runs between a task's commit and its ack: tests
@@ -161,7 +162,13 @@ func New(cfg Config) (*Runtime, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Runtime{cfg: cfg, store: cfg.Store, world: cfg.Store.World(), log: cfg.Logger}, nil
+	r := &Runtime{cfg: cfg, store: cfg.Store, world: cfg.Store.World(), log: cfg.Logger}
+	if cfg.OutboxTTL > 0 {
+		// The Nats-TTL header of messages to sessions and reliable
+		// channels; the server counts TTLs in whole seconds.
+		r.outTTL = strconv.FormatInt(int64((cfg.OutboxTTL+time.Second-1)/time.Second), 10)
+	}
+	return r, nil
 }
 
 // Log attribute keys.
@@ -456,7 +463,7 @@ func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt 
 		Attempt:  attempt,
 		Tx:       r.store.Begin(),
 		world:    r.world,
-		outTTL:   r.outTTL(),
+		outTTL:   r.outTTL,
 	}
 	t.Region, t.Part, _ = r.world.ParseEvent(m.Subject())
 	if s := h.Get(bus.HeaderSeq); s != "" {
@@ -511,15 +518,6 @@ func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt 
 	}
 	r.sendLive(t)
 	return t, nil
-}
-
-// outTTL returns the Nats-TTL header value of messages to sessions and
-// reliable channels, "" for none. The server counts TTLs in whole seconds.
-func (r *Runtime) outTTL() string {
-	if r.cfg.OutboxTTL < 0 {
-		return ""
-	}
-	return strconv.FormatInt(int64((r.cfg.OutboxTTL+time.Second-1)/time.Second), 10)
 }
 
 // sendLive sends a committed task's best-effort channel messages.

@@ -255,7 +255,7 @@ func (r *Runtime) initWorld(ctx context.Context) error {
 		if err != nil || done {
 			return err
 		}
-		t := &Task{Type: bus.EventInit, Region: "init", Part: "init", Tx: tx, world: r.world, outTTL: r.outTTL(), Attempt: 1}
+		t := &Task{Type: bus.EventInit, Region: "init", Part: "init", Tx: tx, world: r.world, outTTL: r.outTTL, Attempt: 1}
 		tctx, cancel := context.WithTimeout(ctx, r.cfg.InitTimeout)
 		defer cancel()
 		if err := serve(tctx, r.cfg.Init, t); err != nil {
