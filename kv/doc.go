@@ -73,6 +73,23 @@
 // transaction holds at most one turn, so turns cannot deadlock.
 // [Store.Update] and the handler runtime do this through a [Retrier].
 //
+// # Ranges
+//
+// [Tx.List] reads every key under a prefix and records the range as read:
+// the commit checks the last revision of any subject under it (a wildcard
+// Nats-Expected-Last-Subject-Sequence-Subject), so a key created, changed
+// or deleted under the prefix since the List makes the commit conflict.
+// Keeping a set as one key per member rather than one list makes writers
+// of different members independent; only whoever lists the set meets them
+// (handlers keeps a channel's members this way).
+//
+// # Deletion
+//
+// A deletion is a message too (a tombstone, header Starbus-Op: DEL), so
+// that readers and watchers see it. It carries a TTL (Options.TombstoneTTL,
+// 10 minutes by default): after it the key has no message at all, which
+// reads the same, and keys that come and go leave nothing behind.
+//
 // # Queries
 //
 // JetStream answers a read by key; package [github.com/starbus/starbus/kv/index]

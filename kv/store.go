@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,13 @@ type Options struct {
 	MaxAttempts int
 	// CommitTimeout bounds one commit round trip (default 10s).
 	CommitTimeout time.Duration
+	// TombstoneTTL is how long the record of a deleted key stays in the
+	// stream (default 10m; negative: forever). After it, the key has no
+	// message at all, which reads the same: not found. It bounds what
+	// keys that come and go leave behind (a channel's members, a player's
+	// offers). A transaction that read the tombstone before it expired and
+	// commits after conflicts once and re-runs.
+	TombstoneTTL time.Duration
 	// ForwardTimeout bounds the wait for a commit leader's answer to a
 	// forwarded commit (default 2s, at most CommitTimeout): past it, the
 	// leader may have died with the commit, whose outcome is then unknown.
@@ -71,6 +80,9 @@ func (o *Options) setDefaults() {
 		o.ForwardTimeout = 2 * time.Second
 	}
 	o.ForwardTimeout = min(o.ForwardTimeout, o.CommitTimeout)
+	if o.TombstoneTTL == 0 {
+		o.TombstoneTTL = 10 * time.Minute
+	}
 }
 
 // Store is transactional state over one world's stream. It is safe for
@@ -109,6 +121,10 @@ type Store struct {
 
 	turns turns // see turn.go
 
+	// tombTTL is the Nats-TTL header of a deletion (Options.TombstoneTTL),
+	// "" for none.
+	tombTTL string
+
 	// via is the commit leader this store forwards batches to; nil
 	// commits directly (see forward.go).
 	via atomic.Pointer[route]
@@ -140,6 +156,10 @@ func Open(ctx context.Context, js jetstream.JetStream, w bus.World, opts Options
 		completed: make(chan *group, opts.MaxInflight),
 		quit:      make(chan struct{}),
 		pending:   make(map[string]chan struct{}),
+	}
+	if opts.TombstoneTTL > 0 {
+		// The server counts TTLs in whole seconds.
+		s.tombTTL = strconv.FormatInt(int64((opts.TombstoneTTL+time.Second-1)/time.Second), 10)
 	}
 	s.maxBatches = opts.MaxInflight
 	if cfg := stream.CachedInfo().Config; cfg.Storage == jetstream.FileStorage && cfg.Replicas <= 1 {
@@ -320,15 +340,34 @@ func Backoff(ctx context.Context, attempt int) error {
 const validateChunk = 1000
 
 // Validate checks, on the server, that every key tx read still has the
-// revision tx saw. It returns a *ConflictError naming the first key that
-// moved. Use it to tell an error caused by a stale read from a real one.
+// revision tx saw, and that no key under a prefix it listed has changed. It
+// returns a *ConflictError naming the first key that moved. Use it to tell
+// an error caused by a stale read from a real one.
 func (s *Store) Validate(ctx context.Context, tx *Tx) error {
 	if len(tx.reads) == 0 {
 		return nil
 	}
 	subjects := make([]string, 0, len(tx.reads))
-	for subj := range tx.reads {
-		subjects = append(subjects, subj)
+	for subj, rev := range tx.reads {
+		if !isRange(subj) {
+			subjects = append(subjects, subj)
+			continue
+		}
+		m, err := s.stream.GetLastMsgForSubject(ctx, subj)
+		var now uint64
+		switch {
+		case err == nil:
+			now = m.Sequence
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return fmt.Errorf("kv: validate: %w", unavailable(err))
+		}
+		if now != rev {
+			key, _ := s.world.ParseKey(strings.TrimSuffix(subj, ".>"))
+			return &ConflictError{Key: key + ".>", Read: rev, Now: now}
+		}
+	}
+	if len(subjects) == 0 {
+		return nil
 	}
 	current := make(map[string]uint64, len(subjects))
 	// The server answers at most 1,024 subjects per request. Validating in
@@ -340,7 +379,8 @@ func (s *Store) Validate(ctx context.Context, tx *Tx) error {
 	if err != nil {
 		return fmt.Errorf("kv: validate: %w", unavailable(err))
 	}
-	for subj, rev := range tx.reads {
+	for _, subj := range subjects {
+		rev := tx.reads[subj]
 		if now := current[subj]; now != rev {
 			s.cache.evict(subj)
 			key, _ := s.world.ParseKey(subj)
@@ -348,6 +388,74 @@ func (s *Store) Validate(ctx context.Context, tx *Tx) error {
 		}
 	}
 	return nil
+}
+
+// isRange reports whether a subject read is a range (see Tx.List).
+func isRange(subj string) bool { return strings.HasSuffix(subj, ".>") }
+
+// scan calls fn with the latest entry of every subject matching filter,
+// deletions included, and returns the highest revision among them (0 for
+// none): the last revision of the range, as the server's check of a
+// wildcard subject sees it. It asks for them in one request; past the
+// server's limit of 1,024 subjects per request, it reads them through an
+// ordered consumer.
+func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, e entry)) (uint64, error) {
+	var last uint64
+	seen := map[string]uint64{}
+	put := func(subj string, seq uint64, data []byte, h nats.Header) {
+		if seq <= seen[subj] {
+			return
+		}
+		seen[subj] = seq
+		last = max(last, seq)
+		fn(subj, stored(seq, data, h))
+	}
+	err := s.lastMsgs(ctx, []string{filter}, func(m *jetstream.RawStreamMsg) {
+		put(m.Subject, m.Sequence, m.Data, m.Header)
+	})
+	if err == nil {
+		s.stats.reads.Add(uint64(len(seen)))
+		return last, nil
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	// Too many subjects for one request (or an older server): read the
+	// range's latest messages as a consumer delivers them.
+	cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     filter,
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute, // gone by itself if the delete below is lost
+	})
+	if err != nil {
+		return 0, fmt.Errorf("kv: list: %w", unavailable(err))
+	}
+	defer func() { _ = s.stream.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name) }()
+	if cons.CachedInfo().NumPending == 0 {
+		return 0, nil
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return 0, fmt.Errorf("kv: list: %w", unavailable(err))
+	}
+	defer msgs.Stop()
+	for {
+		m, err := msgs.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return 0, fmt.Errorf("kv: list: %w", unavailable(err))
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return 0, fmt.Errorf("kv: list: %w", err)
+		}
+		put(m.Subject(), meta.Sequence.Stream, m.Data(), m.Headers())
+		if meta.NumPending == 0 {
+			s.stats.reads.Add(uint64(len(seen)))
+			return last, nil
+		}
+	}
 }
 
 // prefetch puts the latest entries of subjects in the cache. Like load, it

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -99,6 +101,61 @@ func (tx *Tx) Prefetch(ctx context.Context, keys ...string) error {
 		}
 	}
 	return tx.s.prefetch(ctx, subjects)
+}
+
+// List returns the keys under prefix that have a value, sorted: the keys
+// that extend prefix by one or more tokens ("a.b" lists "a.b.c" and
+// "a.b.c.d", not "a.b" itself nor "a.bc"). It reads their values from the
+// server, not the cache, so that later Gets of them are answered by the
+// transaction, and it records the range itself as read: the commit fails
+// with [ErrConflict] if any key under prefix has been written or deleted
+// since, a key that did not exist when List ran included. The keys the
+// transaction has written under prefix are included as written.
+//
+// Writes of different keys under one prefix do not conflict with each
+// other; only the transactions that List the prefix conflict with them. A
+// range of more than 1,024 keys is read through a consumer, in a few
+// milliseconds more.
+func (tx *Tx) List(ctx context.Context, prefix string) ([]string, error) {
+	if tx.done {
+		return nil, ErrTxDone
+	}
+	subj, err := tx.s.world.Key(prefix)
+	if err != nil {
+		return nil, fmt.Errorf("kv: prefix %q: %w", prefix, err)
+	}
+	filter := subj + ".>"
+	if _, listed := tx.reads[filter]; !listed {
+		last, err := tx.s.scan(ctx, filter, func(subj string, e entry) {
+			if _, ok := tx.seen[subj]; !ok {
+				tx.seen[subj] = e
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		tx.reads[filter] = last
+	}
+	under := subj + "."
+	var keys []string
+	add := func(subj string, e entry) {
+		if e.deleted || !strings.HasPrefix(subj, under) {
+			return
+		}
+		if k, ok := tx.s.world.ParseKey(subj); ok {
+			keys = append(keys, k)
+		}
+	}
+	for subj, e := range tx.seen {
+		if _, wrote := tx.writes[subj]; !wrote {
+			add(subj, e)
+		}
+	}
+	for subj, e := range tx.writes {
+		add(subj, e)
+	}
+	slices.Sort(keys)
+	return keys, nil
 }
 
 // Exists reports whether key has a value, recording the read like Get.
@@ -271,6 +328,9 @@ func (tx *Tx) request() *commitReq {
 		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 		if e.deleted {
 			m.Header.Set(bus.HeaderOp, bus.OpDelete)
+			if tx.s.tombTTL != "" {
+				m.Header.Set(jetstream.MsgTTLHeader, tx.s.tombTTL)
+			}
 		} else {
 			m.Data = e.val
 		}
@@ -282,7 +342,8 @@ func (tx *Tx) request() *commitReq {
 		r.written = append(r.written, written{subj: subj, e: e, index: len(r.msgs) - 1})
 	}
 	// Keys only read are checked by a message on the check subject that
-	// asserts their last revision.
+	// asserts their last revision; a range read by List asserts the last
+	// revision of any key under its prefix (the subject is a wildcard).
 	for subj, rev := range tx.reads {
 		if _, ok := tx.writes[subj]; ok {
 			continue
