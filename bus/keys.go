@@ -16,8 +16,15 @@ func SessionRegionKey(id string) string { return "starbus.sess." + id + ".region
 // ChannelKey holds a channel's configuration.
 func ChannelKey(name string) string { return "starbus.ch." + name }
 
-// ChannelMembersKey holds a channel's members.
-func ChannelMembersKey(name string) string { return "starbus.ch." + name + ".m" }
+// ChannelMembersPrefix is the prefix of the keys of a channel's members:
+// one key per member (see ChannelMemberKey), so that joins and leaves of
+// different sessions write different keys and never conflict. Before
+// Starbus kept them this way, the whole member list was the value of this
+// key itself.
+func ChannelMembersPrefix(name string) string { return "starbus.ch." + name + ".m" }
+
+// ChannelMemberKey exists while session is a member of the channel name.
+func ChannelMemberKey(name, session string) string { return ChannelMembersPrefix(name) + "." + session }
 
 // SessionRecordsFilter matches the subjects of every session record (and
 // nothing else).

@@ -349,10 +349,8 @@ func (w *world) members(ctx context.Context, t testing.TB, channel string) []str
 	t.Helper()
 	var m []string
 	err := w.store.View(ctx, func(tx *kv.Tx) error {
-		err := tx.Get(ctx, bus.ChannelMembersKey(channel), &m)
-		if errors.Is(err, kv.ErrNotFound) {
-			return nil
-		}
+		var err error
+		m, err = handlers.ChannelMembers(ctx, tx, channel)
 		return err
 	})
 	if err != nil {

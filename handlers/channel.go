@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -125,40 +126,48 @@ func (c *Channel) Name() string { return c.name }
 // Delivery returns the channel's delivery.
 func (c *Channel) Delivery() Delivery { return c.rec.Delivery }
 
-// Members returns the sessions in the channel, sorted.
+// Members returns the sessions in the channel, sorted. It reads the
+// whole membership, and the task conflicts with any join or leave of the
+// channel committed before it; [Channel.IsMember] reads one session's.
 func (c *Channel) Members(ctx context.Context) ([]string, error) {
-	var m []string
-	if err := c.t.Tx.Get(ctx, bus.ChannelMembersKey(c.name), &m); err != nil && !errors.Is(err, kv.ErrNotFound) {
+	return ChannelMembers(ctx, c.t.Tx, c.name)
+}
+
+// ChannelMembers returns the sessions in the channel name, sorted, as tx
+// sees them: for tools and checks that read a world outside a task (see
+// [kv.Store.View]). Tasks use [Channel.Members].
+func ChannelMembers(ctx context.Context, tx *kv.Tx, name string) ([]string, error) {
+	prefix := bus.ChannelMembersPrefix(name)
+	keys, err := tx.List(ctx, prefix)
+	if err != nil {
 		return nil, err
+	}
+	m := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if s, ok := strings.CutPrefix(k, prefix+"."); ok && !strings.Contains(s, ".") {
+			m = append(m, s)
+		}
 	}
 	return m, nil
 }
 
 // IsMember reports whether session is in the channel.
 func (c *Channel) IsMember(ctx context.Context, session string) (bool, error) {
-	m, err := c.Members(ctx)
-	if err != nil {
+	if _, err := c.t.world.Session(session); err != nil {
 		return false, err
 	}
-	_, found := slices.BinarySearch(m, session)
-	return found, nil
+	return c.t.Tx.Exists(ctx, bus.ChannelMemberKey(c.name, session))
 }
 
 // Join adds session to the channel; its client is told, and receives the
-// channel's messages sent after this task. Joining twice is a no-op.
+// channel's messages sent after this task. Joining twice is a no-op. Joins
+// and leaves of different sessions do not conflict with each other.
 func (c *Channel) Join(ctx context.Context, session string) error {
-	if _, err := c.t.world.Session(session); err != nil {
+	in, err := c.IsMember(ctx, session)
+	if err != nil || in {
 		return err
 	}
-	m, err := c.Members(ctx)
-	if err != nil {
-		return err
-	}
-	i, found := slices.BinarySearch(m, session)
-	if found {
-		return nil
-	}
-	if err := c.t.Tx.Put(bus.ChannelMembersKey(c.name), slices.Insert(m, i, session)); err != nil {
+	if err := c.t.Tx.Put(bus.ChannelMemberKey(c.name, session), true); err != nil {
 		return err
 	}
 	if err := c.t.updateSessionChans(ctx, session, func(chans map[string]Delivery) { chans[c.name] = c.rec.Delivery }); err != nil {
@@ -170,28 +179,17 @@ func (c *Channel) Join(ctx context.Context, session string) error {
 // Leave removes session from the channel; its client is told. Leaving a
 // channel one is not in is a no-op.
 func (c *Channel) Leave(ctx context.Context, session string) error {
-	m, err := c.Members(ctx)
-	if err != nil {
+	in, err := c.IsMember(ctx, session)
+	if err != nil || !in {
 		return err
 	}
-	i, found := slices.BinarySearch(m, session)
-	if !found {
-		return nil
-	}
-	if err := c.putMembers(slices.Delete(m, i, i+1)); err != nil {
+	if err := c.t.Tx.Delete(bus.ChannelMemberKey(c.name, session)); err != nil {
 		return err
 	}
 	if err := c.t.updateSessionChans(ctx, session, func(chans map[string]Delivery) { delete(chans, c.name) }); err != nil {
 		return err
 	}
 	return c.t.notice(session, bus.NoticeLeave, c.name, c.rec.Delivery)
-}
-
-func (c *Channel) putMembers(m []string) error {
-	if len(m) == 0 {
-		return c.t.Tx.Delete(bus.ChannelMembersKey(c.name))
-	}
-	return c.t.Tx.Put(bus.ChannelMembersKey(c.name), m)
 }
 
 // Send queues data for every member of the channel, sent if the task
@@ -226,15 +224,15 @@ func (c *Channel) Close(ctx context.Context) error {
 		return err
 	}
 	for _, s := range m {
+		if err := c.t.Tx.Delete(bus.ChannelMemberKey(c.name, s)); err != nil {
+			return err
+		}
 		if err := c.t.updateSessionChans(ctx, s, func(chans map[string]Delivery) { delete(chans, c.name) }); err != nil {
 			return err
 		}
 		if err := c.t.notice(s, bus.NoticeLeave, c.name, c.rec.Delivery); err != nil {
 			return err
 		}
-	}
-	if err := c.putMembers(nil); err != nil {
-		return err
 	}
 	return c.t.Tx.Delete(bus.ChannelKey(c.name))
 }
@@ -268,24 +266,54 @@ func (t *Task) leaveAll(ctx context.Context, session string) error {
 		return err
 	}
 	for _, name := range sortedKeys(chans) {
-		c, err := t.Channel(ctx, name)
-		if errors.Is(err, ErrNoChannel) {
-			continue
-		}
-		if err != nil {
+		if err := t.Tx.Delete(bus.ChannelMemberKey(name, session)); err != nil {
 			return err
-		}
-		m, err := c.Members(ctx)
-		if err != nil {
-			return err
-		}
-		if i, found := slices.BinarySearch(m, session); found {
-			if err := c.putMembers(slices.Delete(m, i, i+1)); err != nil {
-				return err
-			}
 		}
 	}
 	return t.Tx.Delete(bus.SessionChannelsKey(session))
+}
+
+// migrateMembers moves the members of every channel stored the way
+// Starbus kept them before one key per member (a list, the value of the
+// key bus.ChannelMembersPrefix(name) itself) to one key per member. Each
+// channel moves in a transaction of its own; workers that run it at once
+// conflict and retry, and find nothing left to move.
+func (r *Runtime) migrateMembers(ctx context.Context) error {
+	var lists []string
+	err := r.store.View(ctx, func(tx *kv.Tx) error {
+		keys, err := tx.List(ctx, "starbus.ch")
+		lists = lists[:0]
+		for _, k := range keys {
+			if t := strings.Split(k, "."); len(t) == 4 && t[3] == "m" {
+				lists = append(lists, t[2])
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("handlers: migrate channel members: %w", err)
+	}
+	for _, name := range lists {
+		err := r.store.Update(ctx, func(tx *kv.Tx) error {
+			var members []string
+			if err := tx.Get(ctx, bus.ChannelMembersPrefix(name), &members); errors.Is(err, kv.ErrNotFound) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			for _, s := range members {
+				if err := tx.Put(bus.ChannelMemberKey(name, s), true); err != nil {
+					return err
+				}
+			}
+			return tx.Delete(bus.ChannelMembersPrefix(name))
+		})
+		if err != nil {
+			return fmt.Errorf("handlers: migrate channel %s members: %w", name, err)
+		}
+		r.log.Info("channel members migrated to one key each", "channel", name)
+	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

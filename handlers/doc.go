@@ -54,9 +54,12 @@
 // A channel groups sessions under a name (Darkstar's ChannelManager):
 // [Task.CreateChannel], [Task.Channel], then [Channel.Join], [Channel.Leave],
 // [Channel.Send], [Channel.Members], [Channel.Close]. Membership is state in
-// the task's transaction (bus.ChannelKey, bus.ChannelMembersKey, and each
-// session's list, bus.SessionChannelsKey); a join or leave also commits a
-// notice to the session's subject, which its edge applies in stream order.
+// the task's transaction (bus.ChannelKey; one key per member under
+// bus.ChannelMembersPrefix, so that joins and leaves of different sessions
+// never conflict, while [Channel.Members] reads the whole range and
+// conflicts with any of them; and each session's list,
+// bus.SessionChannelsKey); a join or leave also commits a notice to the
+// session's subject, which its edge applies in stream order.
 // A [Reliable] channel's messages are committed with the task to
 // sb.<world>.out.c.<name>: every member gets each one once, in one order,
 // across reconnects and edge restarts. A [BestEffort] channel's messages go

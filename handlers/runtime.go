@@ -213,6 +213,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	defer stopServing()
 	defer func() { _ = r.store.CommitVia("") }() // "" cannot fail
+	if err := r.migrateMembers(ctx); err != nil {
+		return err
+	}
 	if err := r.initWorld(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting for another worker's init

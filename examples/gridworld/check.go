@@ -6,7 +6,7 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/handlers"
 	"github.com/starbus/starbus/kv"
 )
 
@@ -164,8 +164,8 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 			sessions[session] = g.cfg.Region(p.X, p.Y)
 		}
 		hears := func(channel string, want func(region string) bool) error {
-			var members []string
-			if _, err := get(ctx, tx, bus.ChannelMembersKey(channel), &members); err != nil {
+			members, err := handlers.ChannelMembers(ctx, tx, channel)
+			if err != nil {
 				return err
 			}
 			in := map[string]bool{}
