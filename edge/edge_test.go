@@ -39,7 +39,7 @@ func game() *handlers.Mux {
 		return t.Send(t.Session, append([]byte("echo: "), t.Data...))
 	})
 	mux.HandleFunc(bus.EventDisconnect, func(ctx context.Context, t *handlers.Task) error {
-		return t.Tx.Put("left."+t.Session, t.Seq)
+		return t.Put("left."+t.Session, t.Seq)
 	})
 	return mux
 }

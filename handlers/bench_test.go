@@ -28,11 +28,11 @@ func BenchmarkRuntime(b *testing.B) {
 				k1, k2 := "p."+t.Part+".a", "p."+t.Part+".b"
 				var v1, v2 int
 				for k, v := range map[string]*int{k1: &v1, k2: &v2} {
-					if err := t.Tx.Get(ctx, k, v); err != nil && !errors.Is(err, kv.ErrNotFound) {
+					if err := t.Get(ctx, k, v); err != nil && !errors.Is(err, kv.ErrNotFound) {
 						return err
 					}
 				}
-				return errors.Join(t.Tx.Put(k1, v1+1), t.Tx.Put(k2, v2+1), t.Send(t.Part, t.Data))
+				return errors.Join(t.Put(k1, v1+1), t.Put(k2, v2+1), t.Send(t.Part, t.Data))
 			})
 			payload := make([]byte, 128)
 			for i := range b.N {

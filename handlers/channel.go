@@ -91,7 +91,7 @@ func (t *Task) CreateChannel(ctx context.Context, name string, opts ChannelOptio
 	if opts.Delivery > BestEffort {
 		return nil, fmt.Errorf("handlers: channel %q: unknown delivery %d", name, opts.Delivery)
 	}
-	ok, err := t.Tx.Exists(ctx, bus.ChannelKey(name))
+	ok, err := t.tx.Exists(ctx, bus.ChannelKey(name))
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (t *Task) CreateChannel(ctx context.Context, name string, opts ChannelOptio
 		return nil, fmt.Errorf("%w: %q", ErrChannelExists, name)
 	}
 	rec := channelRecord{Delivery: opts.Delivery}
-	if err := t.Tx.Put(bus.ChannelKey(name), rec); err != nil {
+	if err := t.tx.Put(bus.ChannelKey(name), rec); err != nil {
 		return nil, err
 	}
 	return &Channel{t: t, name: name, rec: rec}, nil
@@ -111,7 +111,7 @@ func (t *Task) Channel(ctx context.Context, name string) (*Channel, error) {
 		return nil, err
 	}
 	var rec channelRecord
-	if err := t.Tx.Get(ctx, bus.ChannelKey(name), &rec); err != nil {
+	if err := t.tx.Get(ctx, bus.ChannelKey(name), &rec); err != nil {
 		if errors.Is(err, kv.ErrNotFound) {
 			return nil, fmt.Errorf("%w: %q", ErrNoChannel, name)
 		}
@@ -130,7 +130,7 @@ func (c *Channel) Delivery() Delivery { return c.rec.Delivery }
 // whole membership, and the task conflicts with any join or leave of the
 // channel committed before it; [Channel.IsMember] reads one session's.
 func (c *Channel) Members(ctx context.Context) ([]string, error) {
-	return ChannelMembers(ctx, c.t.Tx, c.name)
+	return ChannelMembers(ctx, c.t.tx, c.name)
 }
 
 // ChannelMembers returns the sessions in the channel name, sorted, as tx
@@ -156,7 +156,7 @@ func (c *Channel) IsMember(ctx context.Context, session string) (bool, error) {
 	if _, err := c.t.world.Session(session); err != nil {
 		return false, err
 	}
-	return c.t.Tx.Exists(ctx, bus.ChannelMemberKey(c.name, session))
+	return c.t.tx.Exists(ctx, bus.ChannelMemberKey(c.name, session))
 }
 
 // Join adds session to the channel; its client is told, and receives the
@@ -167,7 +167,7 @@ func (c *Channel) Join(ctx context.Context, session string) error {
 	if err != nil || in {
 		return err
 	}
-	if err := c.t.Tx.Put(bus.ChannelMemberKey(c.name, session), true); err != nil {
+	if err := c.t.tx.Put(bus.ChannelMemberKey(c.name, session), true); err != nil {
 		return err
 	}
 	if err := c.t.updateSessionChans(ctx, session, func(chans map[string]Delivery) { chans[c.name] = c.rec.Delivery }); err != nil {
@@ -183,7 +183,7 @@ func (c *Channel) Leave(ctx context.Context, session string) error {
 	if err != nil || !in {
 		return err
 	}
-	if err := c.t.Tx.Delete(bus.ChannelMemberKey(c.name, session)); err != nil {
+	if err := c.t.tx.Delete(bus.ChannelMemberKey(c.name, session)); err != nil {
 		return err
 	}
 	if err := c.t.updateSessionChans(ctx, session, func(chans map[string]Delivery) { delete(chans, c.name) }); err != nil {
@@ -214,7 +214,7 @@ func (c *Channel) Send(data []byte) error {
 	m := c.t.out(subj)
 	m.Data = data
 	m.Header.Set(bus.HeaderEventSeq, strconv.FormatUint(c.t.EventSeq, 10))
-	return c.t.Tx.Publish(m)
+	return c.t.tx.Publish(m)
 }
 
 // Close makes every member leave and deletes the channel.
@@ -224,7 +224,7 @@ func (c *Channel) Close(ctx context.Context) error {
 		return err
 	}
 	for _, s := range m {
-		if err := c.t.Tx.Delete(bus.ChannelMemberKey(c.name, s)); err != nil {
+		if err := c.t.tx.Delete(bus.ChannelMemberKey(c.name, s)); err != nil {
 			return err
 		}
 		if err := c.t.updateSessionChans(ctx, s, func(chans map[string]Delivery) { delete(chans, c.name) }); err != nil {
@@ -234,13 +234,13 @@ func (c *Channel) Close(ctx context.Context) error {
 			return err
 		}
 	}
-	return c.t.Tx.Delete(bus.ChannelKey(c.name))
+	return c.t.tx.Delete(bus.ChannelKey(c.name))
 }
 
 // SessionChannels returns the channels session is in.
 func (t *Task) SessionChannels(ctx context.Context, session string) (map[string]Delivery, error) {
 	chans := map[string]Delivery{}
-	if err := t.Tx.Get(ctx, bus.SessionChannelsKey(session), &chans); err != nil && !errors.Is(err, kv.ErrNotFound) {
+	if err := t.tx.Get(ctx, bus.SessionChannelsKey(session), &chans); err != nil && !errors.Is(err, kv.ErrNotFound) {
 		return nil, err
 	}
 	return chans, nil
@@ -253,9 +253,9 @@ func (t *Task) updateSessionChans(ctx context.Context, session string, f func(ma
 	}
 	f(chans)
 	if len(chans) == 0 {
-		return t.Tx.Delete(bus.SessionChannelsKey(session))
+		return t.tx.Delete(bus.SessionChannelsKey(session))
 	}
-	return t.Tx.Put(bus.SessionChannelsKey(session), chans)
+	return t.tx.Put(bus.SessionChannelsKey(session), chans)
 }
 
 // leaveAll makes session leave every channel it is in: the end of a
@@ -266,11 +266,11 @@ func (t *Task) leaveAll(ctx context.Context, session string) error {
 		return err
 	}
 	for _, name := range sortedKeys(chans) {
-		if err := t.Tx.Delete(bus.ChannelMemberKey(name, session)); err != nil {
+		if err := t.tx.Delete(bus.ChannelMemberKey(name, session)); err != nil {
 			return err
 		}
 	}
-	return t.Tx.Delete(bus.SessionChannelsKey(session))
+	return t.tx.Delete(bus.SessionChannelsKey(session))
 }
 
 // migrateMembers moves the members of every channel stored the way
@@ -336,7 +336,7 @@ func (t *Task) notice(session, kind, channel string, d Delivery) error {
 	m.Header.Set(bus.HeaderNotice, kind)
 	m.Header.Set(bus.HeaderChannel, channel)
 	m.Header.Set(bus.HeaderDelivery, d.String())
-	return t.Tx.Publish(m)
+	return t.tx.Publish(m)
 }
 
 // MoveSession sends the session's later events to region: its edge
@@ -353,10 +353,10 @@ func (t *Task) MoveSession(session, region string) error {
 	m := t.out(subj)
 	m.Header.Set(bus.HeaderNotice, bus.NoticeRegion)
 	m.Header.Set(bus.HeaderRegion, region)
-	if err := t.Tx.Put(bus.SessionRegionKey(session), region); err != nil {
+	if err := t.tx.Put(bus.SessionRegionKey(session), region); err != nil {
 		return err
 	}
-	return t.Tx.Publish(m)
+	return t.tx.Publish(m)
 }
 
 // ForwardChannel returns the handler of [bus.EventChannel] events (a

@@ -5,9 +5,15 @@
 // # What a task gets
 //
 // A [Task] carries the event (type, region, ordering key, session, payload)
-// and a transaction, t.Tx. Everything a task changes goes through it: state
-// writes, messages to sessions ([Task.Send]), new events ([Task.Emit]). The
-// handler never sees the store or the NATS connection.
+// and the task's transaction, behind the task's methods: state
+// ([Task.Get], [Task.Lookup], [Task.Put], [Task.Delete], [Task.Exists],
+// [Task.Prefetch], [Task.List]), messages to sessions ([Task.Send]),
+// channels ([Task.Channel]), new events ([Task.Emit]) and timers
+// ([Task.After], [Task.Every]). Nothing else: the handler never sees the
+// store, the NATS connection or a raw subject, so it cannot forge what the
+// platform trusts (a channel notice, an alarm, a login), and the
+// platform's records (keys and event types under "starbus.") are refused
+// with [ErrReserved].
 //
 //	mux := handlers.NewMux()
 //	mux.HandleFunc(bus.EventMessage, func(ctx context.Context, t *handlers.Task) error {

@@ -25,10 +25,10 @@ func Example() {
 	mux := handlers.NewMux()
 	mux.HandleFunc(bus.EventMessage, func(ctx context.Context, t *handlers.Task) error {
 		var n int
-		if err := t.Tx.Get(ctx, "count."+t.Session, &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		if err := t.Get(ctx, "count."+t.Session, &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
-		if err := t.Tx.Put("count."+t.Session, n+1); err != nil {
+		if err := t.Put("count."+t.Session, n+1); err != nil {
 			return err
 		}
 		return t.Send(t.Session, fmt.Appendf(nil, "#%d: %s", n+1, t.Data))

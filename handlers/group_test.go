@@ -37,7 +37,7 @@ func sequenceChecker(delay time.Duration) handlers.Handler {
 			return handlers.Permanent(err)
 		}
 		var st partOrder
-		if err := t.Tx.Get(ctx, "order."+t.Part, &st); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		if err := t.Get(ctx, "order."+t.Part, &st); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
 		if n != st.Last+1 {
@@ -47,7 +47,7 @@ func sequenceChecker(delay time.Duration) handlers.Handler {
 		if delay > 0 {
 			time.Sleep(delay)
 		}
-		return t.Tx.Put("order."+t.Part, st)
+		return t.Put("order."+t.Part, st)
 	})
 }
 

@@ -17,7 +17,7 @@ import (
 // A Handler runs one task: it reacts to one event by reading and writing
 // state and sending messages through the task's transaction.
 //
-// ServeTask must do nothing outside t.Tx: no I/O, no goroutines, no clocks
+// ServeTask must do nothing outside t.tx: no I/O, no goroutines, no clocks
 // with side effects. The runtime may run it more than once for one event
 // (after a conflict, or past its deadline); only the run that commits has
 // any effect. Returning nil commits; returning an error discards everything
@@ -130,9 +130,8 @@ type Task struct {
 	Schedule ScheduleID
 	// Due is the time a scheduled task was due; zero otherwise.
 	Due time.Time
-	// Tx is the task's transaction.
-	Tx *kv.Tx
 
+	tx     *kv.Tx // the task's transaction: everything it does goes through it
 	world  bus.World
 	live   []*nats.Msg // best-effort channel messages, sent after the commit
 	outTTL string      // Nats-TTL of messages to clients (Config.OutboxTTL), "" for none
@@ -163,12 +162,21 @@ func (t *Task) Send(session string, data []byte) error {
 	m := t.out(subj)
 	m.Data = data
 	m.Header.Set(bus.HeaderEventSeq, strconv.FormatUint(t.EventSeq, 10))
-	return t.Tx.Publish(m)
+	return t.tx.Publish(m)
 }
 
 // Emit queues a new event of type typ for region and ordering key part,
-// published if the task commits. It is handled by a later task.
+// published if the task commits. It is handled by a later task. The
+// platform's event types (those under "starbus.") are refused with
+// [ErrReserved]: only edges and the runtime say that a session logged in
+// or left.
 func (t *Task) Emit(region, part, typ string, data []byte) error {
+	if typ == "" {
+		return errors.New("handlers: Emit with an empty event type")
+	}
+	if err := reserved("event type", typ); err != nil {
+		return err
+	}
 	subj, err := t.world.Event(region, part)
 	if err != nil {
 		return err
@@ -176,5 +184,5 @@ func (t *Task) Emit(region, part, typ string, data []byte) error {
 	m := nats.NewMsg(subj)
 	m.Data = data
 	m.Header.Set(bus.HeaderType, typ)
-	return t.Tx.Publish(m)
+	return t.tx.Publish(m)
 }

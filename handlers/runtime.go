@@ -464,7 +464,7 @@ func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt 
 		Header:   h,
 		EventSeq: seq,
 		Attempt:  attempt,
-		Tx:       r.store.Begin(),
+		tx:       r.store.Begin(),
 		world:    r.world,
 		outTTL:   r.outTTL,
 	}
@@ -495,28 +495,28 @@ func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt 
 		err = errDeadline
 	}
 	if err != nil {
-		t.Tx.Discard()
+		t.tx.Discard()
 		if overran && !errors.Is(err, kv.ErrConflict) {
 			return t, fmt.Errorf("%w: %w", errDeadline, err)
 		}
 		if !errors.Is(err, kv.ErrConflict) {
 			// An error, or a panic, after reading stale state is an artefact
 			// of the stale read, not a verdict: retry it as a conflict.
-			if verr := r.store.Validate(ctx, t.Tx); errors.Is(verr, kv.ErrConflict) {
+			if verr := r.store.Validate(ctx, t.tx); errors.Is(verr, kv.ErrConflict) {
 				return t, verr
 			}
 		}
 		return t, err
 	}
-	if t.Tx.Empty() {
-		t.Tx.Discard() // nothing to apply, nothing to mark
+	if t.tx.Empty() {
+		t.tx.Discard() // nothing to apply, nothing to mark
 		r.sendLive(t)
 		return t, nil
 	}
-	if err := t.Tx.MarkApplied(seq); err != nil {
+	if err := t.tx.MarkApplied(seq); err != nil {
 		return t, err
 	}
-	if err := r.store.Commit(ctx, t.Tx); err != nil {
+	if err := r.store.Commit(ctx, t.tx); err != nil {
 		return t, err
 	}
 	r.sendLive(t)
@@ -547,7 +547,7 @@ func serve(ctx context.Context, h Handler, t *Task) (err error) {
 }
 
 func (r *Runtime) deadLetterTask(ctx context.Context, m jetstream.Msg, t *Task, attempts int, cause error) {
-	read, written := t.Tx.Keys()
+	read, written := t.tx.Keys()
 	attrs := []any{logType, t.Type, logSeq, t.EventSeq, logAttempt, attempts, logErr, cause, logRead, read, logWritten, written}
 	var pe *PanicError
 	if errors.As(cause, &pe) {

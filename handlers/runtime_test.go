@@ -142,16 +142,20 @@ func TestBank(t *testing.T) {
 			return handlers.Permanent(err)
 		}
 		var from, to int
-		if err := errors.Join(t.Tx.Get(ctx, acct(x.From), &from), t.Tx.Get(ctx, acct(x.To), &to)); err != nil {
+		if err := errors.Join(t.Get(ctx, acct(x.From), &from), t.Get(ctx, acct(x.To), &to)); err != nil {
 			return err
 		}
 		if from < x.Amount {
 			return nil // refused: nothing changes, nothing is logged
 		}
+		ch, err := t.Channel(ctx, "ledger")
+		if err != nil {
+			return err
+		}
 		return errors.Join(
-			t.Tx.Put(acct(x.From), from-x.Amount),
-			t.Tx.Put(acct(x.To), to+x.Amount),
-			t.Tx.Publish(&nats.Msg{Subject: ledger, Data: t.Data, Header: nats.Header{}}),
+			t.Put(acct(x.From), from-x.Amount),
+			t.Put(acct(x.To), to+x.Amount),
+			ch.Send(t.Data),
 		)
 	})
 	setup, err := kv.Open(ctx, env.JS, env.World, kv.Options{})
@@ -165,7 +169,9 @@ func TestBank(t *testing.T) {
 				return err
 			}
 		}
-		return nil
+		// The ledger: a reliable channel, so that every committed
+		// transfer's record is stored with it.
+		return tx.Put(bus.ChannelKey("ledger"), map[string]string{"delivery": "reliable"})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +259,7 @@ func TestAbortLeavesNothing(t *testing.T) {
 				_, serr := t.After(time.Millisecond, "later", nil)
 				err := errors.Join(
 					serr,
-					t.Tx.Put("left.behind", 1),
+					t.Put("left.behind", 1),
 					t.Send("s1", []byte("must not leave")),
 					t.Emit("r0", "other", "follow-up", nil),
 				)
@@ -294,10 +300,10 @@ func TestRedeliveryAfterCommit(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
 	h := handlers.HandlerFunc(func(ctx context.Context, t *handlers.Task) error {
 		var n int
-		if err := t.Tx.Get(ctx, "hits", &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		if err := t.Get(ctx, "hits", &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
-		return errors.Join(t.Tx.Put("hits", n+1), t.Send("s1", []byte("hit")))
+		return errors.Join(t.Put("hits", n+1), t.Send("s1", []byte("hit")))
 	})
 	cfg := handlers.Config{AckWait: time.Second, Consumer: "workers"}
 	dying := startWorker(t, env, h, cfg)
@@ -333,10 +339,10 @@ func TestServerRestart(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
 	h := handlers.HandlerFunc(func(ctx context.Context, t *handlers.Task) error {
 		var n int
-		if err := t.Tx.Get(ctx, "hits", &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		if err := t.Get(ctx, "hits", &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
-		return t.Tx.Put("hits", n+1)
+		return t.Put("hits", n+1)
 	})
 	cfg := handlers.Config{CompactInterval: -1} // every handled event stays stored: all are replayed
 	const before, after = 30, 10
@@ -372,7 +378,7 @@ func TestDeadline(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
 	h := handlers.HandlerFunc(func(ctx context.Context, t *handlers.Task) error {
 		err := errors.Join(
-			t.Tx.Put("result", t.Attempt),
+			t.Put("result", t.Attempt),
 			t.Send("s1", []byte(fmt.Sprintf("attempt %d", t.Attempt))),
 		)
 		if err != nil {
@@ -407,11 +413,11 @@ func TestOrderPerKey(t *testing.T) {
 	h := handlers.HandlerFunc(func(ctx context.Context, t *handlers.Task) error {
 		key := "seen." + t.Part
 		var seen []int
-		if err := t.Tx.Get(ctx, key, &seen); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		if err := t.Get(ctx, key, &seen); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
 		n, _ := strconv.Atoi(string(t.Data))
-		return t.Tx.Put(key, append(seen, n))
+		return t.Put(key, append(seen, n))
 	})
 	w := startWorker(t, env, h, handlers.Config{Concurrency: 32})
 	const sessions, each = 8, 50

@@ -75,7 +75,7 @@ func (t *Task) Cancel(id ScheduleID) error {
 	if bus.ValidName(string(id)) != nil {
 		return fmt.Errorf("handlers: Cancel: invalid schedule id %q", id)
 	}
-	return t.Tx.Delete(scheduleKey(id))
+	return t.tx.Delete(scheduleKey(id))
 }
 
 func (t *Task) schedule(delay, period time.Duration, typ string, data []byte) (ScheduleID, error) {
@@ -87,7 +87,7 @@ func (t *Task) schedule(delay, period time.Duration, typ string, data []byte) (S
 	if rec.Region == "" {
 		rec.Region = "sched"
 	}
-	if err := putSchedule(t.Tx, id, rec); err != nil {
+	if err := putSchedule(t.tx, id, rec); err != nil {
 		return "", err
 	}
 	if err := t.alarm(id, rec.Due); err != nil {
@@ -112,14 +112,14 @@ func (t *Task) alarm(id ScheduleID, due int64) error {
 	}
 	m := nats.NewMsg(subj)
 	m.Header.Set(bus.HeaderDue, strconv.FormatInt(due, 10))
-	return t.Tx.Publish(m)
+	return t.tx.Publish(m)
 }
 
 // fire runs the schedule an alarm is for, in t's transaction. It returns
 // ok=false, with no effects, if the schedule was cancelled or this due time
 // already fired.
 func (r *Runtime) fire(ctx context.Context, t *Task, id ScheduleID, due int64) (ok bool, err error) {
-	b, err := t.Tx.GetBytes(ctx, scheduleKey(id))
+	b, err := t.tx.GetBytes(ctx, scheduleKey(id))
 	if errors.Is(err, kv.ErrNotFound) {
 		r.stats.staleAlarms.Add(1)
 		return false, nil
@@ -141,7 +141,7 @@ func (r *Runtime) fire(ctx context.Context, t *Task, id ScheduleID, due int64) (
 		return false, err
 	}
 	if rec.Period <= 0 {
-		return true, t.Tx.Delete(scheduleKey(id))
+		return true, t.tx.Delete(scheduleKey(id))
 	}
 	// The next run is one period after this one was due. After downtime,
 	// skip the runs that were missed rather than firing them all at once.
@@ -149,7 +149,7 @@ func (r *Runtime) fire(ctx context.Context, t *Task, id ScheduleID, due int64) (
 	if now := time.Now().UnixNano(); rec.Due < now {
 		rec.Due = now + int64(rec.Period) - (now-rec.Due)%int64(rec.Period)
 	}
-	if err := putSchedule(t.Tx, id, rec); err != nil {
+	if err := putSchedule(t.tx, id, rec); err != nil {
 		return false, err
 	}
 	return true, t.alarm(id, rec.Due)
@@ -255,7 +255,7 @@ func (r *Runtime) initWorld(ctx context.Context) error {
 		if err != nil || done {
 			return err
 		}
-		t := &Task{Type: bus.EventInit, Region: "init", Part: "init", Tx: tx, world: r.world, outTTL: r.outTTL, Attempt: 1}
+		t := &Task{Type: bus.EventInit, Region: "init", Part: "init", tx: tx, world: r.world, outTTL: r.outTTL, Attempt: 1}
 		tctx, cancel := context.WithTimeout(ctx, r.cfg.InitTimeout)
 		defer cancel()
 		if err := serve(tctx, r.cfg.Init, t); err != nil {

@@ -27,12 +27,12 @@ type firing struct {
 func recordFiring(ctx context.Context, t *handlers.Task) error {
 	key := "fired." + string(t.Data)
 	var f firing
-	if err := t.Tx.Get(ctx, key, &f); err != nil && !errors.Is(err, kv.ErrNotFound) {
+	if err := t.Get(ctx, key, &f); err != nil && !errors.Is(err, kv.ErrNotFound) {
 		return err
 	}
 	f.Runs++
 	f.Due, f.Ran = t.Due, time.Now()
-	return t.Tx.Put(key, f)
+	return t.Put(key, f)
 }
 
 func firings(t *testing.T, s *kv.Store, names []string) map[string]firing {
@@ -120,23 +120,23 @@ func TestSchedulePeriodic(t *testing.T) {
 	mux := handlers.NewMux()
 	mux.HandleFunc("tick", func(ctx context.Context, t *handlers.Task) error {
 		var ticks []time.Time
-		if err := t.Tx.Get(ctx, "ticks", &ticks); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		if err := t.Get(ctx, "ticks", &ticks); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
 		runs.Add(1)
-		return t.Tx.Put("ticks", append(ticks, time.Now()))
+		return t.Put("ticks", append(ticks, time.Now()))
 	})
 	mux.HandleFunc("start", func(ctx context.Context, t *handlers.Task) error {
 		id, err := t.Every(period, "tick", nil)
 		if err != nil {
 			return err
 		}
-		return errors.Join(t.Tx.Put("tick.id", id), t.Tx.Put("tick.start", time.Now()))
+		return errors.Join(t.Put("tick.id", id), t.Put("tick.start", time.Now()))
 	})
 	var cancelled atomic.Value
 	mux.HandleFunc("stop", func(ctx context.Context, t *handlers.Task) error {
 		var id handlers.ScheduleID
-		if err := t.Tx.Get(ctx, "tick.id", &id); err != nil {
+		if err := t.Get(ctx, "tick.id", &id); err != nil {
 			return err
 		}
 		cancelled.Store(time.Now())
@@ -226,10 +226,10 @@ func TestInitOnce(t *testing.T) {
 	init := handlers.HandlerFunc(func(ctx context.Context, t *handlers.Task) error {
 		attempts.Add(1)
 		var n int
-		if err := t.Tx.Get(ctx, "world.inits", &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		if err := t.Get(ctx, "world.inits", &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
-		return errors.Join(t.Tx.Put("world.inits", n+1), t.Tx.Put("world.spawn", "castle"))
+		return errors.Join(t.Put("world.inits", n+1), t.Put("world.spawn", "castle"))
 	})
 	noop := handlers.HandlerFunc(func(context.Context, *handlers.Task) error { return nil })
 	ready := make(chan struct{})

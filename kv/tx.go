@@ -55,6 +55,24 @@ func (tx *Tx) Get(ctx context.Context, key string, v any) error {
 	return nil
 }
 
+// Lookup decodes the value of key into v and reports whether the key has
+// a value. A missing key leaves v as it was, so v can hold the default.
+func (tx *Tx) Lookup(ctx context.Context, key string, v any) (bool, error) {
+	return found(tx.Get(ctx, key, v))
+}
+
+// found turns a read's ErrNotFound into false.
+func found(err error) (bool, error) {
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
 // GetBytes returns the raw value of key. The slice must not be modified.
 func (tx *Tx) GetBytes(ctx context.Context, key string) ([]byte, error) {
 	if tx.done {
@@ -161,14 +179,7 @@ func (tx *Tx) List(ctx context.Context, prefix string) ([]string, error) {
 // Exists reports whether key has a value, recording the read like Get.
 func (tx *Tx) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := tx.GetBytes(ctx, key)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, ErrNotFound):
-		return false, nil
-	default:
-		return false, err
-	}
+	return found(err)
 }
 
 func (e entry) value() ([]byte, error) {

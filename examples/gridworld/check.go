@@ -48,14 +48,14 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 				rep.Violations = append(rep.Violations, fmt.Sprintf(format, args...))
 			}
 		}
-		if _, err := get(ctx, tx, keySpawned, &rep.Spawned); err != nil {
+		if _, err := tx.Lookup(ctx, keySpawned, &rep.Spawned); err != nil {
 			return err
 		}
 		// Items in the world, and region membership.
 		member := map[string]string{} // name -> region
 		for _, r := range g.cfg.Regions() {
 			piles := map[string][]string{}
-			if _, err := get(ctx, tx, keyItems(r), &piles); err != nil {
+			if _, err := tx.Lookup(ctx, keyItems(r), &piles); err != nil {
 				return err
 			}
 			for k, items := range piles {
@@ -68,7 +68,7 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 				}
 			}
 			members := map[string]string{}
-			if _, err := get(ctx, tx, keyMembers(r), &members); err != nil {
+			if _, err := tx.Lookup(ctx, keyMembers(r), &members); err != nil {
 				return err
 			}
 			for name := range members {
@@ -82,7 +82,7 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 		var names []string
 		for s := range shards {
 			var part []string
-			if _, err := get(ctx, tx, keyPlayers(s), &part); err != nil {
+			if _, err := tx.Lookup(ctx, keyPlayers(s), &part); err != nil {
 				return err
 			}
 			names = append(names, part...)
@@ -107,7 +107,7 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 		at := map[string]pos{}
 		for _, name := range names {
 			inv := Items{}
-			if _, err := get(ctx, tx, keyInv(name), &inv); err != nil {
+			if _, err := tx.Lookup(ctx, keyInv(name), &inv); err != nil {
 				return err
 			}
 			for k, n := range inv {
@@ -117,14 +117,14 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 				rep.Carried[k] += n
 			}
 			var p pos
-			if ok, err := get(ctx, tx, keyPos(name), &p); err != nil {
+			if ok, err := tx.Lookup(ctx, keyPos(name), &p); err != nil {
 				return err
 			} else if !ok {
 				bad("%s is registered but has no position", name)
 				continue
 			}
 			var session string
-			online, err := get(ctx, tx, keyOnline(name), &session)
+			online, err := tx.Lookup(ctx, keyOnline(name), &session)
 			if err != nil {
 				return err
 			}
@@ -143,7 +143,7 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 				bad("%s stands in %s but is a member of %q", name, r, member[name])
 			}
 			var back string
-			if ok, err := get(ctx, tx, keySess(session), &back); err != nil {
+			if ok, err := tx.Lookup(ctx, keySess(session), &back); err != nil {
 				return err
 			} else if !ok || back != name {
 				bad("%s plays session %s, which plays %q", name, session, back)
@@ -158,7 +158,7 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 		sessions := map[string]string{} // online session -> region
 		for name, p := range at {
 			var session string
-			if _, err := get(ctx, tx, keyOnline(name), &session); err != nil {
+			if _, err := tx.Lookup(ctx, keyOnline(name), &session); err != nil {
 				return err
 			}
 			sessions[session] = g.cfg.Region(p.X, p.Y)
@@ -195,7 +195,7 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 		npcs := map[int]pos{}
 		for i := range g.cfg.NPCs {
 			var p pos
-			if ok, err := get(ctx, tx, keyNPC(i), &p); err != nil {
+			if ok, err := tx.Lookup(ctx, keyNPC(i), &p); err != nil {
 				return err
 			} else if ok {
 				npcs[i+1] = p
@@ -206,7 +206,7 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 		for y := range g.cfg.Height() {
 			for x := range g.cfg.Width() {
 				var c cell
-				ok, err := get(ctx, tx, keyCell(x, y), &c)
+				ok, err := tx.Lookup(ctx, keyCell(x, y), &c)
 				if err != nil {
 					return err
 				}
@@ -281,19 +281,19 @@ func (g *Game) Snapshot(ctx context.Context, store *kv.Store) (Snapshot, error) 
 		err := store.View(ctx, func(tx *kv.Tx) error {
 			players, items = nil, nil
 			members := map[string]string{}
-			if _, err := get(ctx, tx, keyMembers(r), &members); err != nil {
+			if _, err := tx.Lookup(ctx, keyMembers(r), &members); err != nil {
 				return err
 			}
 			for _, name := range slices.Sorted(maps.Keys(members)) {
 				var p pos
-				if ok, err := get(ctx, tx, keyPos(name), &p); err != nil {
+				if ok, err := tx.Lookup(ctx, keyPos(name), &p); err != nil {
 					return err
 				} else if ok {
 					players = append(players, Player{N: name, X: p.X, Y: p.Y})
 				}
 			}
 			piles := map[string][]string{}
-			if _, err := get(ctx, tx, keyItems(r), &piles); err != nil {
+			if _, err := tx.Lookup(ctx, keyItems(r), &piles); err != nil {
 				return err
 			}
 			for k, it := range piles {
@@ -314,7 +314,7 @@ func (g *Game) Snapshot(ctx context.Context, store *kv.Store) (Snapshot, error) 
 		npcs = nil
 		for i := range g.cfg.NPCs {
 			var p pos
-			if ok, err := get(ctx, tx, keyNPC(i), &p); err != nil {
+			if ok, err := tx.Lookup(ctx, keyNPC(i), &p); err != nil {
 				return err
 			} else if ok {
 				npcs = append(npcs, Player{N: npcName(i), X: p.X, Y: p.Y, NPC: true})

@@ -36,20 +36,20 @@ func (g *Game) Teleporter() handlers.Middleware {
 
 func (g *Game) teleport(ctx context.Context, t *handlers.Task, tp Teleport) error {
 	var p pos
-	if _, err := get(ctx, t.Tx, keyPos(tp.Name), &p); err != nil {
+	if _, err := t.Lookup(ctx, keyPos(tp.Name), &p); err != nil {
 		return err
 	}
 	var session string
-	if _, err := get(ctx, t.Tx, keyOnline(tp.Name), &session); err != nil {
+	if _, err := t.Lookup(ctx, keyOnline(tp.Name), &session); err != nil {
 		return err
 	}
-	if err := t.Tx.Delete(keyCell(p.X, p.Y)); err != nil {
+	if err := t.Delete(keyCell(p.X, p.Y)); err != nil {
 		return err
 	}
-	if err := t.Tx.Put(keyCell(tp.X, tp.Y), cell{P: tp.Name}); err != nil {
+	if err := t.Put(keyCell(tp.X, tp.Y), cell{P: tp.Name}); err != nil {
 		return err
 	}
-	if err := t.Tx.Put(keyPos(tp.Name), pos{X: tp.X, Y: tp.Y, Online: true}); err != nil {
+	if err := t.Put(keyPos(tp.Name), pos{X: tp.X, Y: tp.Y, Online: true}); err != nil {
 		return err
 	}
 	from, to := g.cfg.Region(p.X, p.Y), g.cfg.Region(tp.X, tp.Y)
@@ -65,12 +65,12 @@ func (g *Game) Drop(ctx context.Context, store *kv.Store, kind string, x, y int)
 	return store.Update(ctx, func(tx *kv.Tx) error {
 		r := g.cfg.Region(x, y)
 		piles := map[string][]string{}
-		if _, err := get(ctx, tx, keyItems(r), &piles); err != nil {
+		if _, err := tx.Lookup(ctx, keyItems(r), &piles); err != nil {
 			return err
 		}
 		piles[pileKey(x, y)] = append(piles[pileKey(x, y)], kind)
 		spawned := Items{}
-		if _, err := get(ctx, tx, keySpawned, &spawned); err != nil {
+		if _, err := tx.Lookup(ctx, keySpawned, &spawned); err != nil {
 			return err
 		}
 		spawned[kind]++

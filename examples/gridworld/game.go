@@ -56,11 +56,11 @@ func (g *Game) Init() handlers.Handler {
 // ensure sets the world up unless it already is.
 func (g *Game) ensure(ctx context.Context, t *handlers.Task) error {
 	var meta struct{ W, H int }
-	if ok, err := get(ctx, t.Tx, keyMeta, &meta); err != nil || ok {
+	if ok, err := t.Lookup(ctx, keyMeta, &meta); err != nil || ok {
 		return err
 	}
 	meta.W, meta.H = g.cfg.Width(), g.cfg.Height()
-	if err := t.Tx.Put(keyMeta, meta); err != nil {
+	if err := t.Put(keyMeta, meta); err != nil {
 		return err
 	}
 	if err := g.createChannels(ctx, t); err != nil {
@@ -83,10 +83,10 @@ func (g *Game) ensure(ctx context.Context, t *handlers.Task) error {
 		if !ok {
 			continue
 		}
-		if err := t.Tx.Put(keyCell(x, y), cell{NPC: i + 1}); err != nil {
+		if err := t.Put(keyCell(x, y), cell{NPC: i + 1}); err != nil {
 			return err
 		}
-		if err := t.Tx.Put(keyNPC(i), pos{X: x, Y: y, Online: true}); err != nil {
+		if err := t.Put(keyNPC(i), pos{X: x, Y: y, Online: true}); err != nil {
 			return err
 		}
 	}
@@ -106,7 +106,7 @@ func (g *Game) place(ctx context.Context, t *handlers.Task, x0, y0 int) (x, y in
 				if !g.cfg.Open(x, y) {
 					continue
 				}
-				taken, err := t.Tx.Exists(ctx, keyCell(x, y))
+				taken, err := t.Exists(ctx, keyCell(x, y))
 				if err != nil {
 					return 0, 0, false, err
 				}
@@ -144,19 +144,19 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 		return send(t, t.Session, Reply{T: TypeError, Why: "name not allowed"})
 	}
 	var old string
-	online, err := get(ctx, t.Tx, keyOnline(name), &old)
+	online, err := t.Lookup(ctx, keyOnline(name), &old)
 	if err != nil {
 		return err
 	}
 	var p pos
-	known, err := get(ctx, t.Tx, keyPos(name), &p)
+	known, err := t.Lookup(ctx, keyPos(name), &p)
 	if err != nil {
 		return err
 	}
 	if online && old != t.Session && p.Online {
 		// The player logs in again from another session: the new one takes
 		// over where the old one stands.
-		if err := t.Tx.Delete(keySess(old)); err != nil {
+		if err := t.Delete(keySess(old)); err != nil {
 			return err
 		}
 		if err := send(t, old, Reply{T: TypeReplaced}); err != nil {
@@ -192,10 +192,10 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 			}
 		}
 		p = pos{X: x, Y: y, Online: true}
-		if err := t.Tx.Put(keyCell(x, y), cell{P: name}); err != nil {
+		if err := t.Put(keyCell(x, y), cell{P: name}); err != nil {
 			return err
 		}
-		if err := t.Tx.Put(keyPos(name), p); err != nil {
+		if err := t.Put(keyPos(name), p); err != nil {
 			return err
 		}
 		region := g.cfg.Region(x, y)
@@ -209,10 +209,10 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 			return err
 		}
 	}
-	if err := t.Tx.Put(keySess(t.Session), name); err != nil {
+	if err := t.Put(keySess(t.Session), name); err != nil {
 		return err
 	}
-	if err := t.Tx.Put(keyOnline(name), t.Session); err != nil {
+	if err := t.Put(keyOnline(name), t.Session); err != nil {
 		return err
 	}
 	w, err := g.view(ctx, t, name, p.X, p.Y)
@@ -220,7 +220,7 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 		return err
 	}
 	w.T, w.N, w.W, w.H, w.RS = TypeWelcome, name, g.cfg.Width(), g.cfg.Height(), g.cfg.RegionSize
-	if _, err := get(ctx, t.Tx, keyInv(name), &w.Inv); err != nil {
+	if _, err := t.Lookup(ctx, keyInv(name), &w.Inv); err != nil {
 		return err
 	}
 	return send(t, t.Session, w)
@@ -230,16 +230,16 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 func (g *Game) register(ctx context.Context, t *handlers.Task, name string) error {
 	var names []string
 	k := keyPlayers(shardOf(name))
-	if _, err := get(ctx, t.Tx, k, &names); err != nil {
+	if _, err := t.Lookup(ctx, k, &names); err != nil {
 		return err
 	}
-	return t.Tx.Put(k, append(names, name))
+	return t.Put(k, append(names, name))
 }
 
 // setMember records that name plays region with session ("" removes it).
 func (g *Game) setMember(ctx context.Context, t *handlers.Task, region, name, session string) error {
 	members := map[string]string{}
-	if _, err := get(ctx, t.Tx, keyMembers(region), &members); err != nil {
+	if _, err := t.Lookup(ctx, keyMembers(region), &members); err != nil {
 		return err
 	}
 	if session == "" {
@@ -247,7 +247,7 @@ func (g *Game) setMember(ctx context.Context, t *handlers.Task, region, name, se
 	} else {
 		members[name] = session
 	}
-	return t.Tx.Put(keyMembers(region), members)
+	return t.Put(keyMembers(region), members)
 }
 
 func posReply(name string, npc bool, x, y int) Reply {
@@ -262,7 +262,7 @@ func (g *Game) view(ctx context.Context, t *handlers.Task, name string, x, y int
 	r := Reply{Region: g.cfg.Region(x, y)}
 	r.X, r.Y = at(x, y)
 	piles := map[string][]string{}
-	if _, err := get(ctx, t.Tx, keyItems(r.Region), &piles); err != nil {
+	if _, err := t.Lookup(ctx, keyItems(r.Region), &piles); err != nil {
 		return r, err
 	}
 	for k, items := range piles {
@@ -279,7 +279,7 @@ func (g *Game) view(ctx context.Context, t *handlers.Task, name string, x, y int
 				continue
 			}
 			var c cell
-			ok, err := get(ctx, t.Tx, keyCell(cx, cy), &c)
+			ok, err := t.Lookup(ctx, keyCell(cx, cy), &c)
 			if err != nil {
 				return r, err
 			}
@@ -297,30 +297,30 @@ func (g *Game) view(ctx context.Context, t *handlers.Task, name string, x, y int
 
 func (g *Game) disconnect(ctx context.Context, t *handlers.Task) error {
 	var name string
-	if ok, err := get(ctx, t.Tx, keySess(t.Session), &name); err != nil || !ok {
+	if ok, err := t.Lookup(ctx, keySess(t.Session), &name); err != nil || !ok {
 		return err // a session that never played, or was taken over
 	}
-	if err := t.Tx.Delete(keySess(t.Session)); err != nil {
+	if err := t.Delete(keySess(t.Session)); err != nil {
 		return err
 	}
 	var p pos
-	if _, err := get(ctx, t.Tx, keyPos(name), &p); err != nil {
+	if _, err := t.Lookup(ctx, keyPos(name), &p); err != nil {
 		return err
 	}
-	if err := t.Tx.Delete(keyOnline(name)); err != nil {
+	if err := t.Delete(keyOnline(name)); err != nil {
 		return err
 	}
 	var c cell
-	if _, err := get(ctx, t.Tx, keyCell(p.X, p.Y), &c); err != nil {
+	if _, err := t.Lookup(ctx, keyCell(p.X, p.Y), &c); err != nil {
 		return err
 	}
 	if c.P == name {
-		if err := t.Tx.Delete(keyCell(p.X, p.Y)); err != nil {
+		if err := t.Delete(keyCell(p.X, p.Y)); err != nil {
 			return err
 		}
 	}
 	p.Online = false
-	if err := t.Tx.Put(keyPos(name), p); err != nil {
+	if err := t.Put(keyPos(name), p); err != nil {
 		return err
 	}
 	region := g.cfg.Region(p.X, p.Y)
@@ -336,7 +336,7 @@ func (g *Game) message(ctx context.Context, t *handlers.Task) error {
 		return send(t, t.Session, Reply{T: TypeError, Re: c.ID, Why: err.Error()})
 	}
 	var name string
-	if ok, err := get(ctx, t.Tx, keySess(t.Session), &name); err != nil {
+	if ok, err := t.Lookup(ctx, keySess(t.Session), &name); err != nil {
 		return err
 	} else if !ok {
 		return refuse(t, c, "not playing: log in again")
@@ -379,7 +379,7 @@ func (g *Game) message(ctx context.Context, t *handlers.Task) error {
 		return g.accept(ctx, t, name, c)
 	case "inv":
 		inv := Items{}
-		if _, err := get(ctx, t.Tx, keyInv(name), &inv); err != nil {
+		if _, err := t.Lookup(ctx, keyInv(name), &inv); err != nil {
 			return err
 		}
 		return send(t, t.Session, Reply{T: TypeInv, Re: c.ID, Inv: inv})
@@ -390,7 +390,7 @@ func (g *Game) message(ctx context.Context, t *handlers.Task) error {
 // position returns an online player's position.
 func (g *Game) position(ctx context.Context, t *handlers.Task, name string) (pos, error) {
 	var p pos
-	ok, err := get(ctx, t.Tx, keyPos(name), &p)
+	ok, err := t.Lookup(ctx, keyPos(name), &p)
 	if err == nil && (!ok || !p.Online) {
 		err = fmt.Errorf("gridworld: %s plays but has no position", name)
 	}
@@ -410,25 +410,25 @@ func (g *Game) move(ctx context.Context, t *handlers.Task, name string, c Comman
 	case g.cfg.Wall(nx, ny):
 		return refuse(t, c, "wall")
 	}
-	if taken, err := t.Tx.Exists(ctx, keyCell(nx, ny)); err != nil {
+	if taken, err := t.Exists(ctx, keyCell(nx, ny)); err != nil {
 		return err
 	} else if taken {
 		return refuse(t, c, "occupied")
 	}
 	var from cell
-	if _, err := get(ctx, t.Tx, keyCell(p.X, p.Y), &from); err != nil {
+	if _, err := t.Lookup(ctx, keyCell(p.X, p.Y), &from); err != nil {
 		return err
 	}
 	if from.P != name {
 		return fmt.Errorf("gridworld: %s at %d,%d but the cell holds %+v", name, p.X, p.Y, from)
 	}
-	if err := t.Tx.Delete(keyCell(p.X, p.Y)); err != nil {
+	if err := t.Delete(keyCell(p.X, p.Y)); err != nil {
 		return err
 	}
-	if err := t.Tx.Put(keyCell(nx, ny), cell{P: name}); err != nil {
+	if err := t.Put(keyCell(nx, ny), cell{P: name}); err != nil {
 		return err
 	}
-	if err := t.Tx.Put(keyPos(name), pos{X: nx, Y: ny, Online: true}); err != nil {
+	if err := t.Put(keyPos(name), pos{X: nx, Y: ny, Online: true}); err != nil {
 		return err
 	}
 	r := Reply{T: TypeMoved, Re: c.ID}
@@ -474,7 +474,7 @@ func (g *Game) ground(ctx context.Context, t *handlers.Task, name string) (regio
 		return "", "", nil, err
 	}
 	region, piles = g.cfg.Region(p.X, p.Y), map[string][]string{}
-	if _, err := get(ctx, t.Tx, keyItems(region), &piles); err != nil {
+	if _, err := t.Lookup(ctx, keyItems(region), &piles); err != nil {
 		return "", "", nil, err
 	}
 	return region, pileKey(p.X, p.Y), piles, nil
@@ -483,10 +483,10 @@ func (g *Game) ground(ctx context.Context, t *handlers.Task, name string) (regio
 // carry writes a region's items and a player's inventory and tells the
 // player what it carries now.
 func carry(t *handlers.Task, c Command, typ, region string, piles map[string][]string, name string, inv Items) error {
-	if err := t.Tx.Put(keyItems(region), piles); err != nil {
+	if err := t.Put(keyItems(region), piles); err != nil {
 		return err
 	}
-	if err := t.Tx.Put(keyInv(name), inv); err != nil {
+	if err := t.Put(keyInv(name), inv); err != nil {
 		return err
 	}
 	return send(t, t.Session, Reply{T: typ, Re: c.ID, Inv: inv})
@@ -501,7 +501,7 @@ func (g *Game) take(ctx context.Context, t *handlers.Task, name string, c Comman
 		return refuse(t, c, "nothing here")
 	}
 	inv := Items{}
-	if _, err := get(ctx, t.Tx, keyInv(name), &inv); err != nil {
+	if _, err := t.Lookup(ctx, keyInv(name), &inv); err != nil {
 		return err
 	}
 	for _, kind := range piles[k] {
@@ -513,7 +513,7 @@ func (g *Game) take(ctx context.Context, t *handlers.Task, name string, c Comman
 
 func (g *Game) drop(ctx context.Context, t *handlers.Task, name string, c Command) error {
 	inv := Items{}
-	if _, err := get(ctx, t.Tx, keyInv(name), &inv); err != nil {
+	if _, err := t.Lookup(ctx, keyInv(name), &inv); err != nil {
 		return err
 	}
 	if inv[c.Item] < 1 {
@@ -555,19 +555,19 @@ func (g *Game) offer(ctx context.Context, t *handlers.Task, name string, c Comma
 		return refuse(t, c, "you cannot trade with yourself")
 	}
 	inv := Items{}
-	if _, err := get(ctx, t.Tx, keyInv(name), &inv); err != nil {
+	if _, err := t.Lookup(ctx, keyInv(name), &inv); err != nil {
 		return err
 	}
 	if !covers(inv, c.Give) {
 		return refuse(t, c, "you do not carry what you offer")
 	}
 	var session string
-	if ok, err := get(ctx, t.Tx, keyOnline(c.To), &session); err != nil {
+	if ok, err := t.Lookup(ctx, keyOnline(c.To), &session); err != nil {
 		return err
 	} else if !ok {
 		return refuse(t, c, c.To+" is not online")
 	}
-	if err := t.Tx.Put(keyOffer(c.To, name), offer{Give: c.Give, Want: c.Want}); err != nil {
+	if err := t.Put(keyOffer(c.To, name), offer{Give: c.Give, Want: c.Want}); err != nil {
 		return err
 	}
 	if err := send(t, session, Reply{T: TypeOffer, From: name, Give: c.Give, Want: c.Want}); err != nil {
@@ -580,19 +580,19 @@ func (g *Game) offer(ctx context.Context, t *handlers.Task, name string, c Comma
 // inventories, so both sides happen or neither.
 func (g *Game) accept(ctx context.Context, t *handlers.Task, name string, c Command) error {
 	var o offer
-	if ok, err := get(ctx, t.Tx, keyOffer(name, c.From), &o); err != nil {
+	if ok, err := t.Lookup(ctx, keyOffer(name, c.From), &o); err != nil {
 		return err
 	} else if !ok {
 		return refuse(t, c, "no offer from "+c.From)
 	}
 	mine, theirs := Items{}, Items{}
-	if _, err := get(ctx, t.Tx, keyInv(name), &mine); err != nil {
+	if _, err := t.Lookup(ctx, keyInv(name), &mine); err != nil {
 		return err
 	}
-	if _, err := get(ctx, t.Tx, keyInv(c.From), &theirs); err != nil {
+	if _, err := t.Lookup(ctx, keyInv(c.From), &theirs); err != nil {
 		return err
 	}
-	if err := t.Tx.Delete(keyOffer(name, c.From)); err != nil {
+	if err := t.Delete(keyOffer(name, c.From)); err != nil {
 		return err
 	}
 	switch {
@@ -603,14 +603,14 @@ func (g *Game) accept(ctx context.Context, t *handlers.Task, name string, c Comm
 	}
 	transfer(theirs, mine, o.Give)
 	transfer(mine, theirs, o.Want)
-	if err := t.Tx.Put(keyInv(name), mine); err != nil {
+	if err := t.Put(keyInv(name), mine); err != nil {
 		return err
 	}
-	if err := t.Tx.Put(keyInv(c.From), theirs); err != nil {
+	if err := t.Put(keyInv(c.From), theirs); err != nil {
 		return err
 	}
 	var session string
-	if ok, err := get(ctx, t.Tx, keyOnline(c.From), &session); err != nil {
+	if ok, err := t.Lookup(ctx, keyOnline(c.From), &session); err != nil {
 		return err
 	} else if ok {
 		if err := send(t, session, Reply{T: TypeTraded, N: name, Inv: theirs}); err != nil {
@@ -634,7 +634,7 @@ func (g *Game) spawn(ctx context.Context, t *handlers.Task) error {
 	total := 0
 	for i, r := range regions {
 		piles[i] = map[string][]string{}
-		if _, err := get(ctx, t.Tx, keyItems(r), &piles[i]); err != nil {
+		if _, err := t.Lookup(ctx, keyItems(r), &piles[i]); err != nil {
 			return err
 		}
 		for _, items := range piles[i] {
@@ -643,7 +643,7 @@ func (g *Game) spawn(ctx context.Context, t *handlers.Task) error {
 		total += counts[i]
 	}
 	spawned := Items{}
-	if _, err := get(ctx, t.Tx, keySpawned, &spawned); err != nil {
+	if _, err := t.Lookup(ctx, keySpawned, &spawned); err != nil {
 		return err
 	}
 	per := (g.cfg.ItemCap + len(regions) - 1) / len(regions)
@@ -664,7 +664,7 @@ func (g *Game) spawn(ctx context.Context, t *handlers.Task) error {
 		kind := kinds[rnd.IntN(len(kinds))]
 		k := pileKey(x, y)
 		piles[i][k] = append(piles[i][k], kind)
-		if err := t.Tx.Put(keyItems(regions[i]), piles[i]); err != nil {
+		if err := t.Put(keyItems(regions[i]), piles[i]); err != nil {
 			return err
 		}
 		spawned[kind]++
@@ -674,7 +674,7 @@ func (g *Game) spawn(ctx context.Context, t *handlers.Task) error {
 	if !added {
 		return nil
 	}
-	return t.Tx.Put(keySpawned, spawned)
+	return t.Put(keySpawned, spawned)
 }
 
 // wander moves every NPC one step in a random direction, if it can.
@@ -682,7 +682,7 @@ func (g *Game) wander(ctx context.Context, t *handlers.Task) error {
 	rnd := rng(t)
 	for i := range g.cfg.NPCs {
 		var p pos
-		if ok, err := get(ctx, t.Tx, keyNPC(i), &p); err != nil || !ok {
+		if ok, err := t.Lookup(ctx, keyNPC(i), &p); err != nil || !ok {
 			return err
 		}
 		dx, dy, _ := step([]string{"n", "s", "e", "w"}[rnd.IntN(4)])
@@ -690,18 +690,18 @@ func (g *Game) wander(ctx context.Context, t *handlers.Task) error {
 		if !g.cfg.Open(nx, ny) {
 			continue
 		}
-		if taken, err := t.Tx.Exists(ctx, keyCell(nx, ny)); err != nil {
+		if taken, err := t.Exists(ctx, keyCell(nx, ny)); err != nil {
 			return err
 		} else if taken {
 			continue
 		}
-		if err := t.Tx.Delete(keyCell(p.X, p.Y)); err != nil {
+		if err := t.Delete(keyCell(p.X, p.Y)); err != nil {
 			return err
 		}
-		if err := t.Tx.Put(keyCell(nx, ny), cell{NPC: i + 1}); err != nil {
+		if err := t.Put(keyCell(nx, ny), cell{NPC: i + 1}); err != nil {
 			return err
 		}
-		if err := t.Tx.Put(keyNPC(i), pos{X: nx, Y: ny, Online: true}); err != nil {
+		if err := t.Put(keyNPC(i), pos{X: nx, Y: ny, Online: true}); err != nil {
 			return err
 		}
 		oldR, newR := g.cfg.Region(p.X, p.Y), g.cfg.Region(nx, ny)

@@ -1,13 +1,9 @@
 package gridworld
 
 import (
-	"context"
-	"errors"
 	"hash/fnv"
 	"strconv"
 	"strings"
-
-	"github.com/starbus/starbus/kv"
 )
 
 // The world's state, one small record per thing that changes on its own,
@@ -71,19 +67,6 @@ type cell struct {
 type offer struct {
 	Give Items `json:"give,omitempty"`
 	Want Items `json:"want,omitempty"`
-}
-
-// get reads key into v; a missing key leaves v as it is and reports false.
-func get(ctx context.Context, tx *kv.Tx, key string, v any) (bool, error) {
-	err := tx.Get(ctx, key, v)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, kv.ErrNotFound):
-		return false, nil
-	default:
-		return false, err
-	}
 }
 
 // parsePile reads a pile key "x,y".

@@ -85,35 +85,38 @@ func transfer(ctx context.Context, t *handlers.Task) error {
 		return handlers.Permanent(errors.New("bank: a transfer needs a session and a sequence number"))
 	}
 	var st Session
-	if err := t.Tx.Get(ctx, sessKey(t.Session), &st); err != nil && !errors.Is(err, kv.ErrNotFound) {
+	if err := t.Get(ctx, sessKey(t.Session), &st); err != nil && !errors.Is(err, kv.ErrNotFound) {
 		return err
 	}
 	if int(t.Seq) != st.Last+1 && len(st.Bad) < 10 {
 		st.Bad = append(st.Bad, fmt.Sprintf("%d after %d", t.Seq, st.Last))
 	}
 	st.Last, st.N = int(t.Seq), st.N+1
-	from, err := balance(ctx, t.Tx, x.From)
+	from, err := balance(ctx, t, x.From)
 	if err != nil {
 		return err
 	}
-	to, err := balance(ctx, t.Tx, x.To)
+	to, err := balance(ctx, t, x.To)
 	if err != nil {
 		return err
 	}
 	if from >= x.Amount {
-		if err := errors.Join(t.Tx.Put(acctKey(x.From), from-x.Amount), t.Tx.Put(acctKey(x.To), to+x.Amount)); err != nil {
+		if err := errors.Join(t.Put(acctKey(x.From), from-x.Amount), t.Put(acctKey(x.To), to+x.Amount)); err != nil {
 			return err
 		}
 	}
-	return t.Tx.Put(sessKey(t.Session), st)
+	return t.Put(sessKey(t.Session), st)
 }
 
-func balance(ctx context.Context, tx *kv.Tx, i int) (int, error) {
+func balance(ctx context.Context, state lookuper, i int) (int, error) {
 	n := Initial
-	if err := tx.Get(ctx, acctKey(i), &n); err != nil && !errors.Is(err, kv.ErrNotFound) {
-		return 0, err
-	}
-	return n, nil
+	_, err := state.Lookup(ctx, acctKey(i), &n)
+	return n, err
+}
+
+// lookuper reads state: a task, or a transaction outside one.
+type lookuper interface {
+	Lookup(ctx context.Context, key string, v any) (bool, error)
 }
 
 // Event returns the message of a session's seq-th transfer, as an edge

@@ -48,7 +48,7 @@ func handoffGame() handlers.Handler {
 			return handlers.Permanent(fmt.Errorf("bad message %q", t.Data))
 		}
 		var w walker
-		if err := t.Tx.Get(ctx, "walker."+t.Session, &w); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		if err := t.Get(ctx, "walker."+t.Session, &w); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
 		if n != w.Last+1 {
@@ -65,7 +65,7 @@ func handoffGame() handlers.Handler {
 				return err
 			}
 		}
-		return t.Tx.Put("walker."+t.Session, w)
+		return t.Put("walker."+t.Session, w)
 	})
 	return mux
 }
