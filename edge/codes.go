@@ -26,32 +26,43 @@ const (
 	CodeNoRegistration  Code = 14 // unknown name and registration is closed
 	CodeShuttingDown    Code = 15 // the edge is shutting down (closes)
 	CodeUnsupported     Code = 16 // a valid frame this edge does not serve
+	CodeThrottled       Code = 17 // too many failed logins; retry later
 )
 
-var codeText = map[Code]string{
-	CodeMalformed:       "malformed frame",
-	CodeFrameTooLarge:   "frame too large",
-	CodeUnknownOpcode:   "unknown opcode",
-	CodeNotLoggedIn:     "not logged in",
-	CodeLoginTimeout:    "login timeout",
-	CodeRateLimited:     "rate limited",
-	CodeSlowConsumer:    "slow consumer",
-	CodeBadCredentials:  "bad credentials",
-	CodeBadVersion:      "unsupported protocol version",
-	CodeBadToken:        "invalid reconnect token",
-	CodeInternal:        "internal error",
-	CodeAlreadyLoggedIn: "already logged in",
-	CodeBadName:         "invalid name",
-	CodeNoRegistration:  "registration closed",
-	CodeShuttingDown:    "shutting down",
-	CodeUnsupported:     "unsupported",
+var codes = map[Code]struct{ name, text string }{
+	CodeMalformed:       {"malformed", "malformed frame"},
+	CodeFrameTooLarge:   {"frame-too-large", "frame too large"},
+	CodeUnknownOpcode:   {"unknown-opcode", "unknown opcode"},
+	CodeNotLoggedIn:     {"not-logged-in", "not logged in"},
+	CodeLoginTimeout:    {"login-timeout", "login timeout"},
+	CodeRateLimited:     {"rate-limited", "rate limited"},
+	CodeSlowConsumer:    {"slow-consumer", "slow consumer"},
+	CodeBadCredentials:  {"bad-credentials", "bad credentials"},
+	CodeBadVersion:      {"bad-version", "unsupported protocol version"},
+	CodeBadToken:        {"bad-token", "invalid reconnect token"},
+	CodeInternal:        {"internal", "internal error"},
+	CodeAlreadyLoggedIn: {"already-logged-in", "already logged in"},
+	CodeBadName:         {"bad-name", "invalid name"},
+	CodeNoRegistration:  {"registration-closed", "registration closed"},
+	CodeShuttingDown:    {"shutting-down", "shutting down"},
+	CodeUnsupported:     {"unsupported", "unsupported"},
+	CodeThrottled:       {"throttled", "too many failed logins"},
 }
 
+// String returns the code's text for people ("bad credentials").
 func (c Code) String() string {
-	if s, ok := codeText[c]; ok {
-		return s
+	if d, ok := codes[c]; ok {
+		return d.text
 	}
 	return fmt.Sprintf("code %d", uint16(c))
+}
+
+// Name returns the code's name in PROTOCOL.md ("bad-credentials").
+func (c Code) Name() string {
+	if d, ok := codes[c]; ok {
+		return d.name
+	}
+	return fmt.Sprintf("code-%d", uint16(c))
 }
 
 // ProtocolError is an error the server reports to the client with a code.

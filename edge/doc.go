@@ -3,6 +3,11 @@
 // an [Authenticator], turns what they send into events, and delivers their
 // sessions' messages back to their sockets.
 //
+// Failed logins are counted per remote address, per name and address, and
+// per name, and slow the next attempts down (throttle.go, PROTOCOL.md):
+// the edge logs "failed logins throttled" at WARN when a count starts
+// throttling, and [Server.Stats] counts bad and throttled logins.
+//
 // # Events and messages
 //
 // Each SEND from a client is published to sb.<world>.ev.<region>.<session>

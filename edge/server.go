@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -96,6 +97,20 @@ type Server struct {
 	dispatcher sync.WaitGroup
 
 	bufs sync.Pool // connections' write buffers (*[]byte), lent while writing
+
+	throttle throttle // failed logins, by address and by name
+	stats    struct{ badLogins, throttled atomic.Uint64 }
+}
+
+// Stats counts what an edge has refused.
+type Stats struct {
+	BadLogins uint64 // logins refused for a wrong name or password
+	Throttled uint64 // logins refused unchecked, for earlier failures (see CodeThrottled)
+}
+
+// Stats returns a snapshot of the edge's counters.
+func (s *Server) Stats() Stats {
+	return Stats{BadLogins: s.stats.badLogins.Load(), Throttled: s.stats.throttled.Load()}
 }
 
 func (s *Server) init() {

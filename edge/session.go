@@ -101,6 +101,13 @@ func (s *Server) login(c *conn, m Login) {
 		c.fail(&ProtocolError{Code: CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", ProtocolVersion)})
 		return
 	}
+	addr := addrKey(c.nc.RemoteAddr().String())
+	if wait := s.throttle.wait(m.Name, addr, time.Now()); wait > 0 {
+		s.stats.throttled.Add(1)
+		reason := fmt.Sprintf("too many failed logins; retry in %v", wait.Round(time.Second/10))
+		c.send(Encode(LoginFailed{Code: CodeThrottled, Reason: reason}))
+		return
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.LoginTimeout)
 	defer cancel()
 	player, err := s.Auth.Authenticate(ctx, m.Name, m.Password)
@@ -109,6 +116,12 @@ func (s *Server) login(c *conn, m Login) {
 		switch {
 		case errors.Is(err, ErrBadCredentials):
 			code = CodeBadCredentials
+			s.stats.badLogins.Add(1)
+			byAddr, byName := s.throttle.failed(m.Name, addr, time.Now())
+			if byAddr || byName {
+				// The line to alert on: someone is guessing passwords.
+				s.log.Warn("failed logins throttled", logPlayer, m.Name, logRemote, addr, "by_address", byAddr, "by_name", byName)
+			}
 		case errors.Is(err, ErrBadName):
 			code = CodeBadName
 		case errors.Is(err, ErrRegistrationClosed):
@@ -119,6 +132,7 @@ func (s *Server) login(c *conn, m Login) {
 		c.send(Encode(LoginFailed{Code: code, Reason: code.String()}))
 		return
 	}
+	s.throttle.succeeded(m.Name, addr)
 	ss := &session{
 		id: nuid.Next(), player: player, secret: newSecret(), region: s.Region(player), nextSeq: 1, epoch: 1,
 		limiter: rate.NewLimiter(rate.Limit(s.RatePerSecond), s.Burst),
