@@ -90,9 +90,11 @@
 // owner had committed are recognised by their applied markers. The first
 // live member by name is the group's commit leader: the others' stores
 // forward their atomic batches to its store (kv.Store.CommitVia), which
-// groups every worker's commits and keeps their conflicts apart. See
-// group.go for the protocol and docs/scale.md for what holds while an old
-// owner is still finishing its last events, and for measurements.
+// groups every worker's commits and keeps their conflicts apart. The
+// protocol's decisions are made by package handlers/internal/partition,
+// whose documentation describes it and whose tables test it; group.go does
+// its I/O. See docs/scale.md for what holds while an old owner is still
+// finishing its last events, and for measurements.
 //
 // Alarms are not partitioned: every worker takes alarms from one shared
 // consumer, and each firing is a revision-checked transaction, so an

@@ -1,12 +1,11 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,67 +16,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/handlers/internal/partition"
 )
 
-// Partitioned consumption.
-//
-// The world's events are split into bus.Partitions partitions by their
-// ordering key (bus.Partition), and the workers of a world form a group
-// (named by Config.Consumer) that shares the partitions out: each partition
-// is consumed by one worker at a time, through a durable consumer of its
-// own, so all events of one session or entity are handled by one worker, in
-// stream order, whichever region they happen in.
-//
-// Membership is kept in the world's stream, next to what it protects:
-//
-//   - every worker publishes a heartbeat on sb.<w>.grp.<g>.m.<member> every
-//     Lease/6 (rolled up per member, with a TTL so that a dead worker's
-//     heartbeat disappears); a member not heard from for Lease is dead;
-//   - the owner of partition p is recorded on sb.<w>.grp.<g>.p.<p> with an
-//     epoch, written only by compare-and-set on the record's last sequence,
-//     so one worker wins each change of ownership;
-//   - epoch e of partition p is consumed through the consumer
-//     <g>-p<p>-e<e>, created by the worker that won epoch e.
-//
-// Every worker watches the group's subjects and computes the same
-// assignment from the members it sees alive (partition p goes to the
-// (p mod n)-th of the n live members, sorted by name). A worker hands over
-// a partition that is no longer its own (it stops taking its events, lets
-// the ones it started finish, and clears the record's owner); the new owner
-// takes a partition that is free or whose owner is dead.
-//
-// Taking a partition (take) creates the next epoch's consumer starting at
-// the lowest ack floor of the earlier epochs' consumers, and only then
-// deletes them. So the new owner sees every event that was not
-// acknowledged, in stream order, before any later event of the same part,
-// whatever the old owner left in flight; and the old owner, alive or not,
-// can receive nothing more from a deleted consumer. An event the old owner
-// had committed but not acknowledged is delivered again and recognised by
-// its applied marker (the record carries the highest sequence an earlier
-// epoch delivered: events up to it are checked before they run). An old
-// owner that has not yet noticed the change may finish the events it had
-// already received while the new owner replays them: each worker handles
-// one part's events one at a time in stream order, and an event's commit
-// fails if its marker exists, so every event's effects still apply once,
-// in order (see docs/scale.md).
-
-// record is the ownership record of a partition.
-type record struct {
-	Owner  string `json:"owner,omitempty"`  // "" once released
-	Epoch  uint64 `json:"epoch"`            // names the consumer of this ownership
-	Replay uint64 `json:"replay,omitempty"` // events at or below it may already be applied
-	seq    uint64 // stream sequence of the record; 0 when there is none
-}
+// The I/O of the worker-group protocol, whose decisions are made by package
+// partition (handlers/internal/partition; its documentation describes the
+// protocol): this file publishes the heartbeats, watches the group's
+// subjects into a partition.Board, plans from a partition.View of it and of
+// the partitions consumed here, and carries out the plan's actions:
+// compare-and-set of ownership records, creation and deletion of the
+// epochs' consumers, reading a partition's events into the task queue.
 
 // partSub is this runtime's subscription to a partition it owns.
 type partSub struct {
-	p       int
-	epoch   uint64
-	recSeq  uint64 // stream sequence of the record that made the partition ours
-	replay  uint64 // events at or below it get the applied-marker check first
-	iter    jetstream.MessagesContext
-	stopped atomic.Bool  // set once the partition is no longer ours
-	out     atomic.Int64 // events taken from the server and not yet finished
+	p              int
+	partition.Held // the epoch consumed and the record that made it ours
+	iter           jetstream.MessagesContext
+	stopped        atomic.Bool  // set once the partition is no longer ours
+	out            atomic.Int64 // events taken from the server and not yet finished
 }
 
 // stop ends the subscription: no more events are taken, and those queued
@@ -104,8 +60,8 @@ type opResult struct {
 }
 
 // group is a runtime's membership in its world's worker group. Its loop
-// goroutine owns parts, busy and inflight; the watcher's callback writes the
-// view under mu.
+// goroutine owns parts, busy, notUntil, inflight and leader; the watcher's
+// callback writes the board under mu.
 type group struct {
 	r      *Runtime
 	js     jetstream.JetStream
@@ -117,11 +73,9 @@ type group struct {
 	beat   time.Duration
 	q      *keyQueue
 
-	mu     sync.Mutex // guards seen, recs, synced
-	seen   map[string]time.Time
-	recs   [bus.Partitions]record
-	synced bool
-	poke   chan struct{}
+	mu    sync.Mutex      // guards board
+	board partition.Board // what the watch has shown of the group
+	poke  chan struct{}
 
 	parts    [bus.Partitions]*partSub
 	busy     [bus.Partitions]bool
@@ -137,8 +91,8 @@ type group struct {
 func newGroup(r *Runtime, stream jetstream.Stream, q *keyQueue) *group {
 	return &group{
 		r: r, js: r.cfg.JS, stream: stream, w: r.world, name: r.cfg.Consumer, member: r.cfg.Member,
-		lease: r.cfg.Lease, beat: r.cfg.Lease / 6, q: q,
-		seen:    make(map[string]time.Time),
+		lease: r.cfg.Lease, beat: partition.Beat(r.cfg.Lease), q: q,
+		board:   partition.NewBoard(bus.Partitions),
 		poke:    make(chan struct{}, 1),
 		results: make(chan opResult, 4*bus.Partitions),
 	}
@@ -186,7 +140,7 @@ func (g *group) run(ctx context.Context) ([]*partSub, error) {
 	defer tick.Stop()
 	syncBy := time.Now().Add(g.lease) // act on a partial view rather than never
 	for {
-		g.evaluate(ctx, time.Now().After(syncBy))
+		g.evaluate(ctx, syncBy)
 		select {
 		case <-ctx.Done():
 			return g.shutdown(), nil
@@ -196,7 +150,7 @@ func (g *group) run(ctx context.Context) ([]*partSub, error) {
 			// A watcher that has not shown this member's own heartbeats for
 			// a lease may have stopped for good (its consumer lost with a
 			// server): start another.
-			if time.Since(g.lastSeen(g.member)) > g.lease && time.Since(watch.started) > g.lease {
+			if partition.Rewatch(time.Now(), g.lastSeen(g.member), watch.started, g.lease) {
 				g.r.log.Info("group view stale, watching again", logMember, g.member)
 				watch.stop()
 				if w, err := g.watch(ctx); err == nil {
@@ -221,7 +175,7 @@ func (g *group) heartbeat(ctx context.Context) error {
 	}
 	m := nats.NewMsg(subj)
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
-	ttl := max(2*g.lease, time.Second).Round(time.Second)
+	ttl := partition.HeartbeatTTL(g.lease)
 	pctx, cancel := context.WithTimeout(ctx, g.lease)
 	defer cancel()
 	_, err = g.js.PublishMsg(pctx, m, jetstream.WithMsgTTL(ttl))
@@ -261,9 +215,10 @@ func (g *group) watch(ctx context.Context) (*watcher, error) {
 	return &watcher{cc: cc, started: time.Now()}, nil
 }
 
-// observe updates the view from one message of the group's subjects.
-// Until the watch has caught up with what was stored when it started, a
-// heartbeat counts as old as it is.
+// observe puts one message of the group's subjects on the board: a
+// member's heartbeat, its leaving (a delete heartbeat), or a partition's
+// record. caughtUp is set once the watch has delivered what was stored
+// when it started.
 func (g *group) observe(m jetstream.Msg, caughtUp *atomic.Bool) {
 	meta, err := m.Metadata()
 	if err != nil {
@@ -274,36 +229,20 @@ func (g *group) observe(m jetstream.Msg, caughtUp *atomic.Bool) {
 	switch {
 	case !ok:
 	case p < 0 && m.Headers().Get(bus.HeaderOp) == bus.OpDelete:
-		delete(g.seen, member) // left the group
+		g.board.Leave(member)
 	case p < 0:
-		at := time.Now()
-		if !caughtUp.Load() && meta.Timestamp.Before(at) {
-			at = meta.Timestamp // stored before this watch started: as old as it is
-		}
-		if at.After(g.seen[member]) {
-			g.seen[member] = at
-		}
+		g.board.Heartbeat(member, time.Now(), meta.Timestamp, caughtUp.Load())
 	default:
-		var rec record
-		if json.Unmarshal(m.Data(), &rec) == nil {
-			g.learn(p, rec, meta.Sequence.Stream)
+		if rec, err := partition.DecodeRecord(m.Data(), meta.Sequence.Stream); err == nil {
+			g.board.Learn(p, rec)
 		}
 	}
 	if meta.NumPending == 0 {
 		caughtUp.Store(true)
-		g.synced = true
+		g.board.Synced = true
 	}
 	g.mu.Unlock()
 	g.nudge()
-}
-
-// learn records rec, stored at seq, as partition p's record if it is newer
-// than the one known. g.mu must be held.
-func (g *group) learn(p int, rec record, seq uint64) {
-	if seq > g.recs[p].seq {
-		rec.seq = seq
-		g.recs[p] = rec
-	}
 }
 
 func (g *group) nudge() {
@@ -317,7 +256,7 @@ func (g *group) nudge() {
 func (g *group) lastSeen(member string) time.Time {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.seen[member]
+	return g.board.Members[member]
 }
 
 // refresh reads partition p's record from the server, after a
@@ -331,68 +270,58 @@ func (g *group) refresh(ctx context.Context, p int) {
 	if err != nil {
 		return
 	}
-	var rec record
-	if json.Unmarshal(m.Data, &rec) != nil {
+	rec, err := partition.DecodeRecord(m.Data, m.Sequence)
+	if err != nil {
 		return
 	}
 	g.mu.Lock()
-	g.learn(p, rec, m.Sequence)
+	g.board.Learn(p, rec)
 	g.mu.Unlock()
 }
 
-// evaluate compares the partitions consumed here with the assignment the
-// view gives, and starts the acquisitions and releases that differ.
-//
-// A worker never stops consuming a partition on its own suspicion that the
-// others think it dead: what keeps two owners apart is the epoch's
-// consumer, deleted by whoever takes the partition over. It takes over
-// from an owner it thinks dead only while its own view is fresh (it has
-// seen its own heartbeat come back lately), so that a worker whose watcher
-// lags behind does not mistake live owners for dead ones.
-func (g *group) evaluate(ctx context.Context, force bool) {
-	now := time.Now()
+// evaluate plans from the board and the partitions consumed here
+// (partition.Plan), and carries the plan out: it starts the acquisitions
+// and releases, drops the partitions taken over, and follows the commit
+// leader. Until syncBy, it waits for the watch to catch up.
+func (g *group) evaluate(ctx context.Context, syncBy time.Time) {
 	g.mu.Lock()
-	if !g.synced && !force {
-		g.mu.Unlock()
-		return
-	}
-	fresh := now.Sub(g.seen[g.member]) <= g.lease/2
-	recs := g.recs
-	live := []string{g.member}
-	alive := map[string]bool{g.member: true}
-	for m, at := range g.seen {
-		if m != g.member && now.Sub(at) <= g.lease {
-			live = append(live, m)
-			alive[m] = true
-		}
-	}
+	board := g.board.Clone()
 	g.mu.Unlock()
-	slices.Sort(live)
-	g.lead(live[0])
-	for p := range bus.Partitions {
-		if g.busy[p] || now.Before(g.notUntil[p]) {
-			continue
+	v := partition.View{
+		Board:  board,
+		Self:   g.member,
+		Now:    time.Now(),
+		Lease:  g.lease,
+		SyncBy: syncBy,
+		Leader: cmp.Or(g.leader, g.member),
+		Parts:  make([]partition.Local, bus.Partitions),
+	}
+	for p, ps := range g.parts {
+		v.Parts[p] = partition.Local{Busy: g.busy[p], NotUntil: g.notUntil[p]}
+		if ps != nil {
+			v.Parts[p].Held = &ps.Held
 		}
-		ps, rec, want := g.parts[p], recs[p], live[p%len(live)]
-		switch {
-		case ps != nil && rec.seq > ps.recSeq && (rec.Owner != g.member || rec.Epoch != ps.epoch):
-			g.drop(p, "taken over by "+rec.Owner)
-		case ps != nil && want != g.member:
-			g.release(ctx, p, ps, rec)
-		case ps == nil && want == g.member && (rec.Owner == "" || rec.Owner == g.member || fresh && !alive[rec.Owner]):
-			g.acquire(ctx, p, rec)
-		case ps == nil && rec.Owner == g.member && want != g.member:
-			g.release(ctx, p, nil, rec) // a record left from a failed acquisition
+	}
+	for _, a := range partition.Plan(v) {
+		switch a.Op {
+		case partition.Lead:
+			g.lead(a.Member)
+		case partition.Drop:
+			g.drop(a.P, a.Reason)
+		case partition.Acquire:
+			g.acquire(ctx, a.P, a.Record)
+		case partition.Release:
+			g.release(ctx, a.P, a.Record)
 		}
 	}
 }
 
-// lead makes leader the group's commit leader for this worker: the first
-// live member by name, which every worker's view agrees on once it has
-// seen the same heartbeats. The others forward their atomic batches to
-// it, so that one committer forms them all and keeps their conflicts
-// apart (see package kv, forward.go). Views that disagree for a while
-// cost conflicts, not correctness.
+// lead makes leader the group's commit leader for this worker (Plan's
+// Lead). The others forward their atomic batches to it, so that one
+// committer forms them all and keeps their conflicts apart (see package
+// kv, forward.go). Views that disagree for a while cost conflicts, not
+// correctness. If the store refuses, leader is kept as it was, and the
+// next plan asks again.
 func (g *group) lead(leader string) {
 	if leader == g.member {
 		leader = ""
@@ -426,7 +355,7 @@ func (g *group) setOwned(p int, on bool) {
 
 // drop stops consuming partition p at once.
 func (g *group) drop(p int, why string) {
-	g.r.log.Info("partition lost", logPartition, p, logEpoch, g.parts[p].epoch, logReason, why)
+	g.r.log.Info("partition lost", logPartition, p, logEpoch, g.parts[p].Epoch, logReason, why)
 	g.parts[p].stop()
 	g.parts[p] = nil
 	g.setOwned(p, false)
@@ -434,7 +363,8 @@ func (g *group) drop(p int, why string) {
 }
 
 // acquire takes partition p in the background.
-func (g *group) acquire(ctx context.Context, p int, rec record) {
+// rec is the partition's record known, which the next epoch's replaces.
+func (g *group) acquire(ctx context.Context, p int, rec partition.Record) {
 	g.busy[p] = true
 	g.inflight++
 	go func() {
@@ -444,22 +374,23 @@ func (g *group) acquire(ctx context.Context, p int, rec record) {
 }
 
 // release hands partition p back in the background: stop taking its
-// events, let the ones started finish (bounded by the lease), then clear
-// the record's owner so that the next owner need not wait for a lease.
-func (g *group) release(ctx context.Context, p int, ps *partSub, rec record) {
+// events if it is consumed here, let the ones started finish (bounded by
+// the lease), then clear the owner of rec, the record by which this worker
+// holds it, so that the next owner need not wait for a lease.
+func (g *group) release(ctx context.Context, p int, rec partition.Record) {
 	g.busy[p] = true
 	g.inflight++
+	ps := g.parts[p]
 	if ps != nil {
 		g.parts[p] = nil
 		g.setOwned(p, false)
 		ps.stop()
-		rec = record{Owner: g.member, Epoch: ps.epoch, Replay: ps.replay, seq: ps.recSeq}
 	}
 	go func() {
 		if ps != nil {
 			g.settle(ctx, ps)
 		}
-		err := g.writeRecord(ctx, p, record{Epoch: rec.Epoch, Replay: rec.Replay}, rec.seq)
+		err := g.writeRecord(ctx, p, rec.Released(), rec.Seq)
 		g.results <- opResult{kind: opReleased, p: p, err: err}
 	}()
 }
@@ -490,7 +421,7 @@ func (g *group) apply(ctx context.Context, res opResult) {
 			g.parts[res.p] = res.ps
 			g.setOwned(res.p, true)
 			g.stats.acquired.Add(1)
-			g.r.log.Info("partition acquired", logPartition, res.p, logEpoch, res.ps.epoch)
+			g.r.log.Info("partition acquired", logPartition, res.p, logEpoch, res.ps.Epoch)
 			g.inflight++
 			go g.read(res.ps)
 		}
@@ -509,10 +440,10 @@ func (g *group) apply(ctx context.Context, res opResult) {
 			if errors.Is(res.err, errDeliveryGap) {
 				why = "a delivery was lost"
 			}
-			g.r.log.Info("partition lost", logPartition, res.p, logEpoch, res.ps.epoch, logReason, why, logErr, res.err)
+			g.r.log.Info("partition lost", logPartition, res.p, logEpoch, res.ps.Epoch, logReason, why, logErr, res.err)
 			// The consumer went away under us (taken over, or the server
-			// lost it), or lost a delivery: stop, and let the view decide
-			// what comes next (this worker takes the partition again, at
+			// lost it), or lost a delivery: stop, and let the next plan
+			// decide what comes next (this worker takes the partition again, at
 			// its next epoch, if it is still this worker's).
 			g.parts[res.p] = nil
 			g.setOwned(res.p, false)
@@ -522,8 +453,9 @@ func (g *group) apply(ctx context.Context, res opResult) {
 	}
 }
 
-// backOff keeps partition p out of the next evaluations for a while, so
-// that a failing acquisition or release is not retried in a tight loop.
+// backOff keeps partition p out of the next plans for a while
+// (partition.Local.NotUntil), so that a failing acquisition or release is
+// not retried in a tight loop.
 func (g *group) backOff(p int) {
 	g.notUntil[p] = time.Now().Add(g.beat/2 + rand.N(g.beat))
 }
@@ -532,7 +464,7 @@ func (g *group) backOff(p int) {
 // subscription stops.
 func (g *group) read(ps *partSub) {
 	var err error
-	var last uint64 // consumer sequence of the last delivery taken
+	var seqs partition.Deliveries
 	for {
 		var m jetstream.Msg
 		if m, err = ps.iter.Next(); err != nil {
@@ -541,20 +473,17 @@ func (g *group) read(ps *partSub) {
 		if ps.stopped.Load() {
 			continue
 		}
-		// Every delivery, first or repeated, takes the consumer's next
-		// sequence. A gap is a delivery lost on its way here (the
-		// connection to a node that died with it in flight): the server
-		// redelivers it only after AckWait, and meanwhile delivers the
-		// partition's later events, which would then run before it. So a
-		// gap ends this subscription; the partition's next epoch starts at
-		// its ack floor and delivers the lost event first (TestKillLeader).
+		// A gap in the consumer's delivery sequence is a delivery lost on
+		// its way here: it ends this subscription, so that the lost event,
+		// delivered first by the partition's next epoch, still runs before
+		// the partition's later events (partition.Deliveries;
+		// TestKillLeader).
 		if meta, merr := m.Metadata(); merr == nil {
-			if last != 0 && meta.Sequence.Consumer != last+1 {
+			if last, ok := seqs.Take(meta.Sequence.Consumer); !ok {
 				err = fmt.Errorf("%w: consumer sequence %d after %d", errDeliveryGap, meta.Sequence.Consumer, last)
 				ps.stop()
 				break
 			}
-			last = meta.Sequence.Consumer
 		}
 		_, part, ok := g.w.ParseEvent(m.Subject())
 		if !ok {
@@ -608,7 +537,8 @@ func (g *group) leave(ctx context.Context, held []*partSub) {
 	var wg sync.WaitGroup
 	for _, ps := range held {
 		wg.Go(func() {
-			_ = g.writeRecord(ctx, ps.p, record{Epoch: ps.epoch, Replay: ps.replay}, ps.recSeq)
+			rec := ps.Record(g.member)
+			_ = g.writeRecord(ctx, ps.p, rec.Released(), rec.Seq)
 		})
 	}
 	wg.Wait()
@@ -616,22 +546,18 @@ func (g *group) leave(ctx context.Context, held []*partSub) {
 
 // writeRecord stores partition p's record if its last one is still at
 // sequence last (0: none yet), and returns the new record's sequence.
-func (g *group) writeRecord(ctx context.Context, p int, rec record, last uint64) error {
+func (g *group) writeRecord(ctx context.Context, p int, rec partition.Record, last uint64) error {
 	_, err := g.storeRecord(ctx, p, rec, last)
 	return err
 }
 
-func (g *group) storeRecord(ctx context.Context, p int, rec record, last uint64) (uint64, error) {
+func (g *group) storeRecord(ctx context.Context, p int, rec partition.Record, last uint64) (uint64, error) {
 	subj, err := g.w.Owner(g.name, p)
 	if err != nil {
 		return 0, err
 	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return 0, err
-	}
 	m := nats.NewMsg(subj)
-	m.Data = b
+	m.Data = rec.Encode()
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	ack, err := g.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
 	if err != nil {
@@ -684,22 +610,39 @@ func partitionConsumers(ctx context.Context, s jetstream.Stream, group string) (
 }
 
 // take makes partition p this runtime's: it wins the next epoch by
-// compare-and-set on the record, creates the epoch's consumer at the
-// lowest ack floor of the earlier epochs, then deletes them.
-func (g *group) take(ctx context.Context, p int, rec record) (*partSub, error) {
+// compare-and-set on rec, the partition's record known, creates the epoch's
+// consumer where partition.Next says (after the lowest ack floor of the
+// earlier epochs), then deletes the earlier epochs' consumers.
+func (g *group) take(ctx context.Context, p int, rec partition.Record) (*partSub, error) {
 	all, err := partitionConsumers(ctx, g.stream, g.name)
 	if err != nil {
 		return nil, err
 	}
 	olds := all[p]
-	ps := &partSub{p: p, epoch: rec.Epoch + 1, replay: rec.Replay}
+	earlier := make([]partition.Consumer, len(olds))
+	for i, o := range olds {
+		earlier[i] = partition.Consumer{AckFloor: o.AckFloor.Stream, Delivered: o.Delivered.Stream}
+	}
+	var last uint64 // the stream's last sequence, which Next needs only when no earlier consumer is left
+	if len(olds) == 0 {
+		info, err := g.stream.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		last = info.State.LastSeq
+	}
+	next, start := partition.Next(g.member, rec, earlier, last)
+	ps := &partSub{p: p, Held: partition.Held{Epoch: next.Epoch, Replay: next.Replay}}
 	cfg := jetstream.ConsumerConfig{
-		Durable:       consumerName(g.name, p, ps.epoch),
+		Durable:       consumerName(g.name, p, next.Epoch),
 		FilterSubject: g.w.PartitionFilter(p),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       g.r.cfg.AckWait,
 		MaxAckPending: g.r.cfg.Concurrency * 2,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if start > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
 	}
 	if g.stream.CachedInfo().Config.Replicas <= 1 {
 		// On one server, the consumer's state (ack floor, pending) is kept
@@ -708,31 +651,15 @@ func (g *group) take(ctx context.Context, p int, rec record) (*partSub, error) {
 		// partitions). It is never needed for correctness: a consumer lost
 		// with its server's restart is a partition with no earlier
 		// consumer, whose next owner checks every stored event against its
-		// applied marker (below), and compaction keeps every marker of a
-		// stored event (TestServerRestart). A replicated consumer keeps
-		// its state on disk, as before: its ack floor must survive the loss
-		// of a node, and memory state on R3 has not been measured against
-		// that (TestKillLeader's failures, once blamed on it, came from a
-		// lost delivery: see read).
+		// applied marker (partition.Next), and compaction keeps every
+		// marker of a stored event (TestServerRestart). A replicated
+		// consumer keeps its state on disk, as before: its ack floor must
+		// survive the loss of a node, and memory state on R3 has not been
+		// measured against that (TestKillLeader's failures, once blamed on
+		// it, came from a lost delivery: see read).
 		cfg.MemoryStorage = true
 	}
-	if len(olds) == 0 {
-		// No earlier consumer to tell what was handled: check everything
-		// stored so far against its marker.
-		info, err := g.stream.Info(ctx)
-		if err != nil {
-			return nil, err
-		}
-		ps.replay = max(ps.replay, info.State.LastSeq)
-	} else {
-		floor := olds[0].AckFloor.Stream
-		for _, o := range olds {
-			floor = min(floor, o.AckFloor.Stream)
-			ps.replay = max(ps.replay, o.Delivered.Stream)
-		}
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
-	}
-	if ps.recSeq, err = g.storeRecord(ctx, p, record{Owner: g.member, Epoch: ps.epoch, Replay: ps.replay}, rec.seq); err != nil {
+	if ps.RecSeq, err = g.storeRecord(ctx, p, next, rec.Seq); err != nil {
 		return nil, err
 	}
 	cons, err := g.js.CreateConsumer(ctx, g.stream.CachedInfo().Config.Name, cfg)

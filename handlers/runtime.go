@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/handlers/internal/partition"
 	"github.com/starbus/starbus/kv"
 )
 
@@ -308,7 +309,7 @@ func (r *Runtime) process(ctx context.Context, it item) {
 		if ps.stopped.Load() {
 			return
 		}
-		replay = ps.replay
+		replay = ps.Replay
 	}
 	if ctx.Err() != nil {
 		_ = m.Nak()
@@ -328,7 +329,7 @@ func (r *Runtime) process(ctx context.Context, it item) {
 	}
 	// Delivered before, or by an earlier owner of its partition: a worker
 	// may have committed it and died before its ack. The marker says.
-	if meta.NumDelivered > 1 || seq <= replay {
+	if partition.MayBeApplied(seq, meta.NumDelivered, replay) {
 		if r.applied(ctx, m, seq) {
 			return
 		}
