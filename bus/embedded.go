@@ -40,6 +40,19 @@ type EmbeddedConfig struct {
 	// minutes, and an acknowledged commit survives the death of any
 	// process, not the machine's.
 	SyncAlways bool
+	// Users, if any, are the only identities the server accepts, each
+	// allowed what its role needs in its world ([World.Permissions]). None:
+	// the server accepts every connection and allows it everything (a dev
+	// box on loopback).
+	Users []User
+}
+
+// User is an identity of an embedded server: a name and password, and the
+// role it plays in a world.
+type User struct {
+	Name, Password string
+	Role           Role
+	World          World // not needed for RoleAdmin
 }
 
 // ClusterConfig makes an embedded server one node of a JetStream cluster.
@@ -106,6 +119,19 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 			}
 			opts.Routes = append(opts.Routes, u)
 		}
+	}
+	for _, u := range cfg.Users {
+		if u.Name == "" || u.Password == "" {
+			return nil, fmt.Errorf("bus: embedded server: user %q of role %s needs a name and a password", u.Name, u.Role)
+		}
+		if u.Role != RoleAdmin && u.World.Name() == "" {
+			return nil, fmt.Errorf("bus: embedded server: user %q of role %s needs a world", u.Name, u.Role)
+		}
+		perms, err := u.World.Permissions(u.Role)
+		if err != nil {
+			return nil, fmt.Errorf("bus: embedded server: user %q: %w", u.Name, err)
+		}
+		opts.Users = append(opts.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: perms})
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

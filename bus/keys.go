@@ -29,3 +29,11 @@ func ChannelMemberKey(name, session string) string { return ChannelMembersPrefix
 // SessionRecordsFilter matches the subjects of every session record (and
 // nothing else).
 func (w World) SessionRecordsFilter() string { return w.prefix + "kv.starbus.sess.*" }
+
+// AuthKey holds the account record (password hash) of the player name.
+func AuthKey(name string) string { return "starbus.auth.user." + name }
+
+// LegacyAuthKey is where Starbus kept the account record of name before
+// AuthKey, in the game's key space; edges move a record from there to
+// AuthKey at its player's next login.
+func LegacyAuthKey(name string) string { return "auth.user." + name }

@@ -95,6 +95,37 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 	}
 }
 
+// Lookup waits until the stream of world w exists and answers reads, and
+// returns it: how a process that may not provision (an edge, see
+// [Role.Provisions]) starts.
+func Lookup(ctx context.Context, js jetstream.JetStream, w World) (jetstream.Stream, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err := js.Stream(actx, w.Stream())
+		if err == nil {
+			_, err = s.GetLastMsgForSubject(actx, w.Check(0))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				err = nil
+			}
+		}
+		cancel()
+		switch {
+		case err == nil:
+			return s, nil
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("bus: look up %s: %w", w.Stream(), errors.Join(err, ctx.Err()))
+		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrStreamNotFound) &&
+			!errors.Is(err, nats.ErrNoResponders):
+			return nil, fmt.Errorf("bus: look up %s: %w", w.Stream(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bus: look up %s: %w", w.Stream(), ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // errCodeNoPeers is nats-server's JSClusterNoPeersErr: not enough nodes
 // online to place the stream's replicas. A cluster that has just elected
 // its meta leader answers it until every node has reported in.

@@ -33,7 +33,8 @@ var (
 )
 
 // StoreAuth is the default [Authenticator]: salted argon2id password
-// hashes kept in the world's state under auth.user.<name>.
+// hashes kept in the world's state under bus.AuthKey(name)
+// (starbus.auth.user.<name>).
 type StoreAuth struct {
 	Store *kv.Store
 	// Register lets an unknown name register with the password it first
@@ -126,9 +127,20 @@ func (a *StoreAuth) authenticate(ctx context.Context, name, password string) (st
 	if password == "" {
 		return "", ErrBadCredentials
 	}
-	key := "auth.user." + name
+	key, legacy := bus.AuthKey(name), bus.LegacyAuthKey(name)
 	var cred credential
-	err := a.Store.View(ctx, func(tx *kv.Tx) error { return tx.Get(ctx, key, &cred) })
+	var moved bool // found under the legacy key
+	err := a.Store.View(ctx, func(tx *kv.Tx) error {
+		moved = false
+		ok, err := tx.Lookup(ctx, key, &cred)
+		if err != nil || ok {
+			return err
+		}
+		if moved, err = tx.Lookup(ctx, legacy, &cred); err == nil && !moved {
+			err = kv.ErrNotFound
+		}
+		return err
+	})
 	switch {
 	case err == nil:
 		got, err := a.hash(ctx, password, cred.Salt, cred.Time, cred.Memory, cred.Threads)
@@ -137,6 +149,17 @@ func (a *StoreAuth) authenticate(ctx context.Context, name, password string) (st
 		}
 		if subtle.ConstantTimeCompare(got, cred.Hash) != 1 {
 			return "", ErrBadCredentials
+		}
+		if moved {
+			// Out of the game's key space, where it used to be. A failure
+			// costs nothing: the next login moves it.
+			_ = a.Store.Update(ctx, func(tx *kv.Tx) error {
+				var cur credential
+				if ok, err := tx.Lookup(ctx, legacy, &cur); err != nil || !ok {
+					return err
+				}
+				return errors.Join(tx.Put(key, cur), tx.Delete(legacy))
+			})
 		}
 		return name, nil
 	case !errors.Is(err, kv.ErrNotFound):
@@ -155,7 +178,11 @@ func (a *StoreAuth) authenticate(ctx context.Context, name, password string) (st
 	err = a.Store.Update(ctx, func(tx *kv.Tx) error {
 		// Two first logins racing for one name: the first commit wins, the
 		// other conflicts, re-runs, and finds the name taken.
-		if taken, err := tx.Exists(ctx, key); err != nil || taken {
+		taken, err := tx.Exists(ctx, key)
+		if err == nil && !taken {
+			taken, err = tx.Exists(ctx, legacy)
+		}
+		if err != nil || taken {
 			if err == nil {
 				err = ErrBadCredentials
 			}
