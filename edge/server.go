@@ -187,7 +187,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := s.newConn(nc)
+		c := s.newConn(newTCPTransport(nc))
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
