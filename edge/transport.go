@@ -41,7 +41,10 @@ type transport interface {
 	SetWriteDeadline(t time.Time) error
 }
 
-var _ transport = (*tcpTransport)(nil)
+var (
+	_ transport = (*tcpTransport)(nil)
+	_ transport = (*wsTransport)(nil)
+)
 
 // badMessage is a whole message of a transport whose messages delimit
 // frames (WebSocket) that is not a frame: it is answered with ERROR
