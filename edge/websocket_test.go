@@ -4,17 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"runtime"
@@ -29,6 +23,7 @@ import (
 	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/client"
 	"github.com/starbus/starbus/internal/natstest"
+	"github.com/starbus/starbus/internal/tlstest"
 	"github.com/starbus/starbus/kv"
 )
 
@@ -413,7 +408,8 @@ func goroutineDump() string {
 // TestEdgeTLS: a client logs in over TLS on TCP and over wss, with a
 // certificate made for the test, and messages go both ways.
 func TestEdgeTLS(t *testing.T) {
-	serverTLS, clientTLS := selfSigned(t)
+	cert := tlstest.New(t)
+	serverTLS, clientTLS := cert.Server, cert.Client
 	env := natstest.Start(t, natstest.Options{})
 	srv := &edge.Server{JS: env.JS, World: env.World, Logger: testLogger(t), Auth: edge.AuthFunc(acceptAll)}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -462,41 +458,6 @@ func TestEdgeTLS(t *testing.T) {
 			}
 		})
 	}
-}
-
-// selfSigned makes an ECDSA certificate for 127.0.0.1 and localhost, and
-// the TLS configurations of a server holding it and of a client trusting
-// it.
-func selfSigned(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "starbus test edge"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}, MinVersion: tls.VersionTLS12}
-	return server, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }
 
 // TestWebSocketBadConnections: 10,000 bad connections to a WebSocket
