@@ -188,7 +188,12 @@ func runClients(role string, args []string, in io.Reader, out io.Writer) error {
 		for _, c := range conns {
 			wg.Go(func() { r.read(c) })
 		}
-		defer wg.Wait() // after the conns are closed
+		defer func() { // the readers end with their connections
+			for _, c := range conns {
+				c.nc.Close()
+			}
+			wg.Wait()
+		}()
 		for sc.Scan() {
 			cmd := strings.Fields(sc.Text())
 			var err error
