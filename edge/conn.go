@@ -343,8 +343,8 @@ func (c *conn) end() {
 }
 
 // readFailed answers, or logs, a read's error. It reports whether the
-// reading goes on: after a bad message of a transport whose messages
-// delimit frames (WebSocket), the next message is a frame again.
+// reading goes on: after a bad message, the next message is a frame
+// again.
 func (c *conn) readFailed(err error) bool {
 	s := c.s
 	var ne net.Error
@@ -356,8 +356,6 @@ func (c *conn) readFailed(err error) bool {
 		return true
 	case errors.Is(err, ErrFrameTooLarge):
 		c.fail(&ProtocolError{Code: CodeFrameTooLarge, Reason: err.Error()})
-	case errors.Is(err, ErrMalformed):
-		c.fail(&ProtocolError{Code: CodeMalformed, Reason: err.Error()})
 	case c.sess == nil && errors.As(err, &ne) && ne.Timeout():
 		c.fail(&ProtocolError{Code: CodeLoginTimeout, Reason: fmt.Sprintf("no login within %v", s.LoginTimeout)})
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"time"
 )
@@ -21,7 +22,8 @@ import (
 type transport interface {
 	// readFrame reads the client's next frame, of at most max bytes
 	// (opcode included). Its errors: ErrFrameTooLarge, a *badMessage
-	// (answered, and the connection goes on), a net.Error timeout once the
+	// (answered with ERROR malformed, and the connection goes on), a
+	// net.Error timeout once the
 	// read deadline passes, io.ErrUnexpectedEOF for a connection that
 	// ended inside a frame, and any other end of the connection.
 	readFrame(max int) (Frame, error)
@@ -46,9 +48,9 @@ var (
 	_ transport = (*wsTransport)(nil)
 )
 
-// badMessage is a whole message of a transport whose messages delimit
-// frames (WebSocket) that is not a frame: it is answered with ERROR
-// malformed, and the connection goes on.
+// badMessage is a whole message that is not a frame (a WebSocket message,
+// or a TCP frame of length 0), after which the next message is a frame
+// again: it is answered with ERROR malformed, and the connection goes on.
 type badMessage struct{ reason string }
 
 func (e *badMessage) Error() string { return "malformed message: " + e.reason }
@@ -72,7 +74,14 @@ func newTCPTransport(nc net.Conn) *tcpTransport {
 	return &tcpTransport{nc: nc, r: bufio.NewReaderSize(nc, readBuffer)}
 }
 
-func (t *tcpTransport) readFrame(max int) (Frame, error) { return ReadFrame(t.r, max) }
+func (t *tcpTransport) readFrame(max int) (Frame, error) {
+	f, err := ReadFrame(t.r, max)
+	if errors.Is(err, ErrMalformed) {
+		// A length of 0: the next four bytes are a length again.
+		return Frame{}, &badMessage{reason: "a frame of length 0; a frame holds at least its opcode"}
+	}
+	return f, err
+}
 
 func (t *tcpTransport) write(b []byte) error {
 	_, err := t.nc.Write(b)
