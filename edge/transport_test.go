@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/starbus/starbus/edge"
+	"github.com/starbus/starbus/internal/natstest"
 )
 
 // wire is a raw client connection over one transport, written from
@@ -23,6 +24,9 @@ type wire interface {
 	// closed reads the end of the connection: after an error frame with
 	// code why, or after LOGOUT_OK (why 0).
 	closed(why uint16)
+	// drain reads everything until the end of the connection, or fails
+	// the test.
+	drain()
 }
 
 // tcpWire is PROTOCOL.md's byte stream.
@@ -46,6 +50,13 @@ func dialTCPWire(t testing.TB, addr string) wire {
 func (w *tcpWire) frame(op byte, body ...[]byte) { w.nc.Write(rawFrame(op, body...)) }
 func (w *tcpWire) oversize(n int)                { w.nc.Write(rawFrame(0x03, make([]byte, n-1))) }
 func (w *tcpWire) next() (byte, []byte)          { return readRaw(w.t, w.r) }
+
+func (w *tcpWire) drain() {
+	w.t.Helper()
+	if _, err := io.Copy(io.Discard, w.r); err != nil {
+		w.t.Fatalf("connection not closed: %v", err)
+	}
+}
 
 func (w *tcpWire) closed(uint16) {
 	w.t.Helper()
@@ -71,6 +82,15 @@ func (w *wsWire) next() (byte, []byte) {
 		w.c.t.Fatalf("closed with %d, want a frame", cc)
 	}
 	return op, body
+}
+
+// drain reads bytes, not frames: a connection closed on a client that does
+// not read may end inside a frame, its close frame unsent.
+func (w *wsWire) drain() {
+	w.c.t.Helper()
+	if _, err := io.Copy(io.Discard, w.c.r); err != nil {
+		w.c.t.Fatalf("connection not closed: %v", err)
+	}
 }
 
 func (w *wsWire) closed(why uint16) {
@@ -213,6 +233,22 @@ func TestTransportContract(t *testing.T) {
 						c.frame(0x03, []byte("spam"))
 					}
 					expectCode(t, c, 6, false)
+				}},
+				{"client that never reads", func(t *testing.T, c wire) {
+					name := "sleeper-" + tr.name
+					login(t, c, name)
+					subj := ""
+					natstest.Eventually(t, 10*time.Second, func() bool {
+						subj = sessionSubjectOf(t, w, name)
+						return subj != ""
+					}, "the session's subject")
+					big := make([]byte, 32<<10)
+					for range 400 {
+						if _, err := w.env.JS.Publish(t.Context(), subj, big); err != nil {
+							t.Fatal(err)
+						}
+					}
+					c.drain() // the error frame is somewhere in the backlog
 				}},
 				{"taken over from the other transport", func(t *testing.T, c wire) {
 					token := login(t, c, "moved-"+tr.name)
