@@ -1,6 +1,8 @@
 // Package config holds Starbus's configuration as plain structs: defaults,
 // validation that names the bad field, and JSON for config files. It reads
-// no files, environment or flags itself; cmd/starbus does.
+// no configuration files, environment or flags itself; cmd/starbus does.
+// Validate opens the TLS files a configuration names, only to report one
+// that cannot be read by its field.
 package config
 
 import (
@@ -8,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path"
 	"time"
 
 	"github.com/starbus/starbus/bus"
@@ -55,6 +59,23 @@ type NATS struct {
 type Edge struct {
 	// Listen is the TCP address clients connect to.
 	Listen string `json:"listen"`
+	// WebSocket is the address of the edge's WebSocket listener, which
+	// serves at path /ws; "" (the default) serves none. `starbus dev`
+	// also serves /ws on its HTTP address (the live map's), whatever
+	// this is.
+	WebSocket string `json:"websocket"`
+	// WebSocketOrigins lists the origins, besides the page's own host,
+	// whose pages may open a WebSocket to the edge: host patterns as
+	// path.Match matches them ("*.example.com"), or with a scheme
+	// ("https://example.com"). Empty: same origin only.
+	WebSocketOrigins []string `json:"websocket_origins"`
+	// TLSCert and TLSKey are PEM files of the certificate (chain) and key
+	// of the edge's client listeners: TLS over TCP on Listen, wss on
+	// WebSocket (and, with `starbus dev`, https for the live map and its
+	// /ws). Both or neither; neither (the default) serves plain TCP and
+	// ws.
+	TLSCert string `json:"tls_cert"`
+	TLSKey  string `json:"tls_key"`
 	// Register lets unknown names register on first login.
 	Register bool `json:"register"`
 	// The limits of edge.Server of the same names.
@@ -132,6 +153,19 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Edge.Listen); err != nil {
 		return bad("edge.listen", "%q is not host:port", c.Edge.Listen)
 	}
+	if c.Edge.WebSocket != "" {
+		if _, _, err := net.SplitHostPort(c.Edge.WebSocket); err != nil {
+			return bad("edge.websocket", "%q is not host:port (or empty for none)", c.Edge.WebSocket)
+		}
+	}
+	for _, p := range c.Edge.WebSocketOrigins {
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			return bad("edge.websocket_origins", "%q is not a host pattern", p)
+		}
+	}
+	if err := validTLS(c.Edge.TLSCert, c.Edge.TLSKey); err != nil {
+		return err
+	}
 	if c.Edge.MaxFrame < 64 || c.Edge.MaxFrame > 8<<20 {
 		return bad("edge.max_frame", "%d is outside 64 bytes to 8 MiB", c.Edge.MaxFrame)
 	}
@@ -180,6 +214,27 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return bad("log_level", "%q; use debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// validTLS checks that cert and key are both set, or neither, and
+// readable.
+func validTLS(cert, key string) error {
+	switch {
+	case cert == "" && key == "":
+		return nil
+	case key == "":
+		return bad("edge.tls_key", "empty, and edge.tls_cert is set: give both or neither")
+	case cert == "":
+		return bad("edge.tls_cert", "empty, and edge.tls_key is set: give both or neither")
+	}
+	for _, file := range []struct{ field, name string }{{"edge.tls_cert", cert}, {"edge.tls_key", key}} {
+		f, err := os.Open(file.name)
+		if err != nil {
+			return bad(file.field, "%v", err)
+		}
+		f.Close()
 	}
 	return nil
 }

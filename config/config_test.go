@@ -3,6 +3,8 @@ package config_test
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,27 +19,39 @@ func TestDefaultIsValid(t *testing.T) {
 }
 
 func TestValidateNamesTheField(t *testing.T) {
+	dir := t.TempDir()
+	pem := filepath.Join(dir, "edge.pem")
+	if err := os.WriteFile(pem, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
 	for field, mutate := range map[string]func(*config.Config){
-		"world":                func(c *config.Config) { c.World = "a.b" },
-		"nats.url":             func(c *config.Config) { c.NATS.URL = "" },
-		"nats.port":            func(c *config.Config) { c.NATS.Port = 70000 },
-		"nats.replicas":        func(c *config.Config) { c.NATS.Replicas = 2 },
-		"edge.listen":          func(c *config.Config) { c.Edge.Listen = "nowhere" },
-		"edge.max_frame":       func(c *config.Config) { c.Edge.MaxFrame = 1 },
-		"edge.rate_per_second": func(c *config.Config) { c.Edge.RatePerSecond = 0 },
-		"edge.burst":           func(c *config.Config) { c.Edge.Burst = 10 },
-		"edge.write_timeout":   func(c *config.Config) { c.Edge.WriteTimeout = -1 },
-		"worker.task_timeout":  func(c *config.Config) { c.Worker.TaskTimeout = 0 },
-		"worker.member":        func(c *config.Config) { c.Worker.Member = "a b" },
-		"worker.lease":         func(c *config.Config) { c.Worker.Lease = config.Duration(time.Millisecond) },
-		"worker.game":          func(c *config.Config) { c.Worker.Game = "chess" },
-		"http":                 func(c *config.Config) { c.HTTP = "8080" },
-		"log_level":            func(c *config.Config) { c.LogLevel = "loud" },
+		"world":                    func(c *config.Config) { c.World = "a.b" },
+		"nats.url":                 func(c *config.Config) { c.NATS.URL = "" },
+		"nats.port":                func(c *config.Config) { c.NATS.Port = 70000 },
+		"nats.replicas":            func(c *config.Config) { c.NATS.Replicas = 2 },
+		"edge.listen":              func(c *config.Config) { c.Edge.Listen = "nowhere" },
+		"edge.websocket":           func(c *config.Config) { c.Edge.WebSocket = "7422" },
+		"edge.websocket_origins":   func(c *config.Config) { c.Edge.WebSocketOrigins = []string{"[bad"} },
+		"edge.tls_key":             func(c *config.Config) { c.Edge.TLSCert = pem },
+		"edge.tls_cert":            func(c *config.Config) { c.Edge.TLSKey = pem },
+		"edge.tls_cert unreadable": func(c *config.Config) { c.Edge.TLSCert, c.Edge.TLSKey = missing, pem },
+		"edge.max_frame":           func(c *config.Config) { c.Edge.MaxFrame = 1 },
+		"edge.rate_per_second":     func(c *config.Config) { c.Edge.RatePerSecond = 0 },
+		"edge.burst":               func(c *config.Config) { c.Edge.Burst = 10 },
+		"edge.write_timeout":       func(c *config.Config) { c.Edge.WriteTimeout = -1 },
+		"worker.task_timeout":      func(c *config.Config) { c.Worker.TaskTimeout = 0 },
+		"worker.member":            func(c *config.Config) { c.Worker.Member = "a b" },
+		"worker.lease":             func(c *config.Config) { c.Worker.Lease = config.Duration(time.Millisecond) },
+		"worker.game":              func(c *config.Config) { c.Worker.Game = "chess" },
+		"http":                     func(c *config.Config) { c.HTTP = "8080" },
+		"log_level":                func(c *config.Config) { c.LogLevel = "loud" },
 	} {
 		c := config.Default()
 		mutate(&c)
 		err := c.Validate()
-		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), field+":") {
+		// A key is the field's path, then, if need be, what is wrong.
+		if name, _, _ := strings.Cut(field, " "); !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), name+":") {
 			t.Errorf("%s: got %v", field, err)
 		}
 	}
@@ -53,5 +67,23 @@ func TestJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"edge":{"login_timeout":10}}`), &c); err == nil {
 		t.Fatal("a number accepted as a duration")
+	}
+}
+
+// TestTLSFiles: a readable pair is valid (Validate does not parse it; the
+// command that loads it does).
+func TestTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	c := config.Default()
+	c.Edge.TLSCert, c.Edge.TLSKey = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for _, f := range []string{c.Edge.TLSCert, c.Edge.TLSKey} {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Edge.WebSocket = "127.0.0.1:7422"
+	c.Edge.WebSocketOrigins = []string{"*.example.com", "https://example.com"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

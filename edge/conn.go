@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,14 +12,16 @@ import (
 	"github.com/starbus/starbus/bus"
 )
 
-// conn is one client connection. Its reader goroutine (serve) joins its
-// writer goroutine (writeLoop). Only the writer writes to the socket; the
-// reader closes it, after the writer has ended.
+// conn is one client connection, over a [transport] (TCP or WebSocket).
+// Its reader goroutine (serve) joins its writer goroutine (writeLoop).
+// Only the writer writes to the transport; the reader closes it, after the
+// writer has ended.
 //
 // Frames for the client are encoded straight into one byte buffer, out,
 // the way nats-server queues a client's outbound data: the writer takes
 // the whole buffer and writes it with one write(2), however many frames it
-// holds, while senders fill the next one. A sender starts the writer only
+// holds (a WebSocket transport turns it into one message per frame, still
+// written with one write(2)), while senders fill the next one. A sender starts the writer only
 // if none is running, and a dispatcher that queues frames to many
 // connections starts them once at the end of its burst (see flusher), so a
 // burst costs each connection one write, not one per frame.
@@ -37,7 +38,7 @@ import (
 // so that both goroutines end on their own.
 type conn struct {
 	s        *Server
-	nc       net.Conn
+	t        transport
 	done     chan struct{} // closed when the connection is closing
 	readDone chan struct{} // closed when the reader has handled its last frame
 
@@ -56,19 +57,19 @@ type conn struct {
 	writer   sync.WaitGroup
 
 	once   sync.Once
-	final  *Frame        // written last by the writer; set before done is closed
-	drain  bool          // the writer writes what is queued before final
-	linger time.Duration // how long the reader goes on reading once closing
+	final  *ProtocolError // its error frame is written last by the writer; set before done is closed
+	drain  bool           // the writer writes what is queued before final
+	linger time.Duration  // how long the reader goes on reading once closing
 
 	dl sync.Mutex // orders deadlines set by the goroutines and by shut
 
 	sess *session // the reader's: set at login
 }
 
-func (s *Server) newConn(nc net.Conn) *conn {
+func (s *Server) newConn(t transport) *conn {
 	return &conn{
 		s:        s,
-		nc:       nc,
+		t:        t,
 		done:     make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
@@ -159,9 +160,9 @@ func (c *conn) startWriter() {
 
 // slow disconnects a client that cannot keep up with its messages.
 func (c *conn) slow() {
-	f := errorFrame(&ProtocolError{Code: CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", c.s.OutboundQueue)})
-	if c.shut(f, false, 0) {
-		c.s.log.Info("client disconnected", logRemote, c.nc.RemoteAddr().String(), logCode, CodeSlowConsumer.String())
+	e := &ProtocolError{Code: CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", c.s.OutboundQueue)}
+	if c.shut(e, false, 0) {
+		c.s.log.Info("client disconnected", logRemote, c.t.remoteAddr(), logCode, CodeSlowConsumer.String())
 	}
 }
 
@@ -222,16 +223,15 @@ func (fl *flusher) flush() {
 	fl.conns = fl.conns[:0]
 }
 
-func errorFrame(e *ProtocolError) *Frame {
-	f := Encode(ErrorInfo{Code: e.Code, Reason: e.Error()})
-	return &f
+func errorFrame(e *ProtocolError) Frame {
+	return Encode(ErrorInfo{Code: e.Code, Reason: e.Error()})
 }
 
 // fail closes the connection with an error frame, written after what is
 // already queued. It never blocks.
 func (c *conn) fail(e *ProtocolError) {
-	if c.shut(errorFrame(e), true, 0) && e.Code != CodeShuttingDown {
-		c.s.log.Info("client disconnected", logRemote, c.nc.RemoteAddr().String(), logCode, e.Code.String(), logErr, e.Reason)
+	if c.shut(e, true, 0) && e.Code != CodeShuttingDown {
+		c.s.log.Info("client disconnected", logRemote, c.t.remoteAddr(), logCode, e.Code.String(), logErr, e.Reason)
 	}
 }
 
@@ -239,24 +239,25 @@ func (c *conn) fail(e *ProtocolError) {
 // is told why, and what it already received is still handled (see
 // takeoverLinger).
 func (c *conn) takeOver() {
-	c.shut(errorFrame(&ProtocolError{Code: CodeAlreadyLoggedIn, Reason: "session resumed elsewhere"}), true, takeoverLinger)
+	c.shut(&ProtocolError{Code: CodeAlreadyLoggedIn, Reason: "session resumed elsewhere"}, true, takeoverLinger)
 }
 
 // close closes the connection without another frame.
 func (c *conn) close() { c.shut(nil, false, 0) }
 
-// shut starts closing the connection, once: the writer writes final (and,
-// if drain, what is queued before it) within closeWait, and the reader
-// stops reading after linger. It reports whether this call closed it.
-func (c *conn) shut(final *Frame, drain bool, linger time.Duration) bool {
+// shut starts closing the connection, once: the writer writes final's
+// error frame (and, if drain, what is queued before it) within closeWait,
+// and the reader stops reading after linger. It reports whether this call
+// closed it.
+func (c *conn) shut(final *ProtocolError, drain bool, linger time.Duration) bool {
 	closed := false
 	c.once.Do(func() {
 		c.final, c.drain, c.linger = final, drain, linger
 		close(c.done)
 		c.dl.Lock()
 		now := time.Now()
-		_ = c.nc.SetWriteDeadline(now.Add(closeWait))
-		_ = c.nc.SetReadDeadline(now.Add(linger))
+		_ = c.t.SetWriteDeadline(now.Add(closeWait))
+		_ = c.t.SetReadDeadline(now.Add(linger))
 		c.dl.Unlock()
 		// The last writer writes the last frames; one that runs sees done.
 		c.mu.Lock()
@@ -284,7 +285,7 @@ func (c *conn) armWrite() {
 	c.dl.Lock()
 	defer c.dl.Unlock()
 	if !c.closing() {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
+		_ = c.t.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
 	}
 }
 
@@ -294,7 +295,7 @@ func (c *conn) setReadDeadline(t time.Time) {
 	c.dl.Lock()
 	defer c.dl.Unlock()
 	if !c.closing() {
-		_ = c.nc.SetReadDeadline(t)
+		_ = c.t.SetReadDeadline(t)
 	}
 }
 
@@ -305,28 +306,25 @@ func (c *conn) setReadDeadline(t time.Time) {
 // a read: the garbage collector halves a stack only while less than a
 // quarter of it is in use, so serve's own frame is kept small (the rest
 // is in end, readFailed and handle) to let it shrink back to 4 KiB after
-// the deep calls of a login. For the same reason the read buffer is
-// small: most client frames are a few dozen bytes, and a larger frame is
-// read straight into its own slice.
+// the deep calls of a login. For the same reason the transports' read
+// buffers are small (see readBuffer).
 func (c *conn) serve() {
 	defer c.end()
 	c.setReadDeadline(time.Now().Add(c.s.LoginTimeout))
-	r := bufio.NewReaderSize(c.nc, readBuffer)
 	for {
-		f, err := ReadFrame(r, c.s.MaxFrame)
-		if err != nil {
-			c.readFailed(err)
-			return
-		}
+		f, err := c.t.readFrame(c.s.MaxFrame)
 		if c.closing() && c.linger == 0 {
 			return // c.linger was set before done was closed
+		}
+		if err != nil {
+			if c.readFailed(err) {
+				continue
+			}
+			return
 		}
 		c.handle(f)
 	}
 }
-
-// readBuffer is the size of a connection's read buffer.
-const readBuffer = 256
 
 // end ends the connection once its reader has.
 func (c *conn) end() {
@@ -335,7 +333,7 @@ func (c *conn) end() {
 	close(c.readDone)
 	c.close()
 	c.writer.Wait() // no writer starts after close has returned
-	c.nc.Close()
+	c.t.close(c.final)
 	if c.sess != nil {
 		s.detach(c.sess, c)
 	}
@@ -344,23 +342,28 @@ func (c *conn) end() {
 	s.mu.Unlock()
 }
 
-// readFailed answers, or logs, the error that ended the reading.
-func (c *conn) readFailed(err error) {
+// readFailed answers, or logs, a read's error. It reports whether the
+// reading goes on: after a bad message, the next message is a frame
+// again.
+func (c *conn) readFailed(err error) bool {
 	s := c.s
 	var ne net.Error
+	var bad *badMessage
 	switch {
 	case c.closing():
+	case errors.As(err, &bad):
+		c.send(Encode(ErrorInfo{Code: CodeMalformed, Reason: bad.Error()}))
+		return true
 	case errors.Is(err, ErrFrameTooLarge):
 		c.fail(&ProtocolError{Code: CodeFrameTooLarge, Reason: err.Error()})
-	case errors.Is(err, ErrMalformed):
-		c.fail(&ProtocolError{Code: CodeMalformed, Reason: err.Error()})
 	case c.sess == nil && errors.As(err, &ne) && ne.Timeout():
 		c.fail(&ProtocolError{Code: CodeLoginTimeout, Reason: fmt.Sprintf("no login within %v", s.LoginTimeout)})
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		s.log.Info("truncated frame", logRemote, c.nc.RemoteAddr().String())
+		s.log.Info("truncated frame", logRemote, c.t.remoteAddr())
 	default:
-		s.log.Debug("connection read ended", logRemote, c.nc.RemoteAddr().String(), logErr, err)
+		s.log.Debug("connection read ended", logRemote, c.t.remoteAddr(), logErr, err)
 	}
+	return false
 }
 
 // handle acts on one frame.
@@ -458,8 +461,8 @@ func (s *Server) putBuf(b *[]byte) {
 
 // writeLoop writes the queued frames, everything queued at once, until
 // there are none; it ends then, and the next frame starts another. Once
-// the connection is closing it writes the last frames and half-closes the
-// socket, so the client reads them and then the end.
+// the connection is closing it writes the last frames and closes the
+// transport's writing side, so the client reads them and then the end.
 func (c *conn) writeLoop() {
 	for {
 		if c.closing() {
@@ -485,11 +488,11 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Unlock()
 		c.armWrite()
-		_, err := c.nc.Write(*b)
+		err := c.t.write(*b)
 		c.s.putBuf(b)
 		if err != nil { // the stream may end mid-frame: nothing more
 			c.close()
-			c.halfClose()
+			c.t.closeWrite()
 			return
 		}
 	}
@@ -522,18 +525,11 @@ func (c *conn) writeLast() {
 		*b = (*b)[:0]
 	}
 	if c.final != nil {
-		*b = AppendFrame(*b, *c.final)
+		*b = AppendFrame(*b, errorFrame(c.final))
 	}
 	if len(*b) > 0 {
-		_, _ = c.nc.Write(*b)
+		_ = c.t.write(*b)
 	}
 	c.s.putBuf(b)
-	c.halfClose()
-}
-
-// halfClose ends the stream to the client after the last frame.
-func (c *conn) halfClose() {
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	}
+	c.t.closeWrite()
 }

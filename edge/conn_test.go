@@ -32,7 +32,7 @@ func pipeConn(t *testing.T, queue int) (*conn, *bufio.Reader, *countingConn) {
 	s.init()
 	server, client := net.Pipe()
 	cc := &countingConn{Conn: server}
-	c := s.newConn(cc)
+	c := s.newConn(newTCPTransport(cc))
 	t.Cleanup(func() {
 		c.close()
 		client.Close()

@@ -1,7 +1,31 @@
-// Package edge is the client gateway of Starbus: it holds client TCP
-// connections speaking the protocol of PROTOCOL.md, logs players in through
-// an [Authenticator], turns what they send into events, and delivers their
-// sessions' messages back to their sockets.
+// Package edge is the client gateway of Starbus: it holds client
+// connections speaking the protocol of PROTOCOL.md, over TCP or WebSocket,
+// logs players in through an [Authenticator], turns what they send into
+// events, and delivers their sessions' messages back to their sockets.
+//
+// # Transports
+//
+// [Server.Serve] accepts TCP connections on a net.Listener: PROTOCOL.md's
+// length-prefixed frames on a byte stream. For TLS, pass it a listener
+// from tls.NewListener; the handshake runs in the connection's reader,
+// within the login timeout. [Server.WebSocketHandler] is an http.Handler
+// that upgrades requests to WebSocket connections (github.com/coder/websocket)
+// carrying one frame per binary message, opcode and body without the
+// length prefix (subprotocol [WebSocketSubprotocol]); mount it on any
+// http.Server, over TLS for wss. Origins other than the page's own are
+// refused unless [WebSocketOptions] allows them.
+//
+// Both kinds of connection are the same conn, over a small transport
+// interface (read a frame, write a burst of encoded frames, close): the
+// same login timeout, rate limit, MaxFrame (on WebSocket, the largest
+// message read), outbound queue and slow-consumer rule, write timeout,
+// sessions, reconnects and channels, and a session may reconnect over
+// either. On WebSocket a burst of frames becomes one message per frame,
+// still written with one write(2); a connection closes with a close frame
+// whose code is 4000 plus the error code it closes on (PROTOCOL.md,
+// WebSocket). A text, empty or otherwise malformed message is answered
+// with ERROR malformed and the connection goes on, since messages, unlike
+// a byte stream, stay in step after a bad one.
 //
 // Failed logins are counted per remote address, per name and address, and
 // per name, and slow the next attempts down (throttle.go, PROTOCOL.md):
@@ -85,14 +109,18 @@
 // outbound queue per connection are bounded ([Server] fields); each
 // violation is answered with an error frame whose code comes from one
 // table ([Code]). Nothing a client sends can crash the edge or affect other
-// clients (see TestBadInput and FuzzDecode).
+// clients (see TestBadInput, TestWebSocketBadInput,
+// TestWebSocketBadConnections, FuzzDecode and FuzzWebSocketWire).
 //
 // # Goroutines
 //
 // [Server.Serve] runs the accept loop in the caller's goroutine. Each
 // connection has one reader goroutine and, while it has frames to write,
 // one writer goroutine; the reader joins the writer, and only the writer
-// writes to the socket, everything queued with one write. Reconnect-grace
+// writes to the socket, everything queued with one write. A WebSocket
+// connection's reader is the goroutine the http.Server runs the handler
+// in: the handler returns when the connection ends. [Server.Shutdown]
+// waits for the readers of both kinds. Reconnect-grace
 // timers are counted too. The live consumer's and the best-effort
 // subscriptions' callbacks, on the NATS client's goroutines, only queue
 // what they receive for one dispatcher goroutine, which delivers it burst
@@ -105,5 +133,7 @@
 // A session's mutex may be held while taking the server's (session.mu,
 // then Server.mu or Server.chmu), never the reverse; a connection's queue
 // mutex (conn.mu) is taken after session.mu, and nothing is taken while it
-// is held; a connection's deadline mutex is taken last.
+// is held; a connection's deadline mutex is taken last. A WebSocket's
+// cork mutex (corkWriter.mu) is taken under the library's own write lock,
+// and nothing is taken while it is held.
 package edge

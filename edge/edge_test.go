@@ -319,6 +319,15 @@ func TestBadInput(t *testing.T) {
 		}
 		roundTrip("after unknown opcode")
 	})
+	t.Run("zero length", func(t *testing.T) {
+		nc, r := dial()
+		nc.Write([]byte{0, 0, 0, 0})
+		expectError(r, 1, false)
+		nc.Write(rawFrame(0x05, binary.BigEndian.AppendUint64(nil, 7))) // still in step
+		if op, _ := readRaw(t, r); op != 0x89 {
+			t.Fatalf("ping after a zero length: op 0x%02x", op)
+		}
+	})
 	t.Run("malformed body", func(t *testing.T) {
 		nc, r := dial()
 		nc.Write(rawFrame(0x01, []byte{1}, []byte{0, 50, 'a'})) // string longer than the frame

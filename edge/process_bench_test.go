@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 
 	"github.com/starbus/starbus/bus"
@@ -152,7 +154,7 @@ func runClients(role string, args []string, in io.Reader, out io.Writer) error {
 	conns, ids, err := loginRaw(addr, role, n)
 	defer func() {
 		for _, c := range conns {
-			c.nc.Close()
+			c.close()
 		}
 	}()
 	if err != nil {
@@ -188,7 +190,12 @@ func runClients(role string, args []string, in io.Reader, out io.Writer) error {
 		for _, c := range conns {
 			wg.Go(func() { r.read(c) })
 		}
-		defer wg.Wait() // after the conns are closed
+		defer func() { // the readers end with their connections
+			for _, c := range conns {
+				c.close()
+			}
+			wg.Wait()
+		}()
 		for sc.Scan() {
 			cmd := strings.Fields(sc.Text())
 			var err error
@@ -213,14 +220,44 @@ func runClients(role string, args []string, in io.Reader, out io.Writer) error {
 	return fmt.Errorf("unknown role %q", role)
 }
 
-// clientConn is a logged-in client connection of the client process.
+// clientConn is a logged-in client connection of the client process: TCP
+// (nc, r) or WebSocket (ws).
 type clientConn struct {
 	nc net.Conn
 	r  *bufio.Reader
+	ws *websocket.Conn
 }
 
-// loginRaw logs n clients in to addr, a few at a time, and returns their
-// connections and session ids.
+// readFrame reads the edge's next frame.
+func (c clientConn) readFrame() (edge.Frame, error) {
+	if c.ws == nil {
+		return edge.ReadFrame(c.r, 1<<20)
+	}
+	for {
+		typ, b, err := c.ws.Read(context.Background())
+		if err != nil {
+			return edge.Frame{}, err
+		}
+		if typ == websocket.MessageBinary && len(b) > 0 {
+			return edge.Frame{Op: b[0], Body: b[1:]}, nil
+		}
+	}
+}
+
+func (c clientConn) close() {
+	if c.ws != nil {
+		_ = c.ws.CloseNow()
+		return
+	}
+	c.nc.Close()
+}
+
+// live reports whether c holds a connection.
+func (c clientConn) live() bool { return c.nc != nil || c.ws != nil }
+
+// loginRaw logs n clients in to addr (host:port for TCP, a ws:// URL for
+// WebSocket), a few at a time, and returns their connections and session
+// ids.
 func loginRaw(addr, prefix string, n int) ([]clientConn, []string, error) {
 	conns := make([]clientConn, n)
 	ids := make([]string, n)
@@ -250,7 +287,7 @@ func loginRaw(addr, prefix string, n int) ([]clientConn, []string, error) {
 	wg.Wait()
 	live := conns[:0]
 	for _, c := range conns {
-		if c.nc != nil {
+		if c.live() {
 			live = append(live, c)
 		}
 	}
@@ -263,12 +300,16 @@ func loginRaw(addr, prefix string, n int) ([]clientConn, []string, error) {
 }
 
 func loginOne(addr, name string) (clientConn, string, error) {
+	login := edge.Encode(edge.Login{Version: edge.ProtocolVersion, Name: name, Password: "pw"})
+	if strings.HasPrefix(addr, "ws://") {
+		return loginWebSocket(addr, login)
+	}
 	nc, err := net.DialTimeout("tcp", addr, 30*time.Second)
 	if err != nil {
 		return clientConn{}, "", err
 	}
 	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := nc.Write(edge.AppendFrame(nil, edge.Encode(edge.Login{Version: edge.ProtocolVersion, Name: name, Password: "pw"}))); err != nil {
+	if _, err := nc.Write(edge.AppendFrame(nil, login)); err != nil {
 		nc.Close()
 		return clientConn{}, "", err
 	}
@@ -292,12 +333,47 @@ func loginOne(addr, name string) (clientConn, string, error) {
 	}
 }
 
+// loginWebSocket logs in over the WebSocket at url with the LOGIN frame
+// login.
+func loginWebSocket(url string, login edge.Frame) (clientConn, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{edge.WebSocketSubprotocol}})
+	if err != nil {
+		return clientConn{}, "", err
+	}
+	ws.SetReadLimit(1 << 20)
+	c := clientConn{ws: ws}
+	if err := ws.Write(ctx, websocket.MessageBinary, edge.AppendFrame(nil, login)[4:]); err != nil {
+		c.close()
+		return clientConn{}, "", err
+	}
+	for {
+		f, err := c.readFrame()
+		if err != nil {
+			c.close()
+			return clientConn{}, "", err
+		}
+		if f.Op != edge.OpLoginOK {
+			continue
+		}
+		v, err := edge.Decode(f)
+		if err != nil {
+			c.close()
+			return clientConn{}, "", err
+		}
+		return c, v.(edge.LoginOK).Session, nil
+	}
+}
+
 // awaitMessage reads c until a MESSAGE.
 func awaitMessage(c clientConn) error {
-	_ = c.nc.SetReadDeadline(time.Now().Add(time.Minute))
-	defer c.nc.SetReadDeadline(time.Time{})
+	if c.nc != nil {
+		_ = c.nc.SetReadDeadline(time.Now().Add(time.Minute))
+		defer c.nc.SetReadDeadline(time.Time{})
+	}
 	for {
-		f, err := edge.ReadFrame(c.r, 1<<20)
+		f, err := c.readFrame()
 		if err != nil {
 			return err
 		}
@@ -327,7 +403,7 @@ func (r *receivers) reset(phase uint32) {
 
 func (r *receivers) read(c clientConn) {
 	for {
-		f, err := edge.ReadFrame(c.r, 1<<20)
+		f, err := c.readFrame()
 		if err != nil {
 			return
 		}
@@ -398,64 +474,79 @@ func (h *histogram) quantile(q float64) uint64 {
 }
 
 // BenchmarkFanoutProcess measures channel fan-out from one edge to 1,000
-// clients in another process: a sender stores "say" events at a paced
-// demand, in deliveries per second (messages per second times members);
-// each becomes a task that sends its payload to a channel, and the edge
-// delivers it to every member's socket. The client process timestamps
-// each receipt; the payload carries the send time. Each demand runs for
-// 3 s, then the clock runs until the last delivery (or 1 s without one).
+// clients in another process, over TCP or WebSocket: a sender stores "say"
+// events at a paced demand, in deliveries per second (messages per second
+// times members); each becomes a task that sends its payload to a channel,
+// and the edge delivers it to every member's socket. The client process
+// timestamps each receipt; the payload carries the send time. Each demand
+// runs for 3 s, then the clock runs until the last delivery (or 1 s
+// without one).
 //
-// Sub-benchmarks: <channels>x<members>/<delivery>/demand=<k>k, reporting
-// deliveries/s received, sent/s (the demand met by the sender: a world
-// that cannot take its events slows it), p50/p99 latency from send to
-// receipt, and lost-% on the best-effort path; then .../saturation, the
-// highest deliveries/s received at any demand.
+// Sub-benchmarks: <channels>x<members>/<transport>/<delivery>/demand=<k>k,
+// transport tcp or websocket, reporting deliveries/s received, sent/s (the
+// demand met by the sender: a world that cannot take its events slows it),
+// p50/p99 latency from send to receipt, and lost-% on the best-effort path;
+// then .../saturation, the highest deliveries/s received at any demand.
 //
 // The machine is shared: compare rows of one run, not figures across runs.
 //
 //	go test -run '^$' -bench BenchmarkFanoutProcess -benchtime 1x ./edge/
+//
+// With -short it checks itself in seconds instead, at small sizes (1x20
+// and 4x5, one demand, 0.5 s): its figures then mean nothing.
 func BenchmarkFanoutProcess(b *testing.B) {
-	const phase = 3 * time.Second
+	phase := 3 * time.Second
 	demands := []int{40_000, 80_000, 120_000, 200_000}
-	for _, shape := range []struct{ channels, members int }{{1, 1000}, {100, 10}} {
-		for _, d := range []handlers.Delivery{handlers.Reliable, handlers.BestEffort} {
-			name := "reliable"
-			if d == handlers.BestEffort {
-				name = "best-effort"
-			}
-			b.Run(fmt.Sprintf("%dx%d/%s", shape.channels, shape.members, name), func(b *testing.B) {
-				fp := startFanoutProcess(b, shape.channels, shape.members, d)
-				best := 0.0
-				for i, demand := range demands {
-					b.Run(fmt.Sprintf("demand=%dk", demand/1000), func(b *testing.B) {
-						got := fp.run(b, uint32(i+1), demand, phase, d == handlers.BestEffort)
-						best = max(best, got)
-					})
+	type fanoutShape struct{ channels, members int }
+	shapes := []fanoutShape{{1, 1000}, {100, 10}}
+	if testing.Short() {
+		phase, demands, shapes = 500*time.Millisecond, []int{2_000}, []fanoutShape{{1, 20}, {4, 5}}
+	}
+	for _, shape := range shapes {
+		for _, transport := range []string{"tcp", "websocket"} {
+			for _, d := range []handlers.Delivery{handlers.Reliable, handlers.BestEffort} {
+				name := "reliable"
+				if d == handlers.BestEffort {
+					name = "best-effort"
 				}
-				b.Run("saturation", func(b *testing.B) {
-					b.ReportMetric(best, "deliveries/s")
-					b.ReportMetric(0, "ns/op")
+				b.Run(fmt.Sprintf("%dx%d/%s/%s", shape.channels, shape.members, transport, name), func(b *testing.B) {
+					fp := startFanoutProcess(b, shape.channels, shape.members, transport, d)
+					best := 0.0
+					for i, demand := range demands {
+						b.Run(fmt.Sprintf("demand=%dk", demand/1000), func(b *testing.B) {
+							got := fp.run(b, uint32(i+1), demand, phase, d == handlers.BestEffort)
+							best = max(best, got)
+						})
+					}
+					b.Run("saturation", func(b *testing.B) {
+						b.ReportMetric(best, "deliveries/s")
+						b.ReportMetric(0, "ns/op")
+					})
 				})
-			})
+			}
 		}
 	}
 }
 
 // fanoutProcess is a world with an edge, and a client process whose
-// clients are members of its channels.
+// clients, over transport (tcp or websocket), are members of its channels.
 type fanoutProcess struct {
 	w                 *world
 	clients           *clientProcess
 	channels, members int
 }
 
-func startFanoutProcess(b *testing.B, channels, members int, d handlers.Delivery) *fanoutProcess {
+func startFanoutProcess(b *testing.B, channels, members int, transport string, d handlers.Delivery) *fanoutProcess {
 	b.Helper()
 	w := startWorldWith(b, fanoutGame(d), func(s *edge.Server) {
 		s.Auth = edge.AuthFunc(acceptAll)
 	})
+	addr := w.addr
+	if transport == "websocket" {
+		addr = serveWebSocket(b, w.edge, edge.WebSocketOptions{}, nil)
+	}
 	n := channels * members
-	p := startClients(b, "fanout", w.addr, strconv.Itoa(n))
+	p := startClients(b, "fanout", addr, strconv.Itoa(n))
 	ids := p.line(b) // once every client has logged in
 	if len(ids) != n+1 || ids[0] != "sessions" {
 		b.Fatalf("client process: got %d fields, want sessions and %d ids", len(ids), n)

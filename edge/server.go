@@ -165,10 +165,7 @@ const (
 // non-nil error; after Shutdown, [ErrServerClosed].
 func (s *Server) Serve(l net.Listener) error {
 	s.init()
-	if s.JS == nil || s.Auth == nil || s.World.Name() == "" {
-		return errors.New("edge: Server.JS, Server.World and Server.Auth are required")
-	}
-	if err := s.start(); err != nil {
+	if err := s.ready(); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -202,7 +199,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := s.newConn(nc)
+		c := s.newConn(newTCPTransport(nc))
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -214,6 +211,14 @@ func (s *Server) Serve(l net.Listener) error {
 		s.mu.Unlock()
 		go c.serve()
 	}
+}
+
+// ready checks the required fields and starts the server, once.
+func (s *Server) ready() error {
+	if s.JS == nil || s.Auth == nil || s.World.Name() == "" {
+		return errors.New("edge: Server.JS, Server.World and Server.Auth are required")
+	}
+	return s.start()
 }
 
 // start finds the world's stream and starts the live consumer, once.

@@ -162,7 +162,7 @@ func (s *Server) login(c *conn, m Login) {
 	c.sess = ss
 	c.send(s.loginOK(ss))
 	s.release(ss, c)
-	s.log.Info("login", logSession, ss.id, logPlayer, player, logRemote, c.nc.RemoteAddr().String())
+	s.log.Info("login", logSession, ss.id, logPlayer, player, logRemote, c.t.remoteAddr())
 }
 
 // forget deletes the record of a session the game never heard of.

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -41,21 +43,23 @@ const usage = `usage: starbus <command> [flags]
 commands:
   dev      a whole world on this machine: embedded NATS (files under -data),
            the worker runtime with the reference game (examples/gridworld),
-           an edge for clients, and the live map on -http
-  edge     an edge against an external NATS (-nats)
+           an edge for clients, and the live map on -http, which also
+           serves the edge's WebSocket at /ws
+  edge     an edge against an external NATS (-nats); -websocket serves
+           WebSocket too, -tls-cert and -tls-key TLS on both
   worker   a worker running the reference game (or -game bank) against an
            external NATS (-nats); start several to share the world's events
   nats     one node of a NATS JetStream cluster (-data, -port, -cluster, -routes);
            scripts/cluster starts three on loopback
-  client   an interactive terminal client for an edge (-addr, -name)
+  client   an interactive terminal client for an edge (-addr or -ws, -name)
   bots     simulated players that load a world and report (-players, -duration)
   info     a world's stream as JSON: its size, its messages by kind, orphaned
            session outboxes (-nats, -world)
 
 Run 'starbus <command> -h' for its flags. Every flag can also be set in a
 JSON config file (-config) or the environment (STARBUS_WORLD, STARBUS_NATS,
-STARBUS_DATA, STARBUS_LISTEN, STARBUS_HTTP); flags win over the environment, which wins
-over the file.
+STARBUS_DATA, STARBUS_LISTEN, STARBUS_WEBSOCKET, STARBUS_HTTP); flags win over the
+environment, which wins over the file.
 `
 
 // run is the whole program; main only wires signals and exit codes.
@@ -113,6 +117,9 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	data := fs.String("data", "", "data directory of the embedded NATS server (dev; default "+cfg.NATS.DataDir+")")
 	natsPort := fs.Int("nats-port", 0, "client port of the embedded NATS server (dev; default: a free port)")
 	listen := fs.String("listen", "", "TCP address of the edge (default "+cfg.Edge.Listen+")")
+	wsAddr := fs.String("websocket", "", "address of the edge's WebSocket listener, at /ws (default none)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate of the edge's listeners: TLS over TCP, wss (and https for dev's -http)")
+	tlsKey := fs.String("tls-key", "", "PEM key of -tls-cert")
 	httpAddr := fs.String("http", "", "address of the live map (dev; default "+cfg.HTTP+"; \"off\" for none)")
 	logLevel := fs.String("log", "", "log level: debug, info, warn, error")
 	replicas := fs.Int("replicas", 0, "replicas of the world's stream: 1, or 3 on a cluster (default 1)")
@@ -142,6 +149,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	for env, dst := range map[string]*string{
 		"STARBUS_WORLD": &cfg.World, "STARBUS_NATS": &cfg.NATS.URL,
 		"STARBUS_DATA": &cfg.NATS.DataDir, "STARBUS_LISTEN": &cfg.Edge.Listen, "STARBUS_HTTP": &cfg.HTTP,
+		"STARBUS_WEBSOCKET": &cfg.Edge.WebSocket,
 	} {
 		if v, ok := os.LookupEnv(env); ok {
 			*dst = v
@@ -150,6 +158,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	for flagValue, dst := range map[*string]*string{
 		world: &cfg.World, natsURL: &cfg.NATS.URL, data: &cfg.NATS.DataDir, listen: &cfg.Edge.Listen, logLevel: &cfg.LogLevel,
 		httpAddr: &cfg.HTTP, member: &cfg.Worker.Member, game: &cfg.Worker.Game, pprofAddr: &cfg.Pprof,
+		wsAddr: &cfg.Edge.WebSocket, tlsCert: &cfg.Edge.TLSCert, tlsKey: &cfg.Edge.TLSKey,
 	} {
 		if *flagValue != "" {
 			*dst = *flagValue
@@ -248,6 +257,64 @@ func newEdge(wd *world, cfg config.Config, log *slog.Logger) *edge.Server {
 	}
 }
 
+// edgeTLS loads the certificate of the edge's listeners, if the
+// configuration names one (nil otherwise).
+func edgeTLS(cfg config.Config) (*tls.Config, error) {
+	if cfg.Edge.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.Edge.TLSCert, cfg.Edge.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("edge.tls_cert and edge.tls_key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// listen listens on addr, with TLS if tc is set.
+func listen(addr string, tc *tls.Config) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil || tc == nil {
+		return l, err
+	}
+	return tls.NewListener(l, tc), nil
+}
+
+// scheme is plain, or secure if tc is set.
+func scheme(tc *tls.Config, plain, secure string) string {
+	if tc != nil {
+		return secure
+	}
+	return plain
+}
+
+// httpTLS is tc for an HTTP server that serves WebSocket: HTTP/1.1 only,
+// which the WebSocket handshake needs.
+func httpTLS(tc *tls.Config) *tls.Config {
+	if tc == nil {
+		return nil
+	}
+	tc = tc.Clone()
+	tc.NextProtos = []string{"http/1.1"}
+	return tc
+}
+
+// webSocketMux routes /ws to the edge's WebSocket handler and the rest to
+// other (nil: not found).
+func webSocketMux(srv *edge.Server, cfg config.Config, other http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/ws", srv.WebSocketHandler(edge.WebSocketOptions{OriginPatterns: cfg.Edge.WebSocketOrigins}))
+	if other != nil {
+		mux.Handle("/", other)
+	}
+	return mux
+}
+
+// newHTTPServer is an HTTP server for h whose errors (a failed TLS
+// handshake, a bad request) go to log at debug level.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+}
+
 // serveEdge runs an edge until ctx ends, then shuts it down.
 func serveEdge(ctx context.Context, srv *edge.Server, l net.Listener) error {
 	return serveUntil(ctx, func() error { return srv.Serve(l) }, srv.Shutdown, edge.ErrServerClosed, 10*time.Second)
@@ -296,6 +363,10 @@ func parts(ctx context.Context, fns ...func(context.Context) error) error {
 
 func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
 	start := time.Now()
+	tc, err := edgeTLS(cfg)
+	if err != nil {
+		return err
+	}
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Dir: cfg.NATS.DataDir, Port: cfg.NATS.Port, SyncAlways: cfg.NATS.SyncAlways})
 	if err != nil {
 		return err
@@ -322,34 +393,62 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", cfg.Edge.Listen)
+	var listeners []net.Listener // closed on an error before serving
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	l, err := listen(cfg.Edge.Listen, tc)
 	if err != nil {
 		return err
 	}
-	run := []func(context.Context) error{rt.Run, func(ctx context.Context) error { return serveEdge(ctx, newEdge(wd, cfg, log), l) }}
-	mapLine := ""
+	listeners = append(listeners, l)
+	e := newEdge(wd, cfg, log)
+	run := []func(context.Context) error{rt.Run, func(ctx context.Context) error { return serveEdge(ctx, e, l) }}
+	httpLines := ""
 	if cfg.HTTP != "" {
-		hl, err := net.Listen("tcp", cfg.HTTP)
+		hl, err := listen(cfg.HTTP, httpTLS(tc))
 		if err != nil {
-			l.Close()
 			return fmt.Errorf("live map: %w (-http off serves none)", err)
 		}
-		mapLine = fmt.Sprintf("  map     http://%s/\n", hl.Addr())
+		listeners = append(listeners, hl)
+		httpLines = fmt.Sprintf("  map     %s://%s/\n  ws      %s\n", scheme(tc, "http", "https"), hl.Addr(), wsURL(hl, tc))
 		leaders, err := gridworld.OpenLeaderboard(ctx, wd.js, wd.w)
 		if err != nil {
-			hl.Close()
-			l.Close()
 			return fmt.Errorf("live map: %w", err)
 		}
 		defer leaders.Close()
 		m := &livemap.Map{Game: game, Store: wd.store, Runtime: rt, Leaders: leaders, Logger: log}
-		run = append(run, func(ctx context.Context) error {
-			return serveHTTP(ctx, &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}, hl)
-		})
+		hs := newHTTPServer(webSocketMux(e, cfg, m), log)
+		run = append(run, func(ctx context.Context) error { return serveHTTP(ctx, hs, hl) })
 	}
-	fmt.Fprintf(stdout, "starbus dev: world %q ready in %v\n  edge    %s\n%s  nats    %s\n  data    %s\ntry: go run ./cmd/starbus client -addr %s -name ann\n     go run ./cmd/starbus bots -addr %s -players 100 -duration 30s\n",
-		cfg.World, time.Since(start).Round(time.Millisecond), l.Addr(), mapLine, srv.ClientURL(), cfg.NATS.DataDir, l.Addr(), l.Addr())
+	if cfg.Edge.WebSocket != "" {
+		wl, err := listen(cfg.Edge.WebSocket, httpTLS(tc))
+		if err != nil {
+			return fmt.Errorf("websocket: %w", err)
+		}
+		listeners = append(listeners, wl)
+		httpLines += fmt.Sprintf("  ws      %s\n", wsURL(wl, tc))
+		hs := newHTTPServer(webSocketMux(e, cfg, nil), log)
+		run = append(run, func(ctx context.Context) error { return serveHTTP(ctx, hs, wl) })
+	}
+	edgeLine := l.Addr().String()
+	try := fmt.Sprintf("try: go run ./cmd/starbus client -addr %s -name ann\n     go run ./cmd/starbus bots -addr %s -players 100 -duration 30s\n", l.Addr(), l.Addr())
+	if tc != nil { // the bots speak plain TCP only
+		edgeLine += " (tls)"
+		try = fmt.Sprintf("try: go run ./cmd/starbus client -addr %s -ca %s -name ann\n", l.Addr(), cfg.Edge.TLSCert)
+	}
+	fmt.Fprintf(stdout, "starbus dev: world %q ready in %v\n  edge    %s\n%s  nats    %s\n  data    %s\n%s",
+		cfg.World, time.Since(start).Round(time.Millisecond), edgeLine, httpLines, srv.ClientURL(), cfg.NATS.DataDir, try)
+	listeners = nil // served, and closed, by their servers
 	return parts(ctx, run...)
+}
+
+// wsURL is the URL of the WebSocket at /ws on l, an HTTP listener with TLS
+// if tc is set.
+func wsURL(l net.Listener, tc *tls.Config) string {
+	return scheme(tc, "ws", "wss") + "://" + l.Addr().String() + "/ws"
 }
 
 // remoteWorld connects to an external NATS and opens the world; close
@@ -369,17 +468,37 @@ func remoteWorld(ctx context.Context, cfg config.Config, name string, log *slog.
 }
 
 func runEdge(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
+	tc, err := edgeTLS(cfg)
+	if err != nil {
+		return err
+	}
 	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus edge", log)
 	if err != nil {
 		return err
 	}
 	defer closeWorld()
-	l, err := net.Listen("tcp", cfg.Edge.Listen)
+	l, err := listen(cfg.Edge.Listen, tc)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "starbus edge: world %q on %s, edge %s\n", cfg.World, cfg.NATS.URL, l.Addr())
-	return serveEdge(ctx, newEdge(wd, cfg, log), l)
+	e := newEdge(wd, cfg, log)
+	run := []func(context.Context) error{func(ctx context.Context) error { return serveEdge(ctx, e, l) }}
+	more := ""
+	if tc != nil {
+		more = " (tls)"
+	}
+	if cfg.Edge.WebSocket != "" {
+		wl, err := listen(cfg.Edge.WebSocket, httpTLS(tc))
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("websocket: %w", err)
+		}
+		more += ", ws " + wsURL(wl, tc)
+		hs := newHTTPServer(webSocketMux(e, cfg, nil), log)
+		run = append(run, func(ctx context.Context) error { return serveHTTP(ctx, hs, wl) })
+	}
+	fmt.Fprintf(stdout, "starbus edge: world %q on %s, edge %s%s\n", cfg.World, cfg.NATS.URL, l.Addr(), more)
+	return parts(ctx, run...)
 }
 
 func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
@@ -439,7 +558,9 @@ func printStats(ctx context.Context, w io.Writer, rt *handlers.Runtime, store *k
 func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("starbus client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", config.Default().Edge.Listen, "edge address")
+	addr := fs.String("addr", config.Default().Edge.Listen, "edge address (TCP)")
+	ws := fs.String("ws", "", "the edge's WebSocket URL (ws:// or wss://), instead of -addr")
+	ca := fs.String("ca", "", "PEM certificates to trust: connect with TLS (TCP), or trust them for wss")
 	name := fs.String("name", "", "player name (required)")
 	password := fs.String("password", "starbus", "password (the first login registers it)")
 	pprofAddr := pprofFlag(fs)
@@ -455,8 +576,25 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stderr, "starbus client: -name is required")
 		return errUsage
 	}
+	var d client.Dialer
+	if *ca != "" {
+		pem, err := os.ReadFile(*ca)
+		if err != nil {
+			return err
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("-ca %s: no PEM certificate", *ca)
+		}
+		d.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, err := client.Dial(dctx, *addr, *name, *password)
+	var c *client.Client
+	if *ws != "" {
+		c, err = d.DialWebSocket(dctx, *ws, *name, *password)
+	} else {
+		c, err = d.Dial(dctx, *addr, *name, *password)
+	}
 	cancel()
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/starbus/starbus/config"
 	"github.com/starbus/starbus/internal/natstest"
+	"github.com/starbus/starbus/internal/tlstest"
 )
 
 // syncBuffer is natstest's buffer for a command's output.
@@ -38,7 +39,8 @@ func TestDevAndClient(t *testing.T) {
 	}()
 	edgeAddr := regexp.MustCompile(`edge\s+(127\.0\.0\.1:\d+)`)
 	mapAddr := regexp.MustCompile(`map\s+http://(127\.0\.0\.1:\d+)/`)
-	var addr, web string
+	wsAddr := regexp.MustCompile(`ws\s+(ws://127\.0\.0\.1:\d+/ws)`)
+	var addr, web, ws string
 	natstest.Eventually(t, 30*time.Second, func() bool {
 		if m := edgeAddr.FindStringSubmatch(devOut.String()); m != nil {
 			addr = m[1]
@@ -46,8 +48,14 @@ func TestDevAndClient(t *testing.T) {
 		if m := mapAddr.FindStringSubmatch(devOut.String()); m != nil {
 			web = m[1]
 		}
-		return addr != "" && web != ""
+		if m := wsAddr.FindStringSubmatch(devOut.String()); m != nil {
+			ws = m[1]
+		}
+		return addr != "" && web != "" && ws != ""
 	}, "dev ready: %s", devOut.String())
+	if ws != "ws://"+web+"/ws" {
+		t.Errorf("WebSocket at %s, want /ws on the live map's address %s", ws, web)
+	}
 	ready := time.Since(start)
 	t.Logf("starbus dev ready in %v", ready)
 	if ready > 5*time.Second {
@@ -78,6 +86,8 @@ func TestDevAndClient(t *testing.T) {
 	if err := <-clientDone; err != nil {
 		t.Fatalf("client: %v\n%s", err, out.String())
 	}
+	// The same world over WebSocket, at /ws on the live map's address.
+	playClient(ctx, t, &syncBuffer{}, "look", `"t":"look"`, "-ws", ws, "-name", "wsann", "-password", "pw")
 	// A wrong password is refused.
 	err := run(ctx, []string{"client", "-addr", addr, "-name", "ann", "-password", "nope"}, strings.NewReader(""), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "bad credentials") {
@@ -175,38 +185,89 @@ func edgeAndWorker(t *testing.T, url, world string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var edgeOut, logs syncBuffer
-	done := make(chan error, 2)
+	p := startEdgeAndWorker(ctx, t, url, world, args, nil)
+	addr := regexp.MustCompile(`edge (127\.0\.0\.1:\d+)`).FindStringSubmatch(p.banner)[1]
+	p.play(ctx, t, "zed", "-addr", addr)
+	cancel()
+	p.wait(t)
+}
+
+// TestEdgeTLSAndWebSocket runs `starbus edge` with TLS and a WebSocket
+// listener, and the terminal client through both: TLS over TCP, and wss.
+func TestEdgeTLSAndWebSocket(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{World: "secure"})
+	cert := tlstest.New(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	p := startEdgeAndWorker(ctx, t, env.Server.ClientURL(), "secure", nil,
+		[]string{"-websocket", "127.0.0.1:0", "-tls-cert", cert.CertFile, "-tls-key", cert.KeyFile})
+	m := regexp.MustCompile(`edge (127\.0\.0\.1:\d+) \(tls\), ws (wss://127\.0\.0\.1:\d+/ws)`).FindStringSubmatch(p.banner)
+	if m == nil {
+		t.Fatalf("edge banner %q", p.banner)
+	}
+	p.play(ctx, t, "tls", "-addr", m[1], "-ca", cert.CertFile)
+	p.play(ctx, t, "wss", "-ws", m[2], "-ca", cert.CertFile)
+	// Without trusting the certificate, the client refuses the edge.
+	if err := run(ctx, []string{"client", "-addr", m[1], "-name", "eve"}, strings.NewReader(""), io.Discard, io.Discard); err == nil {
+		t.Error("a client that does not trust the edge's certificate logged in")
+	}
+	cancel()
+	p.wait(t)
+}
+
+// edgeAndWorkerRun is a `starbus worker` and a `starbus edge` running.
+type edgeAndWorkerRun struct {
+	banner string // what the edge printed
+	logs   *syncBuffer
+	done   chan error
+}
+
+// startEdgeAndWorker starts `starbus worker` and `starbus edge` against the
+// NATS at url, with args for both and edgeArgs for the edge, until ctx
+// ends; it returns once the edge is ready.
+func startEdgeAndWorker(ctx context.Context, t *testing.T, url, world string, args, edgeArgs []string) *edgeAndWorkerRun {
+	t.Helper()
+	var edgeOut syncBuffer
+	p := &edgeAndWorkerRun{logs: &syncBuffer{}, done: make(chan error, 2)}
 	go func() {
-		done <- run(ctx, append([]string{"worker", "-nats", url, "-world", world, "-log", "warn"}, args...), nil, io.Discard, &logs)
+		p.done <- run(ctx, append([]string{"worker", "-nats", url, "-world", world, "-log", "warn"}, args...), nil, io.Discard, p.logs)
 	}()
-	go func() {
-		done <- run(ctx, append([]string{"edge", "-nats", url, "-world", world, "-listen", "127.0.0.1:0", "-log", "warn"}, args...), nil, &edgeOut, &logs)
-	}()
-	edgeAddr := regexp.MustCompile(`edge (127\.0\.0\.1:\d+)`)
-	var addr string
+	edgeCmd := append([]string{"edge", "-nats", url, "-world", world, "-listen", "127.0.0.1:0", "-log", "warn"}, args...)
+	go func() { p.done <- run(ctx, append(edgeCmd, edgeArgs...), nil, &edgeOut, p.logs) }()
 	natstest.Eventually(t, 30*time.Second, func() bool {
-		if m := edgeAddr.FindStringSubmatch(edgeOut.String()); m != nil {
-			addr = m[1]
-		}
 		select {
-		case err := <-done:
-			t.Fatalf("worker or edge: %v\n%s", err, logs.String())
+		case err := <-p.done:
+			t.Fatalf("worker or edge: %v\n%s", err, p.logs.String())
 		default:
 		}
-		return addr != ""
-	}, "edge ready:\n%s", logs.String())
+		p.banner = edgeOut.String()
+		return strings.HasSuffix(p.banner, "\n")
+	}, "edge ready:\n%s", p.logs.String())
+	return p
+}
+
+// play runs the terminal client as name with args, asks for its inventory,
+// waits for the answer, and logs out.
+func (p *edgeAndWorkerRun) play(ctx context.Context, t *testing.T, name string, args ...string) {
+	t.Helper()
+	playClient(ctx, t, p.logs, "inv", `"t":"inv"`, append([]string{"-name", name}, args...)...)
+}
+
+// playClient runs the terminal client with args, types line, waits for
+// want in its output, and logs out; logs are shown on failure.
+func playClient(ctx context.Context, t *testing.T, logs *syncBuffer, line, want string, args ...string) {
+	t.Helper()
 	var out syncBuffer
 	in, typed := io.Pipe()
 	clientDone := make(chan error, 1)
 	go func() {
-		clientDone <- run(ctx, []string{"client", "-addr", addr, "-name", "zed"}, in, &out, io.Discard)
+		clientDone <- run(ctx, append([]string{"client"}, args...), in, &out, io.Discard)
 	}()
 	// The client reads its input only once logged in; if it gives up
 	// first, nothing reads the pipe, so the write must not block the test.
 	typedErr := make(chan error, 1)
 	go func() {
-		_, err := io.WriteString(typed, "inv\n")
+		_, err := io.WriteString(typed, line+"\n")
 		typedErr <- err
 	}()
 	natstest.Eventually(t, 30*time.Second, func() bool {
@@ -215,7 +276,7 @@ func edgeAndWorker(t *testing.T, url, world string, args ...string) {
 			t.Fatalf("client ended: %v\noutput:\n%s\nlogs:\n%s", err, out.String(), logs.String())
 		default:
 		}
-		return strings.Contains(out.String(), `"t":"inv"`)
+		return strings.Contains(out.String(), want)
 	}, "client output:\n%s", out.String())
 	if err := <-typedErr; err != nil {
 		t.Fatal(err)
@@ -224,9 +285,13 @@ func edgeAndWorker(t *testing.T, url, world string, args ...string) {
 	if err := <-clientDone; err != nil {
 		t.Fatal(err)
 	}
-	cancel()
+}
+
+// wait waits for the worker and the edge, once their context has ended.
+func (p *edgeAndWorkerRun) wait(t *testing.T) {
+	t.Helper()
 	for range 2 {
-		if err := <-done; err != nil {
+		if err := <-p.done; err != nil {
 			t.Fatal(err)
 		}
 	}

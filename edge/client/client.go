@@ -2,6 +2,11 @@
 // (PROTOCOL.md): log in, send messages, receive the session's messages,
 // reconnect with the session's token without losing any, log out.
 //
+// [Dial] connects over TCP, [DialWebSocket] over WebSocket (ws:// or
+// wss:// URLs, such as starbus dev's ws://127.0.0.1:8080/ws); a [Dialer]
+// adds TLS (over TCP, or for wss) and handshake headers. Either way the
+// result is the same [Client].
+//
 // A Client is safe for concurrent use. It owns one reader goroutine per
 // connection, stopped by Close, Logout or a lost connection.
 package client
@@ -9,11 +14,15 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/starbus/starbus/edge"
 )
@@ -47,11 +56,10 @@ var ErrClosed = errors.New("client: connection closed")
 
 // Client is a logged-in session.
 type Client struct {
-	addr string
+	dial func(ctx context.Context) (link, error) // a new connection to the edge
 
 	mu       sync.Mutex
-	nc       net.Conn
-	w        *bufio.Writer
+	l        link
 	session  string
 	token    string
 	lastSeq  uint64
@@ -65,14 +73,83 @@ type Client struct {
 	errs chan *edge.ProtocolError
 }
 
-// Dial connects to the edge at addr and logs in as name.
+// Dial connects to the edge at addr (host:port) over TCP and logs in as
+// name. It is a zero Dialer's Dial.
 func Dial(ctx context.Context, addr, name, password string) (*Client, error) {
-	c := &Client{addr: addr, msgs: make(chan Message, 1024), errs: make(chan *edge.ProtocolError, 64)}
+	return (&Dialer{}).Dial(ctx, addr, name, password)
+}
+
+// DialWebSocket connects to the edge's WebSocket at url (ws:// or wss://)
+// and logs in as name. It is a zero Dialer's DialWebSocket.
+func DialWebSocket(ctx context.Context, url, name, password string) (*Client, error) {
+	return (&Dialer{}).DialWebSocket(ctx, url, name, password)
+}
+
+// Dialer holds the options of a connection to an edge. Its zero value
+// dials plain TCP, and WebSocket with the system's roots for wss.
+type Dialer struct {
+	// TLSConfig, if set, makes Dial use TLS over TCP, and is the TLS
+	// configuration of DialWebSocket's wss:// URLs.
+	TLSConfig *tls.Config
+	// Header is added to a WebSocket handshake's request (an Origin, a
+	// cookie). Dial does not use it.
+	Header http.Header
+}
+
+// Dial connects to the edge at addr (host:port) over TCP, or TLS over TCP
+// with d.TLSConfig, and logs in as name. Reconnect dials the same way.
+func (d *Dialer) Dial(ctx context.Context, addr, name, password string) (*Client, error) {
+	cfg := d.TLSConfig.Clone()
+	return login(ctx, name, password, func(ctx context.Context) (link, error) {
+		var nc net.Conn
+		var err error
+		if cfg != nil {
+			nc, err = (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", addr)
+		} else {
+			nc, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &streamLink{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}, nil
+	})
+}
+
+// DialWebSocket connects to the edge's WebSocket at url (ws:// or wss://),
+// offering the subprotocol [edge.WebSocketSubprotocol], and logs in as
+// name. Reconnect dials the same way.
+func (d *Dialer) DialWebSocket(ctx context.Context, url, name, password string) (*Client, error) {
+	opts := &websocket.DialOptions{Subprotocols: []string{edge.WebSocketSubprotocol}, HTTPHeader: d.Header.Clone()}
+	if d.TLSConfig != nil {
+		// A transport of its own, for its TLS configuration; HTTP/1.1 only,
+		// which the WebSocket handshake needs.
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{
+			Proxy:             http.ProxyFromEnvironment,
+			TLSClientConfig:   d.TLSConfig.Clone(),
+			ForceAttemptHTTP2: false,
+		}}
+	}
+	return login(ctx, name, password, func(ctx context.Context) (link, error) {
+		ws, _, err := websocket.Dial(ctx, url, opts)
+		if err != nil {
+			return nil, err
+		}
+		ws.SetReadLimit(maxFrame)
+		return &wsLink{ws: ws}, nil
+	})
+}
+
+// login dials with dial and logs in.
+func login(ctx context.Context, name, password string, dial func(context.Context) (link, error)) (*Client, error) {
+	c := &Client{dial: dial, msgs: make(chan Message, 1024), errs: make(chan *edge.ProtocolError, 64)}
 	if err := c.connect(ctx, edge.Encode(edge.Login{Version: edge.ProtocolVersion, Name: name, Password: password})); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
+
+// maxFrame bounds the frames the client reads from the edge.
+const maxFrame = 16 << 20
 
 // Session returns the session id.
 func (c *Client) Session() string {
@@ -139,13 +216,13 @@ func (c *Client) Logout(ctx context.Context) error {
 // reconnect for the edge's grace period.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	nc, done, stop, once := c.nc, c.done, c.stop, c.stopOnce
+	l, done, stop, once := c.l, c.done, c.stop, c.stopOnce
 	c.mu.Unlock()
-	if nc == nil {
+	if l == nil {
 		return nil
 	}
 	once.Do(func() { close(stop) })
-	err := nc.Close()
+	err := l.close()
 	<-done
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
@@ -164,32 +241,30 @@ func (c *Client) write(f edge.Frame) error {
 	if 1+len(f.Body) > c.maxFrame {
 		return fmt.Errorf("client: frame of %d bytes over the edge's limit of %d", 1+len(f.Body), c.maxFrame)
 	}
-	if _, err := c.w.Write(edge.AppendFrame(nil, f)); err != nil {
-		return err
-	}
-	return c.w.Flush()
+	return c.l.writeFrame(f)
 }
 
 // connect dials, sends hello (a Login or Reconnect frame), waits for the
 // answer and starts the reader.
 func (c *Client) connect(ctx context.Context, hello edge.Frame) error {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", c.addr)
+	l, err := c.dial(ctx)
 	if err != nil {
 		return err
 	}
 	// ctx bounds the login: its end interrupts any read or write.
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, l.interrupt)
 	defer stop()
-	r := bufio.NewReader(nc)
-	if _, err := nc.Write(edge.AppendFrame(nil, hello)); err != nil {
-		nc.Close()
+	if err := l.writeFrame(hello); err != nil {
+		l.close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return err
 	}
 	for {
-		f, err := edge.ReadFrame(r, 16<<20)
+		f, err := l.readFrame()
 		if err != nil {
-			nc.Close()
+			l.close()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -197,40 +272,40 @@ func (c *Client) connect(ctx context.Context, hello edge.Frame) error {
 		}
 		v, err := edge.Decode(f)
 		if err != nil {
-			nc.Close()
+			l.close()
 			return fmt.Errorf("client: login: %w", err)
 		}
 		switch v := v.(type) {
 		case edge.LoginOK:
 			if !stop() {
-				nc.Close()
+				l.close()
 				return ctx.Err()
 			}
-			_ = nc.SetDeadline(time.Time{})
+			l.resume()
 			c.mu.Lock()
-			c.nc, c.w = nc, bufio.NewWriter(nc)
+			c.l = l
 			c.session, c.token, c.maxFrame = v.Session, v.Token, int(v.MaxFrame)
 			c.done, c.loggedIn = make(chan struct{}), make(chan struct{})
 			c.stop, c.stopOnce = make(chan struct{}), new(sync.Once)
 			done, stop, loggedIn := c.done, c.stop, c.loggedIn
 			c.mu.Unlock()
-			go c.read(nc, r, done, stop, loggedIn)
+			go c.read(l, done, stop, loggedIn)
 			return nil
 		case edge.LoginFailed:
-			nc.Close()
+			l.close()
 			return &edge.ProtocolError{Code: v.Code, Reason: v.Reason}
 		case edge.ErrorInfo:
-			nc.Close()
+			l.close()
 			return &edge.ProtocolError{Code: v.Code, Reason: v.Reason}
 		}
 	}
 }
 
-func (c *Client) read(nc net.Conn, r *bufio.Reader, done, stop, loggedIn chan struct{}) {
+func (c *Client) read(l link, done, stop, loggedIn chan struct{}) {
 	defer close(done)
-	defer nc.Close()
+	defer l.close()
 	for {
-		f, err := edge.ReadFrame(r, 16<<20)
+		f, err := l.readFrame()
 		if err != nil {
 			return
 		}
@@ -282,3 +357,70 @@ func (c *Client) deliver(m Message, stop chan struct{}) bool {
 	}
 	return true
 }
+
+// link is one connection to the edge: a byte stream (TCP, TLS) or a
+// WebSocket. Reads are the reader's; writes are made under Client.mu.
+type link interface {
+	readFrame() (edge.Frame, error)
+	writeFrame(f edge.Frame) error
+	// interrupt makes the login's reads and writes fail: its context
+	// ended. resume undoes it, if it can.
+	interrupt()
+	resume()
+	close() error
+}
+
+// streamLink is PROTOCOL.md's byte stream: frames with their length
+// prefix.
+type streamLink struct {
+	nc net.Conn
+	r  *bufio.Reader
+	w  *bufio.Writer
+}
+
+func (l *streamLink) readFrame() (edge.Frame, error) { return edge.ReadFrame(l.r, maxFrame) }
+
+func (l *streamLink) writeFrame(f edge.Frame) error {
+	if _, err := l.w.Write(edge.AppendFrame(nil, f)); err != nil {
+		return err
+	}
+	return l.w.Flush()
+}
+
+func (l *streamLink) interrupt()   { _ = l.nc.SetDeadline(time.Unix(1, 0)) }
+func (l *streamLink) resume()      { _ = l.nc.SetDeadline(time.Time{}) }
+func (l *streamLink) close() error { return l.nc.Close() }
+
+// wsLink is PROTOCOL.md over WebSocket: one frame per binary message,
+// opcode and body, without the length prefix.
+type wsLink struct {
+	ws *websocket.Conn
+}
+
+func (l *wsLink) readFrame() (edge.Frame, error) {
+	for {
+		typ, b, err := l.ws.Read(context.Background())
+		if err != nil {
+			return edge.Frame{}, err
+		}
+		if typ == websocket.MessageBinary && len(b) > 0 {
+			return edge.Frame{Op: b[0], Body: b[1:]}, nil
+		}
+		// Not a frame: ignored, as frames of unknown opcodes are.
+	}
+}
+
+func (l *wsLink) writeFrame(f edge.Frame) error {
+	msg := make([]byte, 0, 1+len(f.Body))
+	msg = append(append(msg, f.Op), f.Body...)
+	return l.ws.Write(context.Background(), websocket.MessageBinary, msg)
+}
+
+// interrupt closes the connection: a WebSocket read or write cannot be
+// interrupted otherwise, and a login whose context ended is over.
+func (l *wsLink) interrupt() { _ = l.ws.CloseNow() }
+func (l *wsLink) resume()    {}
+
+// close drops the connection without a close handshake, as closing a TCP
+// connection does: the edge keeps the session for a reconnect.
+func (l *wsLink) close() error { return l.ws.CloseNow() }

@@ -5,9 +5,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/client"
@@ -96,5 +101,28 @@ func TestLoginFailed(t *testing.T) {
 	var pe *edge.ProtocolError
 	if !errors.As(err, &pe) || pe.Code != edge.CodeBadCredentials {
 		t.Fatalf("Dial: %v, want bad credentials", err)
+	}
+}
+
+// TestDialWebSocketContext: over WebSocket too, a login the edge never
+// answers ends with the context.
+func TestDialWebSocketContext(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{edge.WebSocketSubprotocol}})
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		for { // reads the login, answers nothing, until the client goes
+			if _, _, err := ws.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := client.DialWebSocket(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), "ann", "pw"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DialWebSocket: %v, want context.DeadlineExceeded", err)
 	}
 }

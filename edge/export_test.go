@@ -1,0 +1,27 @@
+package edge
+
+// What the tests of package edge_test need of the package's insides.
+
+// Conns returns the number of connections s holds, TCP and WebSocket.
+func (s *Server) Conns() int {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Raw WebSocket frames, for the bad input the Go client never sends.
+var (
+	ClientWSFrame     = clientFrame
+	ReadServerWSFrame = readServerFrame
+)
+
+// WebSocket opcodes (RFC 6455, 5.2).
+const (
+	WSContinuation = wsContinuation
+	WSText         = wsText
+	WSBinary       = wsBinary
+	WSClose        = wsClose
+	WSPing         = wsPing
+	WSPong         = wsPong
+)

@@ -1,0 +1,347 @@
+package edge
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// WebSocketSubprotocol is the WebSocket subprotocol of PROTOCOL.md's
+// frames, one per binary message. A client offers it in its handshake
+// (Sec-WebSocket-Protocol); the edge selects it, and serves a client that
+// offers none the same protocol.
+const WebSocketSubprotocol = "starbus.v1"
+
+// WebSocketOptions configures [Server.WebSocketHandler].
+type WebSocketOptions struct {
+	// OriginPatterns lists the origins, besides the handler's own host,
+	// whose pages may open a WebSocket to the edge: host patterns matched
+	// with path.Match ("example.com", "*.example.com"), or, with a scheme,
+	// "https://example.com". Empty: same origin only. A request without an
+	// Origin header (not from a browser) is always accepted. Any other
+	// origin is refused with 403 Forbidden before the upgrade; a pattern
+	// that is not a valid path.Match pattern is left out, and logged.
+	OriginPatterns []string
+}
+
+// WebSocketHandler returns a handler that upgrades requests to WebSocket
+// connections speaking PROTOCOL.md, one frame per binary message, and
+// serves them as [Server.Serve] serves TCP connections: the same limits
+// (MaxFrame is the largest message read), sessions, reconnects and
+// channels; [Server.Shutdown] closes them too and waits for them. Mount it
+// on any http.Server or mux (`starbus` serves it at /ws); serve that over
+// TLS for wss. Set the Server's fields before calling it.
+//
+// Each connection runs in the goroutine of the http.Server that called
+// the handler (it is the connection's reader), until the connection ends.
+// The server is started (stream, live consumer) by the first upgrade if
+// Serve has not started it; a request it cannot serve, before the upgrade,
+// is answered 503 Service Unavailable.
+func (s *Server) WebSocketHandler(opts WebSocketOptions) http.Handler {
+	s.init()
+	accept := &websocket.AcceptOptions{Subprotocols: []string{WebSocketSubprotocol}}
+	for _, p := range opts.OriginPatterns {
+		if _, err := path.Match(p, ""); err != nil {
+			s.log.Error("websocket origin pattern left out", "pattern", p, logErr, err)
+			continue
+		}
+		accept.OriginPatterns = append(accept.OriginPatterns, p)
+	}
+	accept.OriginPatterns = slices.Clip(accept.OriginPatterns)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveWebSocket(w, r, accept) })
+}
+
+// serveWebSocket upgrades one request and runs its connection.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		http.Error(w, "edge shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.ready(); err != nil {
+		s.log.Error("websocket refused", logErr, err)
+		http.Error(w, "edge unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	t, err := s.acceptWebSocket(w, r, opts)
+	if err != nil {
+		s.log.Debug("websocket upgrade refused", logRemote, r.RemoteAddr, logErr, err)
+		return // answered by the library
+	}
+	c := s.newConn(t)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = t.ws.CloseNow()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	c.serve()
+}
+
+// acceptWebSocket upgrades a request to a WebSocket transport. On error
+// the library has answered the request.
+func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*wsTransport, error) {
+	h := &hijacker{ResponseWriter: w, pool: s}
+	ws, err := websocket.Accept(h, r, opts)
+	if err != nil {
+		return nil, err
+	}
+	if h.nc == nil { // a library that no longer hijacks through its ResponseWriter
+		_ = ws.CloseNow()
+		return nil, errors.New("edge: websocket: connection not hijacked")
+	}
+	// The library's own limit is a backstop one byte past the edge's:
+	// readFrame stops at MaxFrame+1 bytes and answers frame-too-large
+	// before closing, where the library, at its limit, would close with
+	// 1009 at once, and no error frame could follow.
+	ws.SetReadLimit(int64(s.MaxFrame) + 1)
+	return &wsTransport{ws: ws, nc: h.nc, out: h.out, remote: r.RemoteAddr}, nil
+}
+
+// wsTransport is the protocol over WebSocket: each frame is one binary
+// message holding its opcode and body, without the length prefix
+// (PROTOCOL.md, WebSocket).
+//
+// The library (github.com/coder/websocket) frames and unframes messages,
+// reassembles fragments, and answers pings and close frames. Its reads and
+// writes are given a context that never ends: the hijacked connection's
+// deadlines bound them instead, as they bound a TCP connection's, so that
+// the conn's deadlines (login timeout, write timeout, the reader's linger
+// while closing) mean the same on both transports. (An ended context would
+// make the library close the whole connection, and a closing connection's
+// last frames could not be written.)
+type wsTransport struct {
+	ws     *websocket.Conn
+	nc     *wsNetConn  // the hijacked connection, under the library
+	out    *corkWriter // under the library's writes
+	remote string
+	// violation is set by the reader when the library ended the reading
+	// on a breach of RFC 6455 it has not answered itself.
+	violation bool
+}
+
+func (t *wsTransport) readFrame(max int) (Frame, error) {
+	typ, r, err := t.ws.Reader(context.Background())
+	if err != nil {
+		t.violation = violation(err)
+		return Frame{}, err
+	}
+	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		t.violation = violation(err)
+		return Frame{}, err
+	}
+	if t.nc.failed.Load() {
+		// The library reports a connection that ends between two frames
+		// of a message as the message's end; it was cut short.
+		return Frame{}, io.ErrUnexpectedEOF
+	}
+	return messageFrame(typ, b, max)
+}
+
+// violation reports whether a read error of the library is the client's
+// breach of RFC 6455 (an unmasked frame, a continuation that continues
+// nothing), rather than the end of the connection or a deadline.
+func violation(err error) bool {
+	var ne net.Error
+	var ce websocket.CloseError
+	return !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) &&
+		!errors.As(err, &ne) && !errors.As(err, &ce)
+}
+
+// messageFrame is the frame a whole WebSocket message of type typ holds.
+func messageFrame(typ websocket.MessageType, b []byte, max int) (Frame, error) {
+	switch {
+	case len(b) > max:
+		return Frame{}, fmt.Errorf("%w: a message over %d bytes", ErrFrameTooLarge, max)
+	case typ != websocket.MessageBinary:
+		return Frame{}, &badMessage{reason: "a text message; frames travel in binary messages"}
+	case len(b) == 0:
+		return Frame{}, &badMessage{reason: "an empty message; a frame has an opcode"}
+	}
+	return Frame{Op: b[0], Body: b[1:]}, nil
+}
+
+// write sends each frame of b as one binary message, the whole burst with
+// one write(2): the library's writes are gathered by the cork.
+func (t *wsTransport) write(b []byte) error {
+	t.out.cork()
+	var err error
+	for len(b) > 0 && err == nil {
+		if len(b) < headerLen {
+			err = errors.New("edge: websocket: a burst ends inside a length prefix")
+			break
+		}
+		n := int(binary.BigEndian.Uint32(b))
+		if n > len(b)-headerLen {
+			err = errors.New("edge: websocket: a burst ends inside a frame")
+			break
+		}
+		err = t.ws.Write(context.Background(), websocket.MessageBinary, b[headerLen:headerLen+n])
+		b = b[headerLen+n:]
+	}
+	if uerr := t.out.uncork(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// closeWrite does nothing: the close frame, sent by close, is what tells a
+// WebSocket client that nothing follows.
+func (t *wsTransport) closeWrite() {}
+
+// close sends the close frame, unless the library has, and waits, within
+// closeWait, for the client's (reading and discarding what comes before
+// it, such as the rest of a message too large to read), then closes the
+// connection. The close code says why: 4000 plus the code of the error
+// frame the connection closes on, 1002 after a breach of RFC 6455, 1000
+// otherwise (after LOGOUT_OK, or the client's own close).
+func (t *wsTransport) close(final *ProtocolError) {
+	code, reason := websocket.StatusNormalClosure, ""
+	switch {
+	case final != nil:
+		code, reason = closeCode(final.Code), final.Code.String()
+	case t.violation:
+		code, reason = websocket.StatusProtocolError, "not a WebSocket"
+	}
+	// The reader's deadline has passed (it is what ended the reading):
+	// the close handshake gets its own.
+	_ = t.nc.SetDeadline(time.Now().Add(closeWait))
+	_ = t.ws.Close(code, reason)
+}
+
+// closeCode is the WebSocket close code of a connection closed with an
+// error frame of code c (PROTOCOL.md, WebSocket).
+func closeCode(c Code) websocket.StatusCode { return websocket.StatusCode(4000 + int(c)) }
+
+func (t *wsTransport) remoteAddr() string { return t.remote }
+
+func (t *wsTransport) SetReadDeadline(d time.Time) error  { return t.nc.SetReadDeadline(d) }
+func (t *wsTransport) SetWriteDeadline(d time.Time) error { return t.nc.SetWriteDeadline(d) }
+
+// wsNetConn is the hijacked connection as the library sees it. It notes a
+// read that failed with nothing read, so that readFrame can tell a message
+// cut short by the connection's end from a whole one.
+type wsNetConn struct {
+	net.Conn
+	failed atomic.Bool
+}
+
+func (c *wsNetConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n == 0 && err != nil {
+		c.failed.Store(true)
+	}
+	return n, err
+}
+
+// Buffer sizes of a WebSocket connection. Client frames are small, and the
+// library reads a larger message straight into its slice; a burst written
+// goes through the cork, whatever its size.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 512
+)
+
+// hijacker is the ResponseWriter the library hijacks the connection
+// through. It keeps the connection, whose deadlines bound the library's
+// reads and writes, and hands the library small buffers (net/http's are
+// 4 KiB each, for the connection's lifetime), the writer over a cork.
+type hijacker struct {
+	http.ResponseWriter
+	pool *Server // of write buffers
+	nc   *wsNetConn
+	out  *corkWriter
+}
+
+// Hijack hijacks the connection from net/http, whose deadlines it clears.
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// What the client sent after its request is in net/http's buffer: it
+	// is moved to the new one, whole.
+	pending, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	pending = bytes.Clone(pending)
+	h.nc = &wsNetConn{Conn: nc}
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pending), h.nc), max(wsReadBuffer, len(pending)))
+	if len(pending) > 0 {
+		if _, err := r.Peek(len(pending)); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	h.out = &corkWriter{nc: nc, pool: h.pool}
+	return h.nc, bufio.NewReadWriter(r, bufio.NewWriterSize(h.out, wsWriteBuffer)), nil
+}
+
+// Unwrap lets http.ResponseController reach the ResponseWriter underneath.
+func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// corkWriter is the writer under the library's. While corked, it gathers
+// what the library writes (the writer's messages, and any control frame the
+// reader's library calls answer meanwhile) in a buffer from the server's
+// pool, and uncork writes it with one write(2); uncorked, it writes at
+// once. Writes leave in the order they were made: the library writes each
+// frame whole under its own lock, and mu orders the rest.
+type corkWriter struct {
+	nc   net.Conn
+	pool *Server
+	mu   sync.Mutex
+	buf  *[]byte // non-nil while corked
+}
+
+func (w *corkWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf != nil {
+		*w.buf = append(*w.buf, p...)
+		return len(p), nil
+	}
+	return w.nc.Write(p)
+}
+
+func (w *corkWriter) cork() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf == nil {
+		w.buf = w.pool.getBuf()
+	}
+}
+
+// uncork writes what was gathered, holding mu meanwhile so that nothing
+// written after it overtakes it.
+func (w *corkWriter) uncork() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := w.buf
+	if b == nil {
+		return nil
+	}
+	w.buf = nil
+	var err error
+	if len(*b) > 0 {
+		_, err = w.nc.Write(*b)
+	}
+	w.pool.putBuf(b)
+	return err
+}
