@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/edge/wire"
 )
 
 // conn is one client connection, over a [transport] (TCP or WebSocket).
@@ -57,9 +58,9 @@ type conn struct {
 	writer   sync.WaitGroup
 
 	once   sync.Once
-	final  *ProtocolError // its error frame is written last by the writer; set before done is closed
-	drain  bool           // the writer writes what is queued before final
-	linger time.Duration  // how long the reader goes on reading once closing
+	final  *wire.ProtocolError // its error frame is written last by the writer; set before done is closed
+	drain  bool                // the writer writes what is queued before final
+	linger time.Duration       // how long the reader goes on reading once closing
 
 	dl sync.Mutex // orders deadlines set by the goroutines and by shut
 
@@ -90,8 +91,8 @@ const takeoverLinger = time.Second
 // send queues f for the client and starts the writer. A client whose
 // queue is full is disconnected: it cannot keep up. It reports whether f
 // was queued. It never blocks.
-func (c *conn) send(f Frame) bool {
-	return c.sendEncoded(AppendFrame(nil, f), nil)
+func (c *conn) send(f wire.Frame) bool {
+	return c.sendEncoded(wire.AppendFrame(nil, f), nil)
 }
 
 // sendEncoded is send for a frame already encoded (length prefix
@@ -160,9 +161,9 @@ func (c *conn) startWriter() {
 
 // slow disconnects a client that cannot keep up with its messages.
 func (c *conn) slow() {
-	e := &ProtocolError{Code: CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", c.s.OutboundQueue)}
+	e := &wire.ProtocolError{Code: wire.CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", c.s.OutboundQueue)}
 	if c.shut(e, false, 0) {
-		c.s.log.Info("client disconnected", logRemote, c.t.remoteAddr(), logCode, CodeSlowConsumer.String())
+		c.s.log.Info("client disconnected", logRemote, c.t.remoteAddr(), logCode, wire.CodeSlowConsumer.String())
 	}
 }
 
@@ -223,14 +224,14 @@ func (fl *flusher) flush() {
 	fl.conns = fl.conns[:0]
 }
 
-func errorFrame(e *ProtocolError) Frame {
-	return Encode(ErrorInfo{Code: e.Code, Reason: e.Error()})
+func errorFrame(e *wire.ProtocolError) wire.Frame {
+	return wire.Encode(wire.ErrorInfo{Code: e.Code, Reason: e.Error()})
 }
 
 // fail closes the connection with an error frame, written after what is
 // already queued. It never blocks.
-func (c *conn) fail(e *ProtocolError) {
-	if c.shut(e, true, 0) && e.Code != CodeShuttingDown {
+func (c *conn) fail(e *wire.ProtocolError) {
+	if c.shut(e, true, 0) && e.Code != wire.CodeShuttingDown {
 		c.s.log.Info("client disconnected", logRemote, c.t.remoteAddr(), logCode, e.Code.String(), logErr, e.Reason)
 	}
 }
@@ -239,7 +240,7 @@ func (c *conn) fail(e *ProtocolError) {
 // is told why, and what it already received is still handled (see
 // takeoverLinger).
 func (c *conn) takeOver() {
-	c.shut(&ProtocolError{Code: CodeAlreadyLoggedIn, Reason: "session resumed elsewhere"}, true, takeoverLinger)
+	c.shut(&wire.ProtocolError{Code: wire.CodeAlreadyLoggedIn, Reason: "session resumed elsewhere"}, true, takeoverLinger)
 }
 
 // close closes the connection without another frame.
@@ -249,7 +250,7 @@ func (c *conn) close() { c.shut(nil, false, 0) }
 // error frame (and, if drain, what is queued before it) within closeWait,
 // and the reader stops reading after linger. It reports whether this call
 // closed it.
-func (c *conn) shut(final *ProtocolError, drain bool, linger time.Duration) bool {
+func (c *conn) shut(final *wire.ProtocolError, drain bool, linger time.Duration) bool {
 	closed := false
 	c.once.Do(func() {
 		c.final, c.drain, c.linger = final, drain, linger
@@ -352,12 +353,12 @@ func (c *conn) readFailed(err error) bool {
 	switch {
 	case c.closing():
 	case errors.As(err, &bad):
-		c.send(Encode(ErrorInfo{Code: CodeMalformed, Reason: bad.Error()}))
+		c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeMalformed, Reason: bad.Error()}))
 		return true
-	case errors.Is(err, ErrFrameTooLarge):
-		c.fail(&ProtocolError{Code: CodeFrameTooLarge, Reason: err.Error()})
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		c.fail(&wire.ProtocolError{Code: wire.CodeFrameTooLarge, Reason: err.Error()})
 	case c.sess == nil && errors.As(err, &ne) && ne.Timeout():
-		c.fail(&ProtocolError{Code: CodeLoginTimeout, Reason: fmt.Sprintf("no login within %v", s.LoginTimeout)})
+		c.fail(&wire.ProtocolError{Code: wire.CodeLoginTimeout, Reason: fmt.Sprintf("no login within %v", s.LoginTimeout)})
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		s.log.Info("truncated frame", logRemote, c.t.remoteAddr())
 	default:
@@ -367,28 +368,28 @@ func (c *conn) readFailed(err error) bool {
 }
 
 // handle acts on one frame.
-func (c *conn) handle(f Frame) {
+func (c *conn) handle(f wire.Frame) {
 	s := c.s
-	v, err := Decode(f)
+	v, err := wire.Decode(f)
 	if err != nil {
-		var pe *ProtocolError
+		var pe *wire.ProtocolError
 		if !errors.As(err, &pe) {
-			pe = &ProtocolError{Code: CodeMalformed, Reason: err.Error()}
+			pe = &wire.ProtocolError{Code: wire.CodeMalformed, Reason: err.Error()}
 		}
-		c.send(Encode(ErrorInfo{Code: pe.Code, Reason: pe.Error()}))
+		c.send(wire.Encode(wire.ErrorInfo{Code: pe.Code, Reason: pe.Error()}))
 		return
 	}
 	if c.sess == nil {
 		switch m := v.(type) {
-		case Login:
+		case wire.Login:
 			s.login(c, m)
-		case Reconnect:
+		case wire.Reconnect:
 			s.reconnect(c, m)
-		case Ping:
-			c.send(Encode(Pong(m)))
+		case wire.Ping:
+			c.send(wire.Encode(wire.Pong(m)))
 			return
 		default:
-			c.send(Encode(ErrorInfo{Code: CodeNotLoggedIn, Reason: "log in first"}))
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeNotLoggedIn, Reason: "log in first"}))
 			return
 		}
 		if c.sess != nil {
@@ -397,43 +398,43 @@ func (c *conn) handle(f Frame) {
 		return
 	}
 	switch m := v.(type) {
-	case Send:
+	case wire.Send:
 		if !c.sess.limiter.Allow() {
-			c.send(Encode(ErrorInfo{Code: CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
 			return
 		}
 		if err := s.publish(c.sess, bus.EventMessage, "", m.Payload); err != nil {
 			s.log.Error("event not published", logSession, c.sess.id, logErr, err)
-			c.send(Encode(ErrorInfo{Code: CodeInternal, Reason: "message not accepted; send it again"}))
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeInternal, Reason: "message not accepted; send it again"}))
 		}
-	case Ping:
-		c.send(Encode(Pong(m)))
-	case Logout:
+	case wire.Ping:
+		c.send(wire.Encode(wire.Pong(m)))
+	case wire.Logout:
 		ss := c.sess
 		s.detach(ss, c)
 		s.endSession(s.ctx, ss)
 		c.sess = nil
-		c.send(Encode(LogoutOK{}))
+		c.send(wire.Encode(wire.LogoutOK{}))
 		// The writer closes the connection once LogoutOK is out; this
 		// reader then ends on the closed connection.
 		c.flushAndClose()
-	case Login, Reconnect:
-		c.send(Encode(ErrorInfo{Code: CodeAlreadyLoggedIn, Reason: CodeAlreadyLoggedIn.String()}))
-	case ChannelSend:
+	case wire.Login, wire.Reconnect:
+		c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeAlreadyLoggedIn, Reason: wire.CodeAlreadyLoggedIn.String()}))
+	case wire.ChannelSend:
 		if err := bus.ValidName(m.Channel); err != nil {
-			c.send(Encode(ErrorInfo{Code: CodeMalformed, Reason: fmt.Sprintf("channel %q: not a channel name", m.Channel)}))
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeMalformed, Reason: fmt.Sprintf("channel %q: not a channel name", m.Channel)}))
 			return
 		}
 		if !c.sess.limiter.Allow() {
-			c.send(Encode(ErrorInfo{Code: CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
 			return
 		}
 		if err := s.publish(c.sess, bus.EventChannel, m.Channel, m.Payload); err != nil {
 			s.log.Error("event not published", logSession, c.sess.id, logErr, err)
-			c.send(Encode(ErrorInfo{Code: CodeInternal, Reason: "message not accepted; send it again"}))
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeInternal, Reason: "message not accepted; send it again"}))
 		}
 	default:
-		c.send(Encode(ErrorInfo{Code: CodeUnsupported, Reason: fmt.Sprintf("opcode 0x%02x is server-to-client", f.Op)}))
+		c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: fmt.Sprintf("opcode 0x%02x is server-to-client", f.Op)}))
 	}
 }
 
@@ -525,7 +526,7 @@ func (c *conn) writeLast() {
 		*b = (*b)[:0]
 	}
 	if c.final != nil {
-		*b = AppendFrame(*b, errorFrame(c.final))
+		*b = wire.AppendFrame(*b, errorFrame(c.final))
 	}
 	if len(*b) > 0 {
 		_ = c.t.write(*b)

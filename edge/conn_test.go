@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/internal/natstest"
 )
 
@@ -42,23 +43,23 @@ func pipeConn(t *testing.T, queue int) (*conn, *bufio.Reader, *countingConn) {
 	return c, bufio.NewReader(client), cc
 }
 
-func wire(seq uint64) []byte {
-	return AppendFrame(nil, Encode(Message{Seq: seq, Payload: []byte("x")}))
+func wireMsg(seq uint64) []byte {
+	return wire.AppendFrame(nil, wire.Encode(wire.Message{Seq: seq, Payload: []byte("x")}))
 }
 
 // readMessages reads n frames and checks they are MESSAGEs numbered from 1.
 func readMessages(t *testing.T, r *bufio.Reader, n int) {
 	t.Helper()
 	for i := 1; i <= n; i++ {
-		f, err := ReadFrame(r, 1<<20)
+		f, err := wire.ReadFrame(r, 1<<20)
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
-		v, err := Decode(f)
+		v, err := wire.Decode(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m, ok := v.(Message); !ok || m.Seq != uint64(i) {
+		if m, ok := v.(wire.Message); !ok || m.Seq != uint64(i) {
 			t.Fatalf("frame %d: got %+v", i, v)
 		}
 	}
@@ -70,7 +71,7 @@ func TestWriterCoalesces(t *testing.T) {
 	c, r, cc := pipeConn(t, 256)
 	var fl flusher
 	for i := 1; i <= 100; i++ {
-		if !c.sendEncoded(wire(uint64(i)), &fl) {
+		if !c.sendEncoded(wireMsg(uint64(i)), &fl) {
 			t.Fatalf("frame %d not queued", i)
 		}
 	}
@@ -83,9 +84,9 @@ func TestWriterCoalesces(t *testing.T) {
 		t.Fatalf("%d writes for a burst, want 1", n)
 	}
 	// The next frame, sent alone, starts a writer of its own.
-	c.send(Encode(Message{Seq: 101}))
-	f, err := ReadFrame(r, 1<<20)
-	if err != nil || f.Op != OpMessage {
+	c.send(wire.Encode(wire.Message{Seq: 101}))
+	f, err := wire.ReadFrame(r, 1<<20)
+	if err != nil || f.Op != wire.OpMessage {
 		t.Fatalf("got %v, %v", f, err)
 	}
 }
@@ -102,11 +103,11 @@ func TestWriterKeepsOrder(t *testing.T) {
 			var ok bool
 			switch i % 3 {
 			case 0:
-				ok = c.sendEncoded(wire(uint64(i)), nil)
+				ok = c.sendEncoded(wireMsg(uint64(i)), nil)
 			case 1:
-				ok = c.sendEncodedWait(ctx, wire(uint64(i)))
+				ok = c.sendEncodedWait(ctx, wireMsg(uint64(i)))
 			default:
-				ok = c.send(Encode(Message{Seq: uint64(i), Payload: []byte("x")}))
+				ok = c.send(wire.Encode(wire.Message{Seq: uint64(i), Payload: []byte("x")}))
 			}
 			if !ok {
 				done <- errors.New("frame not queued")
@@ -128,30 +129,30 @@ func TestWriterSlowConsumer(t *testing.T) {
 	c, r, _ := pipeConn(t, 4)
 	// The first frame goes to the writer, which blocks in its write: the
 	// client reads nothing yet. Then the queue fills.
-	c.send(Encode(Message{Seq: 1, Payload: []byte("x")}))
+	c.send(wire.Encode(wire.Message{Seq: 1, Payload: []byte("x")}))
 	natstest.Eventually(t, 10*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.out == nil
 	}, "the writer takes the first frame")
 	for i := 2; i <= 5; i++ {
-		if !c.sendEncoded(wire(uint64(i)), nil) {
+		if !c.sendEncoded(wireMsg(uint64(i)), nil) {
 			t.Fatalf("frame %d refused, the queue holds 4", i)
 		}
 	}
-	if c.sendEncoded(wire(6), nil) {
+	if c.sendEncoded(wireMsg(6), nil) {
 		t.Fatal("frame 6 queued past the bound")
 	}
 	if !c.closing() {
 		t.Fatal("a slow consumer is not disconnected")
 	}
 	readMessages(t, r, 1) // what was being written
-	f, err := ReadFrame(r, 1<<20)
+	f, err := wire.ReadFrame(r, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := Decode(f)
-	if e, ok := v.(ErrorInfo); !ok || e.Code != CodeSlowConsumer {
+	v, _ := wire.Decode(f)
+	if e, ok := v.(wire.ErrorInfo); !ok || e.Code != wire.CodeSlowConsumer {
 		t.Fatalf("got %+v, want slow-consumer", v)
 	}
 }
@@ -161,10 +162,10 @@ func TestWriterSlowConsumer(t *testing.T) {
 func TestWriterFlushAndClose(t *testing.T) {
 	c, r, _ := pipeConn(t, 256)
 	for i := 1; i <= 10; i++ {
-		c.sendEncoded(wire(uint64(i)), nil)
+		c.sendEncoded(wireMsg(uint64(i)), nil)
 	}
 	c.flushAndClose()
-	if c.sendEncoded(wire(11), nil) {
+	if c.sendEncoded(wireMsg(11), nil) {
 		t.Fatal("a frame was queued after the close")
 	}
 	readMessages(t, r, 10)

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/edge/wire"
 )
 
 // itemKind tells what a stored message to clients is.
@@ -39,20 +40,20 @@ func (it outItem) encoded() []byte {
 	if it.wire != nil {
 		return it.wire
 	}
-	return AppendFrame(nil, it.frame())
+	return wire.AppendFrame(nil, it.frame())
 }
 
 // frame is what the client receives for it.
-func (it outItem) frame() Frame {
+func (it outItem) frame() wire.Frame {
 	switch it.kind {
 	case itemChannel:
-		return Encode(ChannelMessage{Channel: it.channel, Seq: it.seq, Payload: it.payload})
+		return wire.Encode(wire.ChannelMessage{Channel: it.channel, Seq: it.seq, Payload: it.payload})
 	case itemJoin:
-		return Encode(ChannelJoin{Seq: it.seq, Channel: it.channel})
+		return wire.Encode(wire.ChannelJoin{Seq: it.seq, Channel: it.channel})
 	case itemLeave:
-		return Encode(ChannelLeave{Seq: it.seq, Channel: it.channel})
+		return wire.Encode(wire.ChannelLeave{Seq: it.seq, Channel: it.channel})
 	default:
-		return Encode(Message{Seq: it.seq, Payload: it.payload})
+		return wire.Encode(wire.Message{Seq: it.seq, Payload: it.payload})
 	}
 }
 
@@ -335,7 +336,7 @@ func (s *Server) dispatchLive(m *nats.Msg, d *dispatcher) {
 	if !ok {
 		return
 	}
-	wire := AppendFrame(nil, Encode(ChannelMessage{Channel: name, Payload: m.Data}))
+	wire := wire.AppendFrame(nil, wire.Encode(wire.ChannelMessage{Channel: name, Payload: m.Data}))
 	d.members = s.members(name, d.members[:0])
 	for i, ss := range d.members {
 		ss.deliverLive(wire, &d.fl)

@@ -11,7 +11,7 @@
 // within the login timeout. [Server.WebSocketHandler] is an http.Handler
 // that upgrades requests to WebSocket connections (github.com/coder/websocket)
 // carrying one frame per binary message, opcode and body without the
-// length prefix (subprotocol [WebSocketSubprotocol]); mount it on any
+// length prefix (subprotocol [wire.WebSocketSubprotocol]); mount it on any
 // http.Server, over TLS for wss. Origins other than the page's own are
 // refused unless [WebSocketOptions] allows them.
 //

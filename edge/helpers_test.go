@@ -21,6 +21,7 @@ import (
 
 	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/client"
+	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/internal/natstest"
 )
 
@@ -233,7 +234,7 @@ func dialRawWS(t testing.TB, url string, header ...string) (*rawWS, *http.Respon
 	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
 	req := fmt.Sprintf("GET /%s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: %s\r\n",
-		path, host, edge.WebSocketSubprotocol)
+		path, host, wire.WebSocketSubprotocol)
 	for _, h := range header {
 		req += h + "\r\n"
 	}
@@ -253,7 +254,7 @@ func dialRawWS(t testing.TB, url string, header ...string) (*rawWS, *http.Respon
 func upgradeRaw(t testing.TB, url string) *rawWS {
 	t.Helper()
 	c, resp := dialRawWS(t, url)
-	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Protocol") != edge.WebSocketSubprotocol {
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Protocol") != wire.WebSocketSubprotocol {
 		t.Fatalf("handshake: %s, subprotocol %q", resp.Status, resp.Header.Get("Sec-WebSocket-Protocol"))
 	}
 	return c

@@ -27,6 +27,7 @@ import (
 
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/edge"
+	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/handlers"
 	"github.com/starbus/starbus/internal/natstest"
 )
@@ -229,17 +230,17 @@ type clientConn struct {
 }
 
 // readFrame reads the edge's next frame.
-func (c clientConn) readFrame() (edge.Frame, error) {
+func (c clientConn) readFrame() (wire.Frame, error) {
 	if c.ws == nil {
-		return edge.ReadFrame(c.r, 1<<20)
+		return wire.ReadFrame(c.r, 1<<20)
 	}
 	for {
 		typ, b, err := c.ws.Read(context.Background())
 		if err != nil {
-			return edge.Frame{}, err
+			return wire.Frame{}, err
 		}
 		if typ == websocket.MessageBinary && len(b) > 0 {
-			return edge.Frame{Op: b[0], Body: b[1:]}, nil
+			return wire.Frame{Op: b[0], Body: b[1:]}, nil
 		}
 	}
 }
@@ -300,7 +301,7 @@ func loginRaw(addr, prefix string, n int) ([]clientConn, []string, error) {
 }
 
 func loginOne(addr, name string) (clientConn, string, error) {
-	login := edge.Encode(edge.Login{Version: edge.ProtocolVersion, Name: name, Password: "pw"})
+	login := wire.Encode(wire.Login{Version: wire.ProtocolVersion, Name: name, Password: "pw"})
 	if strings.HasPrefix(addr, "ws://") {
 		return loginWebSocket(addr, login)
 	}
@@ -309,42 +310,42 @@ func loginOne(addr, name string) (clientConn, string, error) {
 		return clientConn{}, "", err
 	}
 	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := nc.Write(edge.AppendFrame(nil, login)); err != nil {
+	if _, err := nc.Write(wire.AppendFrame(nil, login)); err != nil {
 		nc.Close()
 		return clientConn{}, "", err
 	}
 	r := bufio.NewReaderSize(nc, 4096)
 	for {
-		f, err := edge.ReadFrame(r, 1<<20)
+		f, err := wire.ReadFrame(r, 1<<20)
 		if err != nil {
 			nc.Close()
 			return clientConn{}, "", err
 		}
-		if f.Op != edge.OpLoginOK {
+		if f.Op != wire.OpLoginOK {
 			continue
 		}
-		v, err := edge.Decode(f)
+		v, err := wire.Decode(f)
 		if err != nil {
 			nc.Close()
 			return clientConn{}, "", err
 		}
 		_ = nc.SetDeadline(time.Time{})
-		return clientConn{nc: nc, r: r}, v.(edge.LoginOK).Session, nil
+		return clientConn{nc: nc, r: r}, v.(wire.LoginOK).Session, nil
 	}
 }
 
 // loginWebSocket logs in over the WebSocket at url with the LOGIN frame
 // login.
-func loginWebSocket(url string, login edge.Frame) (clientConn, string, error) {
+func loginWebSocket(url string, login wire.Frame) (clientConn, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{edge.WebSocketSubprotocol}})
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{wire.WebSocketSubprotocol}})
 	if err != nil {
 		return clientConn{}, "", err
 	}
 	ws.SetReadLimit(1 << 20)
 	c := clientConn{ws: ws}
-	if err := ws.Write(ctx, websocket.MessageBinary, edge.AppendFrame(nil, login)[4:]); err != nil {
+	if err := ws.Write(ctx, websocket.MessageBinary, wire.AppendFrame(nil, login)[4:]); err != nil {
 		c.close()
 		return clientConn{}, "", err
 	}
@@ -354,15 +355,15 @@ func loginWebSocket(url string, login edge.Frame) (clientConn, string, error) {
 			c.close()
 			return clientConn{}, "", err
 		}
-		if f.Op != edge.OpLoginOK {
+		if f.Op != wire.OpLoginOK {
 			continue
 		}
-		v, err := edge.Decode(f)
+		v, err := wire.Decode(f)
 		if err != nil {
 			c.close()
 			return clientConn{}, "", err
 		}
-		return c, v.(edge.LoginOK).Session, nil
+		return c, v.(wire.LoginOK).Session, nil
 	}
 }
 
@@ -377,7 +378,7 @@ func awaitMessage(c clientConn) error {
 		if err != nil {
 			return err
 		}
-		if f.Op == edge.OpMessage {
+		if f.Op == wire.OpMessage {
 			return nil
 		}
 	}
@@ -408,9 +409,9 @@ func (r *receivers) read(c clientConn) {
 			return
 		}
 		switch f.Op {
-		case edge.OpChannelJoin:
+		case wire.OpChannelJoin:
 			r.joined.Add(1)
-		case edge.OpChannelMessage:
+		case wire.OpChannelMessage:
 			p := f.Body
 			if len(p) < 12 || binary.BigEndian.Uint32(p[len(p)-12:]) != r.phase.Load() {
 				continue

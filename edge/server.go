@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/kv"
 )
 
@@ -269,7 +270,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.fail(&ProtocolError{Code: CodeShuttingDown})
+		c.fail(&wire.ProtocolError{Code: wire.CodeShuttingDown})
 	}
 	// Each is a commit: a few at a time, so that an edge with thousands of
 	// sessions shuts down in seconds.

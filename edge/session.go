@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/kv"
 )
 
@@ -90,32 +91,32 @@ type sessionRecord struct {
 }
 
 // loginOK is the frame that opens a session on a connection.
-func (s *Server) loginOK(ss *session) Frame {
-	return Encode(LoginOK{Version: ProtocolVersion, Session: ss.id, Token: ss.token(),
+func (s *Server) loginOK(ss *session) wire.Frame {
+	return wire.Encode(wire.LoginOK{Version: wire.ProtocolVersion, Session: ss.id, Token: ss.token(),
 		MaxFrame: uint32(s.MaxFrame), RatePerSecond: uint32(s.RatePerSecond)})
 }
 
 // login authenticates and creates a session attached to c.
-func (s *Server) login(c *conn, m Login) {
-	if m.Version != ProtocolVersion {
-		c.fail(&ProtocolError{Code: CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", ProtocolVersion)})
+func (s *Server) login(c *conn, m wire.Login) {
+	if m.Version != wire.ProtocolVersion {
+		c.fail(&wire.ProtocolError{Code: wire.CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", wire.ProtocolVersion)})
 		return
 	}
-	addr := addrKey(c.nc.RemoteAddr().String())
+	addr := addrKey(c.t.remoteAddr())
 	if wait := s.throttle.wait(m.Name, addr, time.Now()); wait > 0 {
 		s.stats.throttled.Add(1)
 		reason := fmt.Sprintf("too many failed logins; retry in %v", wait.Round(time.Second/10))
-		c.send(Encode(LoginFailed{Code: CodeThrottled, Reason: reason}))
+		c.send(wire.Encode(wire.LoginFailed{Code: wire.CodeThrottled, Reason: reason}))
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.LoginTimeout)
 	defer cancel()
 	player, err := s.Auth.Authenticate(ctx, m.Name, m.Password)
 	if err != nil {
-		code := CodeInternal
+		code := wire.CodeInternal
 		switch {
 		case errors.Is(err, ErrBadCredentials):
-			code = CodeBadCredentials
+			code = wire.CodeBadCredentials
 			s.stats.badLogins.Add(1)
 			byAddr, byName := s.throttle.failed(m.Name, addr, time.Now())
 			if byAddr || byName {
@@ -123,13 +124,13 @@ func (s *Server) login(c *conn, m Login) {
 				s.log.Warn("failed logins throttled", logPlayer, m.Name, logRemote, addr, "by_address", byAddr, "by_name", byName)
 			}
 		case errors.Is(err, ErrBadName):
-			code = CodeBadName
+			code = wire.CodeBadName
 		case errors.Is(err, ErrRegistrationClosed):
-			code = CodeNoRegistration
+			code = wire.CodeNoRegistration
 		default:
 			s.log.Error("authentication failed", logPlayer, m.Name, logErr, err)
 		}
-		c.send(Encode(LoginFailed{Code: code, Reason: code.String()}))
+		c.send(wire.Encode(wire.LoginFailed{Code: code, Reason: code.String()}))
 		return
 	}
 	s.throttle.succeeded(m.Name, addr)
@@ -141,7 +142,7 @@ func (s *Server) login(c *conn, m Login) {
 	rec := sessionRecord{Player: player, Region: ss.region, SecretHash: hashSecret(ss.secret), Epoch: ss.epoch, NextSeq: 1}
 	if err := s.store.Update(ctx, func(tx *kv.Tx) error { return tx.Put(bus.SessionKey(ss.id), rec) }); err != nil {
 		s.log.Error("session not recorded", logPlayer, player, logErr, err)
-		c.send(Encode(LoginFailed{Code: CodeInternal, Reason: "session not recorded"}))
+		c.send(wire.Encode(wire.LoginFailed{Code: wire.CodeInternal, Reason: "session not recorded"}))
 		return
 	}
 	// The session is known to the delivery before the game hears of it, so
@@ -154,7 +155,7 @@ func (s *Server) login(c *conn, m Login) {
 		s.log.Error("login event not published", logSession, ss.id, logErr, err)
 		s.dropSession(ss)
 		s.forget(ss) // the game never saw it begin: no disconnect either
-		c.send(Encode(LoginFailed{Code: CodeInternal, Reason: "login event not published"}))
+		c.send(wire.Encode(wire.LoginFailed{Code: wire.CodeInternal, Reason: "login event not published"}))
 		return
 	}
 	// From here the session ends through detach (the connection's end)
@@ -176,12 +177,12 @@ func (s *Server) forget(ss *session) {
 // reconnect re-attaches a session in its grace period to c, replaying what
 // the client missed. A session this edge does not hold (it was held by an
 // edge that has shut down or restarted) is taken up from its record.
-func (s *Server) reconnect(c *conn, m Reconnect) {
-	if m.Version != ProtocolVersion {
-		c.fail(&ProtocolError{Code: CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", ProtocolVersion)})
+func (s *Server) reconnect(c *conn, m wire.Reconnect) {
+	if m.Version != wire.ProtocolVersion {
+		c.fail(&wire.ProtocolError{Code: wire.CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", wire.ProtocolVersion)})
 		return
 	}
-	badToken := Encode(LoginFailed{Code: CodeBadToken, Reason: "unknown or expired token; log in again"})
+	badToken := wire.Encode(wire.LoginFailed{Code: wire.CodeBadToken, Reason: "unknown or expired token; log in again"})
 	id, secret, ok := parseToken(m.Token)
 	if !ok {
 		c.send(badToken)
@@ -227,7 +228,7 @@ func (s *Server) reconnect(c *conn, m Reconnect) {
 	if err := s.replay(ss, c, m.LastSeq); err != nil {
 		if !errors.Is(err, errConnGone) {
 			s.log.Error("replay failed", logSession, ss.id, logErr, err)
-			c.fail(&ProtocolError{Code: CodeInternal, Reason: "missed messages unavailable; reconnect"})
+			c.fail(&wire.ProtocolError{Code: wire.CodeInternal, Reason: "missed messages unavailable; reconnect"})
 		}
 		return
 	}

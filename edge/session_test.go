@@ -15,6 +15,7 @@ import (
 
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/edge"
+	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/internal/natstest"
 )
 
@@ -190,7 +191,7 @@ func TestTakeover(t *testing.T) {
 		if op == 0x83 {
 			continue
 		}
-		if op != 0x88 || binary.BigEndian.Uint16(body) != uint16(edge.CodeAlreadyLoggedIn) {
+		if op != 0x88 || binary.BigEndian.Uint16(body) != uint16(wire.CodeAlreadyLoggedIn) {
 			t.Fatalf("old connection got op 0x%02x %q", op, body)
 		}
 		break
@@ -221,7 +222,7 @@ func TestGrace(t *testing.T) {
 	}
 	c = dialRaw(t, b.addr)
 	c.write(rawReconnect(token, 0))
-	if op, body := c.read(); op != 0x82 || binary.BigEndian.Uint16(body) != uint16(edge.CodeBadToken) {
+	if op, body := c.read(); op != 0x82 || binary.BigEndian.Uint16(body) != uint16(wire.CodeBadToken) {
 		t.Fatalf("reconnect after grace: op 0x%02x %q", op, body)
 	}
 }
@@ -239,7 +240,7 @@ func TestShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	if op, body := c.read(); op != 0x88 || binary.BigEndian.Uint16(body) != uint16(edge.CodeShuttingDown) {
+	if op, body := c.read(); op != 0x88 || binary.BigEndian.Uint16(body) != uint16(wire.CodeShuttingDown) {
 		t.Fatalf("got op 0x%02x %q, want shutting-down", op, body)
 	}
 	if _, err := io.ReadAll(c.r); err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"github.com/starbus/starbus/edge/wire"
 )
 
 // transport is a client's connection as a [conn] uses it: frames in,
@@ -26,7 +28,7 @@ type transport interface {
 	// net.Error timeout once the
 	// read deadline passes, io.ErrUnexpectedEOF for a connection that
 	// ended inside a frame, and any other end of the connection.
-	readFrame(max int) (Frame, error)
+	readFrame(max int) (wire.Frame, error)
 	// write sends a burst of frames encoded by AppendFrame (length
 	// prefixes included), in order.
 	write(b []byte) error
@@ -35,7 +37,7 @@ type transport interface {
 	closeWrite()
 	// close closes the connection. final is the error frame the client
 	// was sent last, if the connection closes on one.
-	close(final *ProtocolError)
+	close(final *wire.ProtocolError)
 	// remoteAddr names the client in logs.
 	remoteAddr() string
 
@@ -56,7 +58,7 @@ type badMessage struct{ reason string }
 func (e *badMessage) Error() string { return "malformed message: " + e.reason }
 
 // Unwrap makes a bad message an [ErrMalformed].
-func (e *badMessage) Unwrap() error { return ErrMalformed }
+func (e *badMessage) Unwrap() error { return wire.ErrMalformed }
 
 // tcpTransport is the protocol over a byte stream: frames with their length
 // prefix, a burst written with one write(2).
@@ -74,11 +76,11 @@ func newTCPTransport(nc net.Conn) *tcpTransport {
 	return &tcpTransport{nc: nc, r: bufio.NewReaderSize(nc, readBuffer)}
 }
 
-func (t *tcpTransport) readFrame(max int) (Frame, error) {
-	f, err := ReadFrame(t.r, max)
-	if errors.Is(err, ErrMalformed) {
+func (t *tcpTransport) readFrame(max int) (wire.Frame, error) {
+	f, err := wire.ReadFrame(t.r, max)
+	if errors.Is(err, wire.ErrMalformed) {
 		// A length of 0: the next four bytes are a length again.
-		return Frame{}, &badMessage{reason: "a frame of length 0; a frame holds at least its opcode"}
+		return wire.Frame{}, &badMessage{reason: "a frame of length 0; a frame holds at least its opcode"}
 	}
 	return f, err
 }
@@ -96,7 +98,7 @@ func (t *tcpTransport) closeWrite() {
 	}
 }
 
-func (t *tcpTransport) close(*ProtocolError) { _ = t.nc.Close() }
+func (t *tcpTransport) close(*wire.ProtocolError) { _ = t.nc.Close() }
 
 func (t *tcpTransport) remoteAddr() string { return t.nc.RemoteAddr().String() }
 

@@ -12,9 +12,9 @@ import (
 	"github.com/starbus/starbus/internal/natstest"
 )
 
-// wire is a raw client connection over one transport, written from
+// rawWire is a raw client connection over one transport, written from
 // PROTOCOL.md alone, for the contract both transports keep.
-type wire interface {
+type rawWire interface {
 	// frame sends one frame.
 	frame(op byte, body ...[]byte)
 	// oversize sends a SEND frame of n bytes, opcode included.
@@ -36,7 +36,7 @@ type tcpWire struct {
 	r  *bufio.Reader
 }
 
-func dialTCPWire(t testing.TB, addr string) wire {
+func dialTCPWire(t testing.TB, addr string) rawWire {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -68,7 +68,7 @@ func (w *tcpWire) closed(uint16) {
 // wsWire is PROTOCOL.md over WebSocket.
 type wsWire struct{ c *rawWS }
 
-func dialWSWire(t testing.TB, url string) wire { return &wsWire{upgradeRaw(t, url)} }
+func dialWSWire(t testing.TB, url string) rawWire { return &wsWire{upgradeRaw(t, url)} }
 
 func (w *wsWire) frame(op byte, body ...[]byte) { w.c.sendFrame(op, body...) }
 func (w *wsWire) oversize(n int) {
@@ -104,7 +104,7 @@ func (w *wsWire) closed(why uint16) {
 
 // until reads frames until one with op, skipping MESSAGEs, and returns its
 // body.
-func until(t testing.TB, w wire, op byte) []byte {
+func until(t testing.TB, w rawWire, op byte) []byte {
 	t.Helper()
 	for {
 		got, body := w.next()
@@ -120,7 +120,7 @@ func until(t testing.TB, w wire, op byte) []byte {
 
 // expectCode reads an ERROR frame (skipping MESSAGEs) and checks its code;
 // if closes, the connection's end too.
-func expectCode(t testing.TB, w wire, code uint16, closes bool) {
+func expectCode(t testing.TB, w rawWire, code uint16, closes bool) {
 	t.Helper()
 	if body := until(t, w, 0x88); binary.BigEndian.Uint16(body) != code {
 		t.Fatalf("error %d %q, want %d", binary.BigEndian.Uint16(body), body[2:], code)
@@ -131,7 +131,7 @@ func expectCode(t testing.TB, w wire, code uint16, closes bool) {
 }
 
 // usable checks that the connection still answers: PING, PONG.
-func usable(t testing.TB, w wire) {
+func usable(t testing.TB, w rawWire) {
 	t.Helper()
 	w.frame(0x05, binary.BigEndian.AppendUint64(nil, 99))
 	if body := until(t, w, 0x89); binary.BigEndian.Uint64(body) != 99 {
@@ -139,7 +139,7 @@ func usable(t testing.TB, w wire) {
 	}
 }
 
-func login(t testing.TB, w wire, name string) (token string) {
+func login(t testing.TB, w rawWire, name string) (token string) {
 	t.Helper()
 	w.frame(0x01, []byte{1}, rawStr(name), rawStr("pw"))
 	body := until(t, w, 0x81)
@@ -160,19 +160,19 @@ func TestTransportContract(t *testing.T) {
 	url := serveWebSocket(t, w.edge, edge.WebSocketOptions{}, nil)
 	transports := []struct {
 		name string
-		dial func(t testing.TB) wire
+		dial func(t testing.TB) rawWire
 	}{
-		{"tcp", func(t testing.TB) wire { return dialTCPWire(t, w.addr) }},
-		{"websocket", func(t testing.TB) wire { return dialWSWire(t, url) }},
+		{"tcp", func(t testing.TB) rawWire { return dialTCPWire(t, w.addr) }},
+		{"websocket", func(t testing.TB) rawWire { return dialWSWire(t, url) }},
 	}
 	for i, tr := range transports {
 		other := transports[1-i]
 		t.Run(tr.name, func(t *testing.T) {
 			for _, tc := range []struct {
 				name string
-				run  func(t *testing.T, c wire)
+				run  func(t *testing.T, c rawWire)
 			}{
-				{"login, echo, ping, logout", func(t *testing.T, c wire) {
+				{"login, echo, ping, logout", func(t *testing.T, c rawWire) {
 					login(t, c, "ann-"+tr.name)
 					if op, body := c.next(); op != 0x83 || string(body[8:]) != "welcome ann-"+tr.name {
 						t.Fatalf("got op 0x%02x %q, want the welcome", op, body)
@@ -186,55 +186,55 @@ func TestTransportContract(t *testing.T) {
 					until(t, c, 0x87)
 					c.closed(0)
 				}},
-				{"session frame before login", func(t *testing.T, c wire) {
+				{"session frame before login", func(t *testing.T, c rawWire) {
 					c.frame(0x03, []byte("hi"))
 					expectCode(t, c, 4, false)
 					usable(t, c)
 				}},
-				{"unknown opcode", func(t *testing.T, c wire) {
+				{"unknown opcode", func(t *testing.T, c rawWire) {
 					c.frame(0x7f, []byte("??"))
 					expectCode(t, c, 3, false)
 					usable(t, c)
 				}},
-				{"malformed body", func(t *testing.T, c wire) {
+				{"malformed body", func(t *testing.T, c rawWire) {
 					c.frame(0x01, []byte{1}, []byte{0, 50, 'a'})
 					expectCode(t, c, 1, false)
 					usable(t, c)
 				}},
-				{"server-to-client opcode", func(t *testing.T, c wire) {
+				{"server-to-client opcode", func(t *testing.T, c rawWire) {
 					login(t, c, "srv-"+tr.name)
 					c.frame(0x89, make([]byte, 8))
 					expectCode(t, c, 16, false)
 				}},
-				{"largest frame", func(t *testing.T, c wire) {
+				{"largest frame", func(t *testing.T, c rawWire) {
 					c.frame(0x7f, make([]byte, 1023))
 					expectCode(t, c, 3, false)
 				}},
-				{"oversize frame", func(t *testing.T, c wire) {
+				{"oversize frame", func(t *testing.T, c rawWire) {
 					c.oversize(1025)
 					expectCode(t, c, 2, true)
 				}},
-				{"bad version", func(t *testing.T, c wire) {
+				{"bad version", func(t *testing.T, c rawWire) {
 					c.frame(0x01, []byte{9}, rawStr("old"), rawStr("pw"))
 					expectCode(t, c, 9, true)
 				}},
-				{"login timeout", func(t *testing.T, c wire) {
+				{"login timeout", func(t *testing.T, c rawWire) {
 					expectCode(t, c, 5, true)
 				}},
-				{"already logged in", func(t *testing.T, c wire) {
+				{"already logged in", func(t *testing.T, c rawWire) {
 					login(t, c, "twice-"+tr.name)
 					c.frame(0x01, []byte{1}, rawStr("twice-"+tr.name), rawStr("pw"))
 					expectCode(t, c, 12, false)
 					usable(t, c)
 				}},
-				{"rate limit", func(t *testing.T, c wire) {
+				{"rate limit", func(t *testing.T, c rawWire) {
 					login(t, c, "spam-"+tr.name)
 					for range 20 {
 						c.frame(0x03, []byte("spam"))
 					}
 					expectCode(t, c, 6, false)
 				}},
-				{"client that never reads", func(t *testing.T, c wire) {
+				{"client that never reads", func(t *testing.T, c rawWire) {
 					name := "sleeper-" + tr.name
 					login(t, c, name)
 					subj := ""
@@ -250,7 +250,7 @@ func TestTransportContract(t *testing.T) {
 					}
 					c.drain() // the error frame is somewhere in the backlog
 				}},
-				{"taken over from the other transport", func(t *testing.T, c wire) {
+				{"taken over from the other transport", func(t *testing.T, c rawWire) {
 					token := login(t, c, "moved-"+tr.name)
 					o := other.dial(t)
 					o.frame(0x02, []byte{1}, rawStr(token), make([]byte, 8))

@@ -17,13 +17,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/starbus/starbus/edge/wire"
 )
-
-// WebSocketSubprotocol is the WebSocket subprotocol of PROTOCOL.md's
-// frames, one per binary message. A client offers it in its handshake
-// (Sec-WebSocket-Protocol); the edge selects it, and serves a client that
-// offers none the same protocol.
-const WebSocketSubprotocol = "starbus.v1"
 
 // WebSocketOptions configures [Server.WebSocketHandler].
 type WebSocketOptions struct {
@@ -52,7 +47,7 @@ type WebSocketOptions struct {
 // is answered 503 Service Unavailable.
 func (s *Server) WebSocketHandler(opts WebSocketOptions) http.Handler {
 	s.init()
-	accept := &websocket.AcceptOptions{Subprotocols: []string{WebSocketSubprotocol}}
+	accept := &websocket.AcceptOptions{Subprotocols: []string{wire.WebSocketSubprotocol}}
 	for _, p := range opts.OriginPatterns {
 		if _, err := path.Match(p, ""); err != nil {
 			s.log.Error("websocket origin pattern left out", "pattern", p, logErr, err)
@@ -138,21 +133,21 @@ type wsTransport struct {
 	violation bool
 }
 
-func (t *wsTransport) readFrame(max int) (Frame, error) {
+func (t *wsTransport) readFrame(max int) (wire.Frame, error) {
 	typ, r, err := t.ws.Reader(context.Background())
 	if err != nil {
 		t.violation = violation(err)
-		return Frame{}, err
+		return wire.Frame{}, err
 	}
 	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
 	if err != nil {
 		t.violation = violation(err)
-		return Frame{}, err
+		return wire.Frame{}, err
 	}
 	if t.nc.failed.Load() {
 		// The library reports a connection that ends between two frames
 		// of a message as the message's end; it was cut short.
-		return Frame{}, io.ErrUnexpectedEOF
+		return wire.Frame{}, io.ErrUnexpectedEOF
 	}
 	return messageFrame(typ, b, max)
 }
@@ -168,16 +163,16 @@ func violation(err error) bool {
 }
 
 // messageFrame is the frame a whole WebSocket message of type typ holds.
-func messageFrame(typ websocket.MessageType, b []byte, max int) (Frame, error) {
+func messageFrame(typ websocket.MessageType, b []byte, max int) (wire.Frame, error) {
 	switch {
 	case len(b) > max:
-		return Frame{}, fmt.Errorf("%w: a message over %d bytes", ErrFrameTooLarge, max)
+		return wire.Frame{}, fmt.Errorf("%w: a message over %d bytes", wire.ErrFrameTooLarge, max)
 	case typ != websocket.MessageBinary:
-		return Frame{}, &badMessage{reason: "a text message; frames travel in binary messages"}
+		return wire.Frame{}, &badMessage{reason: "a text message; frames travel in binary messages"}
 	case len(b) == 0:
-		return Frame{}, &badMessage{reason: "an empty message; a frame has an opcode"}
+		return wire.Frame{}, &badMessage{reason: "an empty message; a frame has an opcode"}
 	}
-	return Frame{Op: b[0], Body: b[1:]}, nil
+	return wire.Frame{Op: b[0], Body: b[1:]}, nil
 }
 
 // write sends each frame of b as one binary message, the whole burst with
@@ -186,17 +181,17 @@ func (t *wsTransport) write(b []byte) error {
 	t.out.cork()
 	var err error
 	for len(b) > 0 && err == nil {
-		if len(b) < headerLen {
+		if len(b) < wire.HeaderLen {
 			err = errors.New("edge: websocket: a burst ends inside a length prefix")
 			break
 		}
 		n := int(binary.BigEndian.Uint32(b))
-		if n > len(b)-headerLen {
+		if n > len(b)-wire.HeaderLen {
 			err = errors.New("edge: websocket: a burst ends inside a frame")
 			break
 		}
-		err = t.ws.Write(context.Background(), websocket.MessageBinary, b[headerLen:headerLen+n])
-		b = b[headerLen+n:]
+		err = t.ws.Write(context.Background(), websocket.MessageBinary, b[wire.HeaderLen:wire.HeaderLen+n])
+		b = b[wire.HeaderLen+n:]
 	}
 	if uerr := t.out.uncork(); err == nil {
 		err = uerr
@@ -214,7 +209,7 @@ func (t *wsTransport) closeWrite() {}
 // connection. The close code says why: 4000 plus the code of the error
 // frame the connection closes on, 1002 after a breach of RFC 6455, 1000
 // otherwise (after LOGOUT_OK, or the client's own close).
-func (t *wsTransport) close(final *ProtocolError) {
+func (t *wsTransport) close(final *wire.ProtocolError) {
 	code, reason := websocket.StatusNormalClosure, ""
 	switch {
 	case final != nil:
@@ -230,7 +225,7 @@ func (t *wsTransport) close(final *ProtocolError) {
 
 // closeCode is the WebSocket close code of a connection closed with an
 // error frame of code c (PROTOCOL.md, WebSocket).
-func closeCode(c Code) websocket.StatusCode { return websocket.StatusCode(4000 + int(c)) }
+func closeCode(c wire.Code) websocket.StatusCode { return websocket.StatusCode(4000 + int(c)) }
 
 func (t *wsTransport) remoteAddr() string { return t.remote }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/client"
+	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/internal/natstest"
 	"github.com/starbus/starbus/internal/tlstest"
 	"github.com/starbus/starbus/kv"
@@ -344,7 +345,7 @@ func TestWebSocketShutdown(t *testing.T) {
 	for _, c := range append(clients, tcp) {
 		select {
 		case e := <-c.Errors():
-			if e.Code != edge.CodeShuttingDown {
+			if e.Code != wire.CodeShuttingDown {
 				t.Fatalf("error %v, want shutting down", e)
 			}
 		case <-ctx.Done():

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+	"github.com/starbus/starbus/edge/wire"
 )
 
 // WebSocket opcodes (RFC 6455, 5.2), for the raw frames of the tests.
@@ -130,14 +131,14 @@ func pipeServer(maxFrame int) *Server {
 	return s
 }
 
-// feed writes wire to client from a goroutine, then, if cut, closes it,
+// feed writes raw to client from a goroutine, then, if cut, closes it,
 // and drains what the server writes back; the goroutines end with the
 // test.
-func feed(t testing.TB, client net.Conn, wire []byte, cut bool) {
+func feed(t testing.TB, client net.Conn, raw []byte, cut bool) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _, _ = io.Copy(io.Discard, client) })
 	wg.Go(func() {
-		_, _ = client.Write(wire)
+		_, _ = client.Write(raw)
 		if cut {
 			_ = client.Close()
 		}
@@ -154,16 +155,16 @@ func TestMessageFrame(t *testing.T) {
 		name string
 		typ  websocket.MessageType
 		msg  []byte
-		want Frame
+		want wire.Frame
 		err  error
 	}{
-		{"ping", websocket.MessageBinary, []byte{OpPing, 0, 0, 0, 0, 0, 0, 0, 7}, Frame{Op: OpPing, Body: []byte{0, 0, 0, 0, 0, 0, 0, 7}}, nil},
-		{"opcode alone", websocket.MessageBinary, []byte{OpLogout}, Frame{Op: OpLogout, Body: []byte{}}, nil},
-		{"largest", websocket.MessageBinary, bytes.Repeat([]byte{OpSend}, 16), Frame{Op: OpSend, Body: bytes.Repeat([]byte{OpSend}, 15)}, nil},
-		{"too large", websocket.MessageBinary, make([]byte, 17), Frame{}, ErrFrameTooLarge},
-		{"text", websocket.MessageText, []byte{OpLogout}, Frame{}, ErrMalformed},
-		{"text too large", websocket.MessageText, make([]byte, 17), Frame{}, ErrFrameTooLarge},
-		{"empty", websocket.MessageBinary, nil, Frame{}, ErrMalformed},
+		{"ping", websocket.MessageBinary, []byte{wire.OpPing, 0, 0, 0, 0, 0, 0, 0, 7}, wire.Frame{Op: wire.OpPing, Body: []byte{0, 0, 0, 0, 0, 0, 0, 7}}, nil},
+		{"opcode alone", websocket.MessageBinary, []byte{wire.OpLogout}, wire.Frame{Op: wire.OpLogout, Body: []byte{}}, nil},
+		{"largest", websocket.MessageBinary, bytes.Repeat([]byte{wire.OpSend}, 16), wire.Frame{Op: wire.OpSend, Body: bytes.Repeat([]byte{wire.OpSend}, 15)}, nil},
+		{"too large", websocket.MessageBinary, make([]byte, 17), wire.Frame{}, wire.ErrFrameTooLarge},
+		{"text", websocket.MessageText, []byte{wire.OpLogout}, wire.Frame{}, wire.ErrMalformed},
+		{"text too large", websocket.MessageText, make([]byte, 17), wire.Frame{}, wire.ErrFrameTooLarge},
+		{"empty", websocket.MessageBinary, nil, wire.Frame{}, wire.ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := messageFrame(tc.typ, tc.msg, 16)
@@ -171,7 +172,7 @@ func TestMessageFrame(t *testing.T) {
 				t.Fatalf("error %v, want %v", err, tc.err)
 			}
 			var bad *badMessage
-			if errors.Is(tc.err, ErrMalformed) && !errors.As(err, &bad) {
+			if errors.Is(tc.err, wire.ErrMalformed) && !errors.As(err, &bad) {
 				t.Fatalf("%v is not a bad message: the connection would close", err)
 			}
 			if f.Op != tc.want.Op || !bytes.Equal(f.Body, tc.want.Body) {
@@ -190,7 +191,7 @@ func TestWebSocketBurst(t *testing.T) {
 	defer client.Close()
 	var burst []byte
 	for i := 1; i <= 100; i++ {
-		burst = append(burst, wire(uint64(i))...)
+		burst = append(burst, wireMsg(uint64(i))...)
 	}
 	written := make(chan error, 1)
 	go func() { written <- tr.write(burst) }()
@@ -200,8 +201,8 @@ func TestWebSocketBurst(t *testing.T) {
 		if err != nil || !fin || op != wsBinary {
 			t.Fatalf("message %d: fin %v op %x, %v", i, fin, op, err)
 		}
-		v, err := Decode(Frame{Op: p[0], Body: p[1:]})
-		if m, ok := v.(Message); err != nil || !ok || m.Seq != uint64(i) {
+		v, err := wire.Decode(wire.Frame{Op: p[0], Body: p[1:]})
+		if m, ok := v.(wire.Message); err != nil || !ok || m.Seq != uint64(i) {
 			t.Fatalf("message %d: %+v, %v", i, v, err)
 		}
 	}
@@ -216,7 +217,7 @@ func TestWebSocketBurst(t *testing.T) {
 // TestWebSocketReadFrame: what the transport makes of messages, including
 // fragmented ones, which the library reassembles.
 func TestWebSocketReadFrame(t *testing.T) {
-	ping := []byte{OpPing, 0, 0, 0, 0, 0, 0, 0, 9}
+	ping := []byte{wire.OpPing, 0, 0, 0, 0, 0, 0, 0, 9}
 	for _, tc := range []struct {
 		name string
 		wire []byte
@@ -226,9 +227,9 @@ func TestWebSocketReadFrame(t *testing.T) {
 		{"whole", clientFrame(true, wsBinary, ping), ping, nil},
 		{"fragmented", append(append(clientFrame(false, wsBinary, ping[:2]), clientFrame(false, wsContinuation, ping[2:5])...), clientFrame(true, wsContinuation, ping[5:])...), ping, nil},
 		{"ping between fragments", append(append(clientFrame(false, wsBinary, ping[:2]), clientFrame(true, wsPing, []byte("x"))...), clientFrame(true, wsContinuation, ping[2:])...), ping, nil},
-		{"text", clientFrame(true, wsText, []byte("hello")), nil, ErrMalformed},
-		{"too large", clientFrame(true, wsBinary, make([]byte, 65)), nil, ErrFrameTooLarge},
-		{"too large in fragments", append(clientFrame(false, wsBinary, make([]byte, 40)), clientFrame(true, wsContinuation, make([]byte, 40))...), nil, ErrFrameTooLarge},
+		{"text", clientFrame(true, wsText, []byte("hello")), nil, wire.ErrMalformed},
+		{"too large", clientFrame(true, wsBinary, make([]byte, 65)), nil, wire.ErrFrameTooLarge},
+		{"too large in fragments", append(clientFrame(false, wsBinary, make([]byte, 40)), clientFrame(true, wsContinuation, make([]byte, 40))...), nil, wire.ErrFrameTooLarge},
 		{"cut between fragments", clientFrame(false, wsBinary, ping[:3]), nil, io.ErrUnexpectedEOF},
 		{"cut inside a frame", clientFrame(true, wsBinary, ping)[:8], nil, io.ErrUnexpectedEOF},
 	} {
@@ -252,12 +253,12 @@ func TestWebSocketReadFrame(t *testing.T) {
 // frame decoder: they must never panic, and a message must come out as the
 // frame it holds or the error the protocol gives it.
 func FuzzWebSocketMessage(f *testing.F) {
-	f.Add(false, AppendFrame(nil, Encode(Ping{Nonce: 1}))[headerLen:], uint16(0))
-	f.Add(false, AppendFrame(nil, Encode(Login{Version: 1, Name: "ann", Password: "pw"}))[headerLen:], uint16(3))
-	f.Add(false, []byte{OpSend, 'h', 'i'}, uint16(1))
+	f.Add(false, wire.AppendFrame(nil, wire.Encode(wire.Ping{Nonce: 1}))[wire.HeaderLen:], uint16(0))
+	f.Add(false, wire.AppendFrame(nil, wire.Encode(wire.Login{Version: 1, Name: "ann", Password: "pw"}))[wire.HeaderLen:], uint16(3))
+	f.Add(false, []byte{wire.OpSend, 'h', 'i'}, uint16(1))
 	f.Add(true, []byte("hello"), uint16(0))
 	f.Add(false, []byte{}, uint16(0))
-	f.Add(false, bytes.Repeat([]byte{OpSend}, 300), uint16(100))
+	f.Add(false, bytes.Repeat([]byte{wire.OpSend}, 300), uint16(100))
 	const max = 256
 	f.Fuzz(func(t *testing.T, text bool, msg []byte, split uint16) {
 		server, client := net.Pipe()
@@ -266,18 +267,18 @@ func FuzzWebSocketMessage(f *testing.F) {
 		if text {
 			op = wsText
 		}
-		var wire []byte
+		var raw []byte
 		if k := int(split); k > 0 && k < len(msg) {
-			wire = append(clientFrame(false, op, msg[:k]), clientFrame(true, wsContinuation, msg[k:])...)
+			raw = append(clientFrame(false, op, msg[:k]), clientFrame(true, wsContinuation, msg[k:])...)
 		} else {
-			wire = clientFrame(true, op, msg)
+			raw = clientFrame(true, op, msg)
 		}
-		feed(t, client, wire, true)
+		feed(t, client, raw, true)
 		fr, err := tr.readFrame(max)
 		var bad *badMessage
 		switch {
 		case len(msg) > max:
-			if !errors.Is(err, ErrFrameTooLarge) {
+			if !errors.Is(err, wire.ErrFrameTooLarge) {
 				t.Fatalf("a message of %d bytes: %v", len(msg), err)
 			}
 		case text || len(msg) == 0:
@@ -289,7 +290,7 @@ func FuzzWebSocketMessage(f *testing.F) {
 		case fr.Op != msg[0] || !bytes.Equal(fr.Body, msg[1:]):
 			t.Fatalf("frame %x %x from %x", fr.Op, fr.Body, msg)
 		default:
-			_, _ = Decode(fr)
+			_, _ = wire.Decode(fr)
 		}
 	})
 }
@@ -298,7 +299,7 @@ func FuzzWebSocketMessage(f *testing.F) {
 // the handshake, as a client could: reading frames from them must never
 // panic, and ends.
 func FuzzWebSocketWire(f *testing.F) {
-	f.Add(clientFrame(true, wsBinary, []byte{OpPing, 0, 0, 0, 0, 0, 0, 0, 1}))
+	f.Add(clientFrame(true, wsBinary, []byte{wire.OpPing, 0, 0, 0, 0, 0, 0, 0, 1}))
 	f.Add(append(clientFrame(false, wsText, []byte("he")), clientFrame(true, wsContinuation, []byte("llo"))...))
 	f.Add(clientFrame(true, wsClose, []byte{0x03, 0xe8}))
 	f.Add(clientFrame(true, wsPing, []byte("p")))
@@ -317,7 +318,7 @@ func FuzzWebSocketWire(f *testing.F) {
 			if err != nil {
 				return
 			}
-			_, _ = Decode(fr)
+			_, _ = wire.Decode(fr)
 		}
 		t.Fatalf("%d bytes read as more messages than they can hold", len(data))
 	})

@@ -23,8 +23,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/starbus/starbus/edge"
+	"github.com/starbus/starbus/edge/wire"
 )
 
 // Kind tells what a [Message] is.
@@ -70,7 +69,7 @@ type Client struct {
 	loggedIn chan struct{} // closed when LogoutOK arrives
 
 	msgs chan Message
-	errs chan *edge.ProtocolError
+	errs chan *wire.ProtocolError
 }
 
 // Dial connects to the edge at addr (host:port) over TCP and logs in as
@@ -116,10 +115,10 @@ func (d *Dialer) Dial(ctx context.Context, addr, name, password string) (*Client
 }
 
 // DialWebSocket connects to the edge's WebSocket at url (ws:// or wss://),
-// offering the subprotocol [edge.WebSocketSubprotocol], and logs in as
+// offering the subprotocol [wire.WebSocketSubprotocol], and logs in as
 // name. Reconnect dials the same way.
 func (d *Dialer) DialWebSocket(ctx context.Context, url, name, password string) (*Client, error) {
-	opts := &websocket.DialOptions{Subprotocols: []string{edge.WebSocketSubprotocol}, HTTPHeader: d.Header.Clone()}
+	opts := &websocket.DialOptions{Subprotocols: []string{wire.WebSocketSubprotocol}, HTTPHeader: d.Header.Clone()}
 	if d.TLSConfig != nil {
 		// A transport of its own, for its TLS configuration; HTTP/1.1 only,
 		// which the WebSocket handshake needs.
@@ -141,8 +140,8 @@ func (d *Dialer) DialWebSocket(ctx context.Context, url, name, password string) 
 
 // login dials with dial and logs in.
 func login(ctx context.Context, name, password string, dial func(context.Context) (link, error)) (*Client, error) {
-	c := &Client{dial: dial, msgs: make(chan Message, 1024), errs: make(chan *edge.ProtocolError, 64)}
-	if err := c.connect(ctx, edge.Encode(edge.Login{Version: edge.ProtocolVersion, Name: name, Password: password})); err != nil {
+	c := &Client{dial: dial, msgs: make(chan Message, 1024), errs: make(chan *wire.ProtocolError, 64)}
+	if err := c.connect(ctx, wire.Encode(wire.Login{Version: wire.ProtocolVersion, Name: name, Password: password})); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -165,7 +164,7 @@ func (c *Client) Messages() <-chan Message { return c.msgs }
 
 // Errors delivers the error frames the edge sends (rate limited, and so
 // on). It drops errors nobody reads.
-func (c *Client) Errors() <-chan *edge.ProtocolError { return c.errs }
+func (c *Client) Errors() <-chan *wire.ProtocolError { return c.errs }
 
 // Done is closed when the current connection ends.
 func (c *Client) Done() <-chan struct{} {
@@ -177,13 +176,13 @@ func (c *Client) Done() <-chan struct{} {
 // Send sends one message to the world, where it becomes an event for the
 // game's handler.
 func (c *Client) Send(payload []byte) error {
-	return c.write(edge.Encode(edge.Send{Payload: payload}))
+	return c.write(wire.Encode(wire.Send{Payload: payload}))
 }
 
 // SendChannel sends one message to a channel the session belongs to. The
 // game decides whether it is forwarded to the channel's members.
 func (c *Client) SendChannel(channel string, payload []byte) error {
-	return c.write(edge.Encode(edge.ChannelSend{Channel: channel, Payload: payload}))
+	return c.write(wire.Encode(wire.ChannelSend{Channel: channel, Payload: payload}))
 }
 
 // Reconnect opens a new connection and resumes the session with its token.
@@ -193,7 +192,7 @@ func (c *Client) Reconnect(ctx context.Context) error {
 	c.mu.Lock()
 	token, last := c.token, c.lastSeq
 	c.mu.Unlock()
-	return c.connect(ctx, edge.Encode(edge.Reconnect{Version: edge.ProtocolVersion, Token: token, LastSeq: last}))
+	return c.connect(ctx, wire.Encode(wire.Reconnect{Version: wire.ProtocolVersion, Token: token, LastSeq: last}))
 }
 
 // Logout ends the session; the game's disconnect handler runs for it.
@@ -201,7 +200,7 @@ func (c *Client) Logout(ctx context.Context) error {
 	c.mu.Lock()
 	loggedOut := c.loggedIn
 	c.mu.Unlock()
-	if err := c.write(edge.Encode(edge.Logout{})); err != nil {
+	if err := c.write(wire.Encode(wire.Logout{})); err != nil {
 		return err
 	}
 	select {
@@ -230,7 +229,7 @@ func (c *Client) Close() error {
 	return err
 }
 
-func (c *Client) write(f edge.Frame) error {
+func (c *Client) write(f wire.Frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	select {
@@ -246,7 +245,7 @@ func (c *Client) write(f edge.Frame) error {
 
 // connect dials, sends hello (a Login or Reconnect frame), waits for the
 // answer and starts the reader.
-func (c *Client) connect(ctx context.Context, hello edge.Frame) error {
+func (c *Client) connect(ctx context.Context, hello wire.Frame) error {
 	l, err := c.dial(ctx)
 	if err != nil {
 		return err
@@ -270,13 +269,13 @@ func (c *Client) connect(ctx context.Context, hello edge.Frame) error {
 			}
 			return fmt.Errorf("client: login: %w", err)
 		}
-		v, err := edge.Decode(f)
+		v, err := wire.Decode(f)
 		if err != nil {
 			l.close()
 			return fmt.Errorf("client: login: %w", err)
 		}
 		switch v := v.(type) {
-		case edge.LoginOK:
+		case wire.LoginOK:
 			if !stop() {
 				l.close()
 				return ctx.Err()
@@ -291,12 +290,12 @@ func (c *Client) connect(ctx context.Context, hello edge.Frame) error {
 			c.mu.Unlock()
 			go c.read(l, done, stop, loggedIn)
 			return nil
-		case edge.LoginFailed:
+		case wire.LoginFailed:
 			l.close()
-			return &edge.ProtocolError{Code: v.Code, Reason: v.Reason}
-		case edge.ErrorInfo:
+			return &wire.ProtocolError{Code: v.Code, Reason: v.Reason}
+		case wire.ErrorInfo:
 			l.close()
-			return &edge.ProtocolError{Code: v.Code, Reason: v.Reason}
+			return &wire.ProtocolError{Code: v.Code, Reason: v.Reason}
 		}
 	}
 }
@@ -309,33 +308,33 @@ func (c *Client) read(l link, done, stop, loggedIn chan struct{}) {
 		if err != nil {
 			return
 		}
-		v, err := edge.Decode(f)
+		v, err := wire.Decode(f)
 		if err != nil {
 			continue
 		}
 		switch v := v.(type) {
-		case edge.Message:
+		case wire.Message:
 			if !c.deliver(Message{Seq: v.Seq, Payload: v.Payload}, stop) {
 				return
 			}
-		case edge.ChannelMessage:
+		case wire.ChannelMessage:
 			if !c.deliver(Message{Seq: v.Seq, Channel: v.Channel, Payload: v.Payload}, stop) {
 				return
 			}
-		case edge.ChannelJoin:
+		case wire.ChannelJoin:
 			if !c.deliver(Message{Kind: KindJoined, Seq: v.Seq, Channel: v.Channel}, stop) {
 				return
 			}
-		case edge.ChannelLeave:
+		case wire.ChannelLeave:
 			if !c.deliver(Message{Kind: KindLeft, Seq: v.Seq, Channel: v.Channel}, stop) {
 				return
 			}
-		case edge.ErrorInfo:
+		case wire.ErrorInfo:
 			select {
-			case c.errs <- &edge.ProtocolError{Code: v.Code, Reason: v.Reason}:
+			case c.errs <- &wire.ProtocolError{Code: v.Code, Reason: v.Reason}:
 			default:
 			}
-		case edge.LogoutOK:
+		case wire.LogoutOK:
 			close(loggedIn)
 			return
 		}
@@ -361,8 +360,8 @@ func (c *Client) deliver(m Message, stop chan struct{}) bool {
 // link is one connection to the edge: a byte stream (TCP, TLS) or a
 // WebSocket. Reads are the reader's; writes are made under Client.mu.
 type link interface {
-	readFrame() (edge.Frame, error)
-	writeFrame(f edge.Frame) error
+	readFrame() (wire.Frame, error)
+	writeFrame(f wire.Frame) error
 	// interrupt makes the login's reads and writes fail: its context
 	// ended. resume undoes it, if it can.
 	interrupt()
@@ -378,10 +377,10 @@ type streamLink struct {
 	w  *bufio.Writer
 }
 
-func (l *streamLink) readFrame() (edge.Frame, error) { return edge.ReadFrame(l.r, maxFrame) }
+func (l *streamLink) readFrame() (wire.Frame, error) { return wire.ReadFrame(l.r, maxFrame) }
 
-func (l *streamLink) writeFrame(f edge.Frame) error {
-	if _, err := l.w.Write(edge.AppendFrame(nil, f)); err != nil {
+func (l *streamLink) writeFrame(f wire.Frame) error {
+	if _, err := l.w.Write(wire.AppendFrame(nil, f)); err != nil {
 		return err
 	}
 	return l.w.Flush()
@@ -397,20 +396,20 @@ type wsLink struct {
 	ws *websocket.Conn
 }
 
-func (l *wsLink) readFrame() (edge.Frame, error) {
+func (l *wsLink) readFrame() (wire.Frame, error) {
 	for {
 		typ, b, err := l.ws.Read(context.Background())
 		if err != nil {
-			return edge.Frame{}, err
+			return wire.Frame{}, err
 		}
 		if typ == websocket.MessageBinary && len(b) > 0 {
-			return edge.Frame{Op: b[0], Body: b[1:]}, nil
+			return wire.Frame{Op: b[0], Body: b[1:]}, nil
 		}
 		// Not a frame: ignored, as frames of unknown opcodes are.
 	}
 }
 
-func (l *wsLink) writeFrame(f edge.Frame) error {
+func (l *wsLink) writeFrame(f wire.Frame) error {
 	msg := make([]byte, 0, 1+len(f.Body))
 	msg = append(append(msg, f.Op), f.Body...)
 	return l.ws.Write(context.Background(), websocket.MessageBinary, msg)

@@ -14,8 +14,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/client"
+	"github.com/starbus/starbus/edge/wire"
 )
 
 // fakeEdge accepts one connection, reads its first frame and answers with
@@ -36,12 +36,12 @@ func fakeEdge(t *testing.T, answer ...any) string {
 		}
 		defer nc.Close()
 		r := bufio.NewReader(nc)
-		if _, err := edge.ReadFrame(r, 1<<16); err != nil {
+		if _, err := wire.ReadFrame(r, 1<<16); err != nil {
 			return
 		}
 		var out []byte
 		for _, v := range answer {
-			out = edge.AppendFrame(out, edge.Encode(v))
+			out = wire.AppendFrame(out, wire.Encode(v))
 		}
 		_, _ = nc.Write(out)
 		_, _ = r.ReadByte() // until the client closes
@@ -54,11 +54,11 @@ func fakeEdge(t *testing.T, answer ...any) string {
 // reconnect's last-seq.
 func TestChannelNotices(t *testing.T) {
 	addr := fakeEdge(t,
-		edge.LoginOK{Version: 1, Session: "s1", Token: "t", MaxFrame: 1 << 16, RatePerSecond: 50},
-		edge.ChannelJoin{Channel: "lobby"},
-		edge.ChannelMessage{Channel: "lobby", Seq: 7, Payload: []byte("hi all")},
-		edge.Message{Seq: 9, Payload: []byte("hi you")},
-		edge.ChannelLeave{Channel: "lobby"},
+		wire.LoginOK{Version: 1, Session: "s1", Token: "t", MaxFrame: 1 << 16, RatePerSecond: 50},
+		wire.ChannelJoin{Channel: "lobby"},
+		wire.ChannelMessage{Channel: "lobby", Seq: 7, Payload: []byte("hi all")},
+		wire.Message{Seq: 9, Payload: []byte("hi you")},
+		wire.ChannelLeave{Channel: "lobby"},
 	)
 	c, err := client.Dial(t.Context(), addr, "ann", "pw")
 	if err != nil {
@@ -96,10 +96,10 @@ func TestDialContext(t *testing.T) {
 // TestLoginFailed: the edge's refusal comes back as a ProtocolError with
 // its code.
 func TestLoginFailed(t *testing.T) {
-	addr := fakeEdge(t, edge.LoginFailed{Code: edge.CodeBadCredentials, Reason: "no"})
+	addr := fakeEdge(t, wire.LoginFailed{Code: wire.CodeBadCredentials, Reason: "no"})
 	_, err := client.Dial(t.Context(), addr, "ann", "pw")
-	var pe *edge.ProtocolError
-	if !errors.As(err, &pe) || pe.Code != edge.CodeBadCredentials {
+	var pe *wire.ProtocolError
+	if !errors.As(err, &pe) || pe.Code != wire.CodeBadCredentials {
 		t.Fatalf("Dial: %v, want bad credentials", err)
 	}
 }
@@ -108,7 +108,7 @@ func TestLoginFailed(t *testing.T) {
 // answers ends with the context.
 func TestDialWebSocketContext(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{edge.WebSocketSubprotocol}})
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.WebSocketSubprotocol}})
 		if err != nil {
 			return
 		}

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/client"
+	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/examples/gridworld"
 )
 
@@ -402,7 +402,7 @@ func (p *player) run(ctx, play context.Context, quiet *sync.WaitGroup, release <
 			settle()
 		case e := <-p.c.Errors():
 			p.cnt.errors.Add(1)
-			if e.Code == edge.CodeRateLimited {
+			if e.Code == wire.CodeRateLimited {
 				p.cnt.rateLimited.Add(1)
 			}
 			p.pending = 0 // the edge answered the command instead of the world

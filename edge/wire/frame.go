@@ -1,4 +1,4 @@
-package edge
+package wire
 
 import (
 	"encoding/binary"
@@ -7,6 +7,12 @@ import (
 	"io"
 	"unicode/utf8"
 )
+
+// WebSocketSubprotocol is the WebSocket subprotocol of PROTOCOL.md's
+// frames, one per binary message. A client offers it in its handshake
+// (Sec-WebSocket-Protocol); the edge selects it, and serves a client that
+// offers none the same protocol.
+const WebSocketSubprotocol = "starbus.v1"
 
 // ProtocolVersion is the wire protocol version this package speaks.
 const ProtocolVersion = 1
@@ -47,14 +53,15 @@ var (
 	ErrMalformed = errors.New("edge: malformed frame")
 )
 
-// headerLen is the length prefix (u32) that precedes opcode and body.
-const headerLen = 4
+// HeaderLen is the length of the prefix (u32) that precedes a frame's opcode
+// and body on a stream transport (TCP).
+const HeaderLen = 4
 
 // ReadFrame reads one frame from r. max bounds the declared length (opcode
 // plus body). A clean end of input before any byte is io.EOF; an end in
 // the middle of a frame is io.ErrUnexpectedEOF.
 func ReadFrame(r io.Reader, max int) (Frame, error) {
-	var hdr [headerLen]byte
+	var hdr [HeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return Frame{}, err
 	}

@@ -1,4 +1,4 @@
-package edge
+package wire
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 // PROTOCOL.md's error table under its number and name, and the table
 // lists no code the server does not have.
 func TestCodesMatchProtocolPage(t *testing.T) {
-	page, err := os.ReadFile("../PROTOCOL.md")
+	page, err := os.ReadFile("../../PROTOCOL.md")
 	if err != nil {
 		t.Fatal(err)
 	}
