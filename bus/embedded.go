@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -45,6 +46,11 @@ type EmbeddedConfig struct {
 	// the server accepts every connection and allows it everything (a dev
 	// box on loopback).
 	Users []User
+	// TLS, if set, makes the client listener speak TLS only (it must
+	// hold the server's certificate); clients then connect with
+	// nats.Secure or nats.RootCAs. In-process connections are not
+	// affected.
+	TLS *tls.Config
 }
 
 // User is an identity of an embedded server: a name and password, and the
@@ -119,6 +125,10 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 			}
 			opts.Routes = append(opts.Routes, u)
 		}
+	}
+	if cfg.TLS != nil {
+		opts.TLS, opts.TLSConfig = true, cfg.TLS
+		opts.TLSTimeout = 2 // seconds, the server's default
 	}
 	for _, u := range cfg.Users {
 		if u.Name == "" || u.Password == "" {
