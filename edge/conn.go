@@ -161,6 +161,7 @@ func (c *conn) startWriter() {
 func (c *conn) slow() {
 	f := errorFrame(&ProtocolError{Code: CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", c.s.OutboundQueue)})
 	if c.shut(f, false, 0) {
+		c.s.stats.slow.Add(1)
 		c.s.log.Info("client disconnected", logRemote, c.nc.RemoteAddr().String(), logCode, CodeSlowConsumer.String())
 	}
 }
@@ -379,6 +380,7 @@ func (c *conn) handle(f Frame) {
 		switch m := v.(type) {
 		case Login:
 			s.login(c, m)
+			s.stats.countLogin(c.sess != nil)
 		case Reconnect:
 			s.reconnect(c, m)
 		case Ping:
@@ -396,6 +398,7 @@ func (c *conn) handle(f Frame) {
 	switch m := v.(type) {
 	case Send:
 		if !c.sess.limiter.Allow() {
+			s.stats.rateLimited.Add(1)
 			c.send(Encode(ErrorInfo{Code: CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
 			return
 		}
@@ -422,6 +425,7 @@ func (c *conn) handle(f Frame) {
 			return
 		}
 		if !c.sess.limiter.Allow() {
+			s.stats.rateLimited.Add(1)
 			c.send(Encode(ErrorInfo{Code: CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
 			return
 		}
@@ -467,6 +471,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.mu.Lock()
+		n := c.queued
 		b := c.take()
 		if b == nil {
 			switch {
@@ -492,6 +497,7 @@ func (c *conn) writeLoop() {
 			c.halfClose()
 			return
 		}
+		c.s.stats.frames.Add(uint64(n))
 	}
 }
 
@@ -512,6 +518,7 @@ func (c *conn) take() *[]byte {
 // closed; a LOGOUT's close has neither.
 func (c *conn) writeLast() {
 	c.mu.Lock()
+	n := c.queued
 	b := c.take()
 	c.closer = true // nothing more is queued
 	c.mu.Unlock()
@@ -519,13 +526,15 @@ func (c *conn) writeLast() {
 		b = c.s.getBuf()
 	}
 	if !c.drain {
-		*b = (*b)[:0]
+		*b, n = (*b)[:0], 0
 	}
 	if c.final != nil {
-		*b = AppendFrame(*b, *c.final)
+		*b, n = AppendFrame(*b, *c.final), n+1
 	}
 	if len(*b) > 0 {
-		_, _ = c.nc.Write(*b)
+		if _, err := c.nc.Write(*b); err == nil {
+			c.s.stats.frames.Add(uint64(n))
+		}
 	}
 	c.s.putBuf(b)
 	c.halfClose()

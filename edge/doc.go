@@ -82,6 +82,13 @@
 // table ([Code]). Nothing a client sends can crash the edge or affect other
 // clients (see TestBadInput and FuzzDecode).
 //
+// # Counters
+//
+// [Server.Stats] counts logins, frames written, rate-limited messages and
+// slow consumers, and holds the connections and sessions open now; a
+// [Server.Observer] is told the size of each replay (package metrics
+// exports both to Prometheus).
+//
 // # Goroutines
 //
 // [Server.Serve] runs the accept loop in the caller's goroutine. Each

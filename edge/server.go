@@ -63,6 +63,9 @@ type Server struct {
 	// as the stream keeps them: the workers' handlers.Config.OutboxTTL
 	// (default 2m) must exceed the grace.
 	ReconnectGrace time.Duration
+	// Observer, if set, is told the size of each reconnect's replay (for
+	// metrics); [Server.Stats] has the counters.
+	Observer Observer
 
 	initOnce sync.Once
 	// startMu serialises the first Serve's setup.
@@ -96,6 +99,8 @@ type Server struct {
 	dispatcher sync.WaitGroup
 
 	bufs sync.Pool // connections' write buffers (*[]byte), lent while writing
+
+	stats serverStats
 }
 
 func (s *Server) init() {
