@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/starbus/starbus/bus"
@@ -23,7 +24,10 @@ type Config struct {
 	Edge Edge `json:"edge"`
 	// Worker configures the handler runtime.
 	Worker Worker `json:"worker"`
-	// HTTP is the address of the live map (dev subcommand); "" serves none.
+	// HTTP is the address of the process's HTTP server, "" for none: dev
+	// serves the live map and /metrics there (Default: 127.0.0.1:8080);
+	// edge and worker serve /metrics and /healthz (cmd/starbus turns it
+	// off for them unless it is set).
 	HTTP string `json:"http"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
@@ -129,7 +133,7 @@ func (c Config) Validate() error {
 	if c.NATS.Replicas != 1 && c.NATS.Replicas != 3 {
 		return bad("nats.replicas", "%d; use 1, or 3 on a cluster", c.NATS.Replicas)
 	}
-	if _, _, err := net.SplitHostPort(c.Edge.Listen); err != nil {
+	if !hostPort(c.Edge.Listen) {
 		return bad("edge.listen", "%q is not host:port", c.Edge.Listen)
 	}
 	if c.Edge.MaxFrame < 64 || c.Edge.MaxFrame > 8<<20 {
@@ -171,10 +175,11 @@ func (c Config) Validate() error {
 	if c.Worker.StatsInterval < 0 {
 		return bad("worker.stats_interval", "must not be negative")
 	}
-	if c.HTTP != "" {
-		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
-			return bad("http", "%q is not host:port (or empty for none)", c.HTTP)
-		}
+	if c.HTTP != "" && !hostPort(c.HTTP) {
+		return bad("http", "%q is not host:port (or empty for none)", c.HTTP)
+	}
+	if c.Pprof != "" && !hostPort(c.Pprof) {
+		return bad("pprof", "%q is not host:port (or empty for none)", c.Pprof)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -182,6 +187,18 @@ func (c Config) Validate() error {
 		return bad("log_level", "%q; use debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+// hostPort reports whether addr is a TCP address to listen on: host:port
+// with a port number (0: any free port); the host may be empty (all
+// interfaces).
+func hostPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	_, err = strconv.ParseUint(port, 10, 16)
+	return err == nil
 }
 
 // Duration is a time.Duration written as "10s" in JSON.
