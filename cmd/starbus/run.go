@@ -30,6 +30,7 @@ import (
 	"github.com/starbus/starbus/handlers"
 	"github.com/starbus/starbus/internal/bank"
 	"github.com/starbus/starbus/kv"
+	"github.com/starbus/starbus/metrics"
 )
 
 // errUsage reports a command line that could not be parsed; the message
@@ -41,10 +42,11 @@ const usage = `usage: starbus <command> [flags]
 commands:
   dev      a whole world on this machine: embedded NATS (files under -data),
            the worker runtime with the reference game (examples/gridworld),
-           an edge for clients, and the live map on -http
-  edge     an edge against an external NATS (-nats)
+           an edge for clients, and the live map and /metrics on -http
+  edge     an edge against an external NATS (-nats); /metrics on -http
   worker   a worker running the reference game (or -game bank) against an
-           external NATS (-nats); start several to share the world's events
+           external NATS (-nats); start several to share the world's events;
+           /metrics on -http
   nats     one node of a NATS JetStream cluster (-data, -port, -cluster, -routes);
            scripts/cluster starts three on loopback
   client   an interactive terminal client for an edge (-addr, -name)
@@ -105,6 +107,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // environment, then flags; and validates it.
 func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, error) {
 	cfg := config.Default()
+	httpHelp := "address of the live map and /metrics (default " + cfg.HTTP + `; "off" for none)`
+	if cmd != "dev" {
+		// An edge's or a worker's HTTP server is asked for, not assumed.
+		cfg.HTTP = ""
+		httpHelp = "serve /metrics and /healthz on this address, e.g. 127.0.0.1:9090 (default: none)"
+	}
 	fs := flag.NewFlagSet("starbus "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "JSON config file")
@@ -113,7 +121,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	data := fs.String("data", "", "data directory of the embedded NATS server (dev; default "+cfg.NATS.DataDir+")")
 	natsPort := fs.Int("nats-port", 0, "client port of the embedded NATS server (dev; default: a free port)")
 	listen := fs.String("listen", "", "TCP address of the edge (default "+cfg.Edge.Listen+")")
-	httpAddr := fs.String("http", "", "address of the live map (dev; default "+cfg.HTTP+"; \"off\" for none)")
+	httpAddr := fs.String("http", "", httpHelp)
 	logLevel := fs.String("log", "", "log level: debug, info, warn, error")
 	replicas := fs.Int("replicas", 0, "replicas of the world's stream: 1, or 3 on a cluster (default 1)")
 	syncAlways := fs.Bool("sync-always", false, "fsync every commit before acknowledging it (dev): survives power loss, slower")
@@ -190,7 +198,9 @@ type world struct {
 	store *kv.Store
 }
 
-func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger) (*world, error) {
+// openWorld opens the world's stream and state; with reg set, the store's
+// metrics are registered there.
+func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger, reg *metrics.Registry) (*world, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -208,16 +218,26 @@ func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.
 	// dies is never answered, and commits behind it wait: the timeout
 	// bounds that stall (the runtime then checks the event's marker and
 	// tries again).
-	store, err := kv.Open(pctx, js, w, kv.Options{Logger: log, CommitTimeout: 4 * time.Second})
+	opts := kv.Options{Logger: log, CommitTimeout: 4 * time.Second}
+	if reg != nil {
+		opts.Observer = reg.StoreObserver()
+	}
+	store, err := kv.Open(pctx, js, w, opts)
 	if err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		if err := reg.RegisterStore(store); err != nil {
+			store.Close()
+			return nil, err
+		}
 	}
 	return &world{js: js, w: w, store: store}, nil
 }
 
 // newRuntime returns the worker runtime of game; a nil game is the bank
-// workload (internal/bank).
-func newRuntime(wd *world, game *gridworld.Game, cfg config.Config, log *slog.Logger) (*handlers.Runtime, error) {
+// workload (internal/bank). With reg set, its metrics are registered there.
+func newRuntime(wd *world, game *gridworld.Game, cfg config.Config, log *slog.Logger, reg *metrics.Registry) (*handlers.Runtime, error) {
 	hc := handlers.Config{
 		Store: wd.store, JS: wd.js, Logger: log,
 		Concurrency: cfg.Worker.Concurrency, TaskTimeout: cfg.Worker.TaskTimeout.D(),
@@ -231,11 +251,25 @@ func newRuntime(wd *world, game *gridworld.Game, cfg config.Config, log *slog.Lo
 	} else {
 		hc.Handler = bank.Handler()
 	}
-	return handlers.New(hc)
+	if reg != nil {
+		hc.Observer = reg.RuntimeObserver()
+	}
+	rt, err := handlers.New(hc)
+	if err != nil {
+		return nil, err
+	}
+	if reg != nil {
+		if err := reg.RegisterRuntime(rt); err != nil {
+			return nil, err
+		}
+	}
+	return rt, nil
 }
 
-func newEdge(wd *world, cfg config.Config, log *slog.Logger) *edge.Server {
-	return &edge.Server{
+// newEdge returns the edge of the world; with reg set, its metrics are
+// registered there.
+func newEdge(wd *world, cfg config.Config, log *slog.Logger, reg *metrics.Registry) (*edge.Server, error) {
+	srv := &edge.Server{
 		JS: wd.js, World: wd.w, Logger: log,
 		Auth:           &edge.StoreAuth{Store: wd.store, Register: cfg.Edge.Register},
 		MaxFrame:       cfg.Edge.MaxFrame,
@@ -246,6 +280,37 @@ func newEdge(wd *world, cfg config.Config, log *slog.Logger) *edge.Server {
 		WriteTimeout:   cfg.Edge.WriteTimeout.D(),
 		ReconnectGrace: cmp.Or(cfg.Edge.ReconnectGrace.D(), -1), // 0 in the config: none
 	}
+	if reg != nil {
+		srv.Observer = reg.EdgeObserver()
+		if err := reg.RegisterEdge(srv); err != nil {
+			return nil, err
+		}
+	}
+	return srv, nil
+}
+
+// newRegistry returns the process's metrics registry, or nil if it has no
+// HTTP server to serve them.
+func newRegistry(cfg config.Config, log *slog.Logger) (*metrics.Registry, error) {
+	if cfg.HTTP == "" {
+		return nil, nil
+	}
+	return metrics.New(cfg.World, log)
+}
+
+// httpMux routes /metrics to reg and /healthz to a constant answer (the
+// process is up and serving HTTP); anything else goes to other, if set.
+func httpMux(reg *metrics.Registry, other http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", reg.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	if other != nil {
+		mux.Handle("/", other)
+	}
+	return mux
 }
 
 // serveEdge runs an edge until ctx ends, then shuts it down.
@@ -306,7 +371,11 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 		return err
 	}
 	defer nc.Close()
-	wd, err := openWorld(ctx, nc, cfg, log)
+	reg, err := newRegistry(cfg, log)
+	if err != nil {
+		return err
+	}
+	wd, err := openWorld(ctx, nc, cfg, log, reg)
 	if err != nil {
 		return err
 	}
@@ -318,7 +387,11 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	rt, err := newRuntime(wd, game, cfg, log)
+	rt, err := newRuntime(wd, game, cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	es, err := newEdge(wd, cfg, log, reg)
 	if err != nil {
 		return err
 	}
@@ -326,7 +399,7 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	run := []func(context.Context) error{rt.Run, func(ctx context.Context) error { return serveEdge(ctx, newEdge(wd, cfg, log), l) }}
+	run := []func(context.Context) error{rt.Run, func(ctx context.Context) error { return serveEdge(ctx, es, l) }}
 	mapLine := ""
 	if cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", cfg.HTTP)
@@ -334,7 +407,7 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 			l.Close()
 			return fmt.Errorf("live map: %w (-http off serves none)", err)
 		}
-		mapLine = fmt.Sprintf("  map     http://%s/\n", hl.Addr())
+		mapLine = fmt.Sprintf("  map     http://%s/\n  metrics http://%s/metrics\n", hl.Addr(), hl.Addr())
 		leaders, err := gridworld.OpenLeaderboard(ctx, wd.js, wd.w)
 		if err != nil {
 			hl.Close()
@@ -342,9 +415,9 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 			return fmt.Errorf("live map: %w", err)
 		}
 		defer leaders.Close()
-		m := &livemap.Map{Game: game, Store: wd.store, Runtime: rt, Leaders: leaders, Logger: log}
+		m := &livemap.Map{Game: game, Store: wd.store, Metrics: reg, Leaders: leaders, Logger: log}
 		run = append(run, func(ctx context.Context) error {
-			return serveHTTP(ctx, &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}, hl)
+			return serveHTTP(ctx, &http.Server{Handler: httpMux(reg, m), ReadHeaderTimeout: 10 * time.Second}, hl)
 		})
 	}
 	fmt.Fprintf(stdout, "starbus dev: world %q ready in %v\n  edge    %s\n%s  nats    %s\n  data    %s\ntry: go run ./cmd/starbus client -addr %s -name ann\n     go run ./cmd/starbus bots -addr %s -players 100 -duration 30s\n",
@@ -354,14 +427,14 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 
 // remoteWorld connects to an external NATS and opens the world; close
 // releases both.
-func remoteWorld(ctx context.Context, cfg config.Config, name string, log *slog.Logger) (wd *world, close func(), err error) {
+func remoteWorld(ctx context.Context, cfg config.Config, name string, log *slog.Logger, reg *metrics.Registry) (wd *world, close func(), err error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	nc, err := bus.Dial(dctx, cfg.NATS.URL, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	if wd, err = openWorld(ctx, nc, cfg, log); err != nil {
+	if wd, err = openWorld(ctx, nc, cfg, log, reg); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
@@ -369,21 +442,74 @@ func remoteWorld(ctx context.Context, cfg config.Config, name string, log *slog.
 }
 
 func runEdge(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
-	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus edge", log)
+	reg, err := newRegistry(cfg, log)
+	if err != nil {
+		return err
+	}
+	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus edge", log, reg)
 	if err != nil {
 		return err
 	}
 	defer closeWorld()
-	l, err := net.Listen("tcp", cfg.Edge.Listen)
+	es, err := newEdge(wd, cfg, log, reg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "starbus edge: world %q on %s, edge %s\n", cfg.World, cfg.NATS.URL, l.Addr())
-	return serveEdge(ctx, newEdge(wd, cfg, log), l)
+	web, webLine, err := listenHTTPPart(cfg, reg)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.Edge.Listen)
+	if err != nil {
+		web.close()
+		return err
+	}
+	fmt.Fprintf(stdout, "starbus edge: world %q on %s, edge %s\n%s", cfg.World, cfg.NATS.URL, l.Addr(), webLine)
+	return parts(ctx, func(ctx context.Context) error { return serveEdge(ctx, es, l) }, web.serve)
+}
+
+// httpPart is an edge's or a worker's HTTP server (/metrics, /healthz)
+// as a part of the process; the zero value, for a process without one,
+// does nothing.
+type httpPart struct {
+	l       net.Listener
+	handler http.Handler
+}
+
+// listenHTTPPart opens the listener of an edge's or a worker's HTTP
+// server, if it has one (reg set), and returns the line that announces it.
+func listenHTTPPart(cfg config.Config, reg *metrics.Registry) (httpPart, string, error) {
+	if reg == nil {
+		return httpPart{}, "", nil
+	}
+	l, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return httpPart{}, "", fmt.Errorf("-http: %w", err)
+	}
+	return httpPart{l: l, handler: httpMux(reg, nil)}, fmt.Sprintf("  metrics http://%s/metrics\n", l.Addr()), nil
+}
+
+// serve runs the server until ctx ends.
+func (p httpPart) serve(ctx context.Context) error {
+	if p.l == nil {
+		return nil
+	}
+	return serveHTTP(ctx, &http.Server{Handler: p.handler, ReadHeaderTimeout: 10 * time.Second}, p.l)
+}
+
+// close releases the listener of a server that will not be served.
+func (p httpPart) close() {
+	if p.l != nil {
+		p.l.Close()
+	}
 }
 
 func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
-	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus worker", log)
+	reg, err := newRegistry(cfg, log)
+	if err != nil {
+		return err
+	}
+	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus worker", log, reg)
 	if err != nil {
 		return err
 	}
@@ -394,18 +520,22 @@ func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *sl
 			return err
 		}
 	}
-	rt, err := newRuntime(wd, game, cfg, log)
+	rt, err := newRuntime(wd, game, cfg, log, reg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "starbus worker: world %q on %s, game %s, member %s\n", cfg.World, cfg.NATS.URL, cfg.Worker.Game, rt.Member())
+	web, webLine, err := listenHTTPPart(cfg, reg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "starbus worker: world %q on %s, game %s, member %s\n%s", cfg.World, cfg.NATS.URL, cfg.Worker.Game, rt.Member(), webLine)
 	if every := cfg.Worker.StatsInterval.D(); every > 0 {
 		sctx, stopStats := context.WithCancel(context.WithoutCancel(ctx))
 		var printer sync.WaitGroup
 		printer.Go(func() { printStats(sctx, stdout, rt, wd.store, every) })
 		defer func() { stopStats(); printer.Wait() }() // the final line counts all the runtime did
 	}
-	return rt.Run(ctx)
+	return parts(ctx, rt.Run, web.serve)
 }
 
 // printStats prints a worker's counters every interval until ctx ends, and

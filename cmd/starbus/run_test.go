@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/config"
+	"github.com/starbus/starbus/internal/metricstest"
 	"github.com/starbus/starbus/internal/natstest"
 )
 
@@ -154,6 +155,10 @@ func TestUsageAndBadConfig(t *testing.T) {
 	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "world:") {
 		t.Errorf("bad world: %v", err)
 	}
+	err = run(ctx, []string{"worker", "-http", "9090"}, nil, io.Discard, io.Discard)
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "http:") {
+		t.Errorf("bad -http: %v", err)
+	}
 	t.Setenv("STARBUS_LISTEN", "nowhere")
 	err = run(ctx, []string{"edge"}, nil, io.Discard, io.Discard)
 	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "edge.listen:") {
@@ -170,32 +175,39 @@ func TestEdgeAndWorker(t *testing.T) {
 }
 
 // edgeAndWorker runs `starbus worker` and `starbus edge` against the NATS
-// at url, and a client through them.
+// at url, each with its /metrics, and a client through them.
 func edgeAndWorker(t *testing.T, url, world string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var edgeOut, logs syncBuffer
+	var workerOut, edgeOut, logs syncBuffer
 	done := make(chan error, 2)
 	go func() {
-		done <- run(ctx, append([]string{"worker", "-nats", url, "-world", world, "-log", "warn"}, args...), nil, io.Discard, &logs)
+		done <- run(ctx, append([]string{"worker", "-nats", url, "-world", world, "-log", "warn", "-http", "127.0.0.1:0"}, args...), nil, &workerOut, &logs)
 	}()
 	go func() {
-		done <- run(ctx, append([]string{"edge", "-nats", url, "-world", world, "-listen", "127.0.0.1:0", "-log", "warn"}, args...), nil, &edgeOut, &logs)
+		done <- run(ctx, append([]string{"edge", "-nats", url, "-world", world, "-listen", "127.0.0.1:0", "-log", "warn", "-http", "127.0.0.1:0"}, args...), nil, &edgeOut, &logs)
 	}()
 	edgeAddr := regexp.MustCompile(`edge (127\.0\.0\.1:\d+)`)
-	var addr string
+	metricsURL := regexp.MustCompile(`metrics (http://127\.0\.0\.1:\d+/metrics)`)
+	var addr, workerMetrics, edgeMetrics string
 	natstest.Eventually(t, 30*time.Second, func() bool {
 		if m := edgeAddr.FindStringSubmatch(edgeOut.String()); m != nil {
 			addr = m[1]
+		}
+		if m := metricsURL.FindStringSubmatch(edgeOut.String()); m != nil {
+			edgeMetrics = m[1]
+		}
+		if m := metricsURL.FindStringSubmatch(workerOut.String()); m != nil {
+			workerMetrics = m[1]
 		}
 		select {
 		case err := <-done:
 			t.Fatalf("worker or edge: %v\n%s", err, logs.String())
 		default:
 		}
-		return addr != ""
-	}, "edge ready:\n%s", logs.String())
+		return addr != "" && edgeMetrics != "" && workerMetrics != ""
+	}, "edge and worker ready:\n%s", logs.String())
 	var out syncBuffer
 	in, typed := io.Pipe()
 	clientDone := make(chan error, 1)
@@ -224,6 +236,19 @@ func edgeAndWorker(t *testing.T, url, world string, args ...string) {
 	if err := <-clientDone; err != nil {
 		t.Fatal(err)
 	}
+	// Each serves the metrics of what it runs: the worker its tasks, the
+	// edge its logins; not the other's.
+	labels := map[string]string{"world": world}
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		wm, werr := metricstest.TryScrape(workerMetrics)
+		em, eerr := metricstest.TryScrape(edgeMetrics)
+		if werr != nil || eerr != nil {
+			return false
+		}
+		committed, _ := wm.Value("starbus_runtime_tasks_committed_total", labels)
+		logins, _ := em.Value("starbus_edge_logins_total", map[string]string{"world": world, "result": "ok"})
+		return committed > 0 && logins == 1 && wm["starbus_edge_sessions"] == nil && em["starbus_runtime_task_duration_seconds"] == nil
+	}, "worker and edge metrics")
 	cancel()
 	for range 2 {
 		if err := <-done; err != nil {
