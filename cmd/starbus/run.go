@@ -470,7 +470,7 @@ func runEdge(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog
 
 // httpPart is an edge's or a worker's HTTP server (/metrics, /healthz)
 // as a part of the process; the zero value, for a process without one,
-// does nothing.
+// serves nothing.
 type httpPart struct {
 	l       net.Listener
 	handler http.Handler
@@ -489,9 +489,11 @@ func listenHTTPPart(cfg config.Config, reg *metrics.Registry) (httpPart, string,
 	return httpPart{l: l, handler: httpMux(reg, nil)}, fmt.Sprintf("  metrics http://%s/metrics\n", l.Addr()), nil
 }
 
-// serve runs the server until ctx ends.
+// serve runs the server until ctx ends. Without a server it just waits:
+// a part that returns stops the others (see parts).
 func (p httpPart) serve(ctx context.Context) error {
 	if p.l == nil {
+		<-ctx.Done()
 		return nil
 	}
 	return serveHTTP(ctx, &http.Server{Handler: p.handler, ReadHeaderTimeout: 10 * time.Second}, p.l)
