@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"strconv"
 	"time"
 
 	"github.com/starbus/starbus/bus"
@@ -27,7 +28,10 @@ type Config struct {
 	Edge Edge `json:"edge"`
 	// Worker configures the handler runtime.
 	Worker Worker `json:"worker"`
-	// HTTP is the address of the live map (dev subcommand); "" serves none.
+	// HTTP is the address of the process's HTTP server, "" for none: dev
+	// serves the live map and /metrics there (Default: 127.0.0.1:8080);
+	// edge and worker serve /metrics and /healthz (cmd/starbus turns it
+	// off for them unless it is set).
 	HTTP string `json:"http"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
@@ -150,11 +154,11 @@ func (c Config) Validate() error {
 	if c.NATS.Replicas != 1 && c.NATS.Replicas != 3 {
 		return bad("nats.replicas", "%d; use 1, or 3 on a cluster", c.NATS.Replicas)
 	}
-	if _, _, err := net.SplitHostPort(c.Edge.Listen); err != nil {
+	if !hostPort(c.Edge.Listen) {
 		return bad("edge.listen", "%q is not host:port", c.Edge.Listen)
 	}
 	if c.Edge.WebSocket != "" {
-		if _, _, err := net.SplitHostPort(c.Edge.WebSocket); err != nil {
+		if !hostPort(c.Edge.WebSocket) {
 			return bad("edge.websocket", "%q is not host:port (or empty for none)", c.Edge.WebSocket)
 		}
 	}
@@ -205,10 +209,11 @@ func (c Config) Validate() error {
 	if c.Worker.StatsInterval < 0 {
 		return bad("worker.stats_interval", "must not be negative")
 	}
-	if c.HTTP != "" {
-		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
-			return bad("http", "%q is not host:port (or empty for none)", c.HTTP)
-		}
+	if c.HTTP != "" && !hostPort(c.HTTP) {
+		return bad("http", "%q is not host:port (or empty for none)", c.HTTP)
+	}
+	if c.Pprof != "" && !hostPort(c.Pprof) {
+		return bad("pprof", "%q is not host:port (or empty for none)", c.Pprof)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -237,6 +242,18 @@ func validTLS(cert, key string) error {
 		f.Close()
 	}
 	return nil
+}
+
+// hostPort reports whether addr is a TCP address to listen on: host:port
+// with a port number (0: any free port); the host may be empty (all
+// interfaces).
+func hostPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	_, err = strconv.ParseUint(port, 10, 16)
+	return err == nil
 }
 
 // Duration is a time.Duration written as "10s" in JSON.

@@ -45,6 +45,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"worker.lease":             func(c *config.Config) { c.Worker.Lease = config.Duration(time.Millisecond) },
 		"worker.game":              func(c *config.Config) { c.Worker.Game = "chess" },
 		"http":                     func(c *config.Config) { c.HTTP = "8080" },
+		"pprof":                    func(c *config.Config) { c.Pprof = "localhost" },
 		"log_level":                func(c *config.Config) { c.LogLevel = "loud" },
 	} {
 		c := config.Default()
@@ -53,6 +54,19 @@ func TestValidateNamesTheField(t *testing.T) {
 		// A key is the field's path, then, if need be, what is wrong.
 		if name, _, _ := strings.Cut(field, " "); !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), name+":") {
 			t.Errorf("%s: got %v", field, err)
+		}
+	}
+}
+
+func TestAddresses(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:9090": true, ":9090": true, "[::1]:0": true, "localhost:65535": true,
+		"9090": false, "127.0.0.1:": false, "127.0.0.1:http": false, "127.0.0.1:65536": false, "127.0.0.1:-1": false,
+	} {
+		c := config.Default()
+		c.HTTP = addr
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("http %q: %v", addr, err)
 		}
 	}
 }

@@ -163,6 +163,7 @@ func (c *conn) startWriter() {
 func (c *conn) slow() {
 	e := &wire.ProtocolError{Code: wire.CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", c.s.OutboundQueue)}
 	if c.shut(e, false, 0) {
+		c.s.stats.slow.Add(1)
 		c.s.log.Info("client disconnected", logRemote, c.t.remoteAddr(), logCode, wire.CodeSlowConsumer.String())
 	}
 }
@@ -383,6 +384,7 @@ func (c *conn) handle(f wire.Frame) {
 		switch m := v.(type) {
 		case wire.Login:
 			s.login(c, m)
+			s.stats.countLogin(c.sess != nil)
 		case wire.Reconnect:
 			s.reconnect(c, m)
 		case wire.Ping:
@@ -400,6 +402,7 @@ func (c *conn) handle(f wire.Frame) {
 	switch m := v.(type) {
 	case wire.Send:
 		if !c.sess.limiter.Allow() {
+			s.stats.rateLimited.Add(1)
 			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
 			return
 		}
@@ -426,6 +429,7 @@ func (c *conn) handle(f wire.Frame) {
 			return
 		}
 		if !c.sess.limiter.Allow() {
+			s.stats.rateLimited.Add(1)
 			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
 			return
 		}
@@ -471,6 +475,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.mu.Lock()
+		n := c.queued
 		b := c.take()
 		if b == nil {
 			switch {
@@ -496,6 +501,7 @@ func (c *conn) writeLoop() {
 			c.t.closeWrite()
 			return
 		}
+		c.s.stats.frames.Add(uint64(n))
 	}
 }
 
@@ -516,6 +522,7 @@ func (c *conn) take() *[]byte {
 // closed; a LOGOUT's close has neither.
 func (c *conn) writeLast() {
 	c.mu.Lock()
+	n := c.queued
 	b := c.take()
 	c.closer = true // nothing more is queued
 	c.mu.Unlock()
@@ -523,13 +530,15 @@ func (c *conn) writeLast() {
 		b = c.s.getBuf()
 	}
 	if !c.drain {
-		*b = (*b)[:0]
+		*b, n = (*b)[:0], 0
 	}
 	if c.final != nil {
-		*b = wire.AppendFrame(*b, errorFrame(c.final))
+		*b, n = wire.AppendFrame(*b, errorFrame(c.final)), n+1
 	}
 	if len(*b) > 0 {
-		_ = c.t.write(*b)
+		if err := c.t.write(*b); err == nil {
+			c.s.stats.frames.Add(uint64(n))
+		}
 	}
 	c.s.putBuf(b)
 	c.t.closeWrite()

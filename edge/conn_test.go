@@ -146,6 +146,9 @@ func TestWriterSlowConsumer(t *testing.T) {
 	if !c.closing() {
 		t.Fatal("a slow consumer is not disconnected")
 	}
+	if n := c.s.Stats().SlowConsumers; n != 1 {
+		t.Errorf("Stats().SlowConsumers = %d, want 1", n)
+	}
 	readMessages(t, r, 1) // what was being written
 	f, err := wire.ReadFrame(r, 1<<20)
 	if err != nil {

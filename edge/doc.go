@@ -112,6 +112,13 @@
 // clients (see TestBadInput, TestWebSocketBadInput,
 // TestWebSocketBadConnections, FuzzDecode and FuzzWebSocketWire).
 //
+// # Counters
+//
+// [Server.Stats] counts logins, frames written, rate-limited messages and
+// slow consumers, and holds the connections and sessions open now; a
+// [Server.Observer] is told the size of each replay (package metrics
+// exports both to Prometheus).
+//
 // # Goroutines
 //
 // [Server.Serve] runs the accept loop in the caller's goroutine. Each

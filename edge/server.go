@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,6 +64,9 @@ type Server struct {
 	// as the stream keeps them: the workers' handlers.Config.OutboxTTL
 	// (default 2m) must exceed the grace.
 	ReconnectGrace time.Duration
+	// Observer, if set, is told the size of each reconnect's replay (for
+	// metrics); [Server.Stats] has the counters.
+	Observer Observer
 
 	initOnce sync.Once
 	// startMu serialises the first Serve's setup.
@@ -100,18 +102,7 @@ type Server struct {
 	bufs sync.Pool // connections' write buffers (*[]byte), lent while writing
 
 	throttle throttle // failed logins, by address and by name
-	stats    struct{ badLogins, throttled atomic.Uint64 }
-}
-
-// Stats counts what an edge has refused.
-type Stats struct {
-	BadLogins uint64 // logins refused for a wrong name or password
-	Throttled uint64 // logins refused unchecked, for earlier failures (see CodeThrottled)
-}
-
-// Stats returns a snapshot of the edge's counters.
-func (s *Server) Stats() Stats {
-	return Stats{BadLogins: s.stats.badLogins.Load(), Throttled: s.stats.throttled.Load()}
+	stats    serverStats
 }
 
 func (s *Server) init() {

@@ -378,7 +378,7 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 		s.indexAdd(ss, name, d)
 	}
 	ss.mu.Unlock()
-	pos := last
+	pos, sent := last, 0
 	for {
 		filter := []string{subj}
 		for name, d := range watched {
@@ -413,6 +413,7 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 			if !c.sendEncodedWait(ctx, it.encoded()) {
 				return false, errConnGone
 			}
+			sent++
 			ss.mu.Lock()
 			defer ss.mu.Unlock()
 			if ss.conn != c {
@@ -432,6 +433,9 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 	ss.chans = member
 	ss.delivered = max(ss.delivered, pos)
 	ss.mu.Unlock()
+	if s.Observer != nil {
+		s.Observer.ObserveReplay(sent)
+	}
 	return nil
 }
 

@@ -101,6 +101,11 @@
 // alarm fires once whichever worker holds it. The alarms held by a worker
 // that dies fire late, after Config.AckWait.
 //
+// [Runtime.Stats] counts the runs and their outcomes and the partitions
+// taken and lost; a Config.Observer is told each committed event's latency
+// from its delivery to its ack, for histograms (package metrics exports
+// both to Prometheus).
+//
 // # Subjects and lifetime
 //
 // The runtime consumes its partitions' events (sb.<world>.ev.<p>.>)

@@ -3,15 +3,18 @@ package handlers
 import (
 	"iter"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // item is an event (or alarm) taken from the server, with the partition
-// subscription it came through (nil for alarms).
+// subscription it came through (nil for alarms) and when it was queued:
+// the start of its task's latency.
 type item struct {
 	m  jetstream.Msg
 	ps *partSub
+	at time.Time
 }
 
 // keyQueue hands events to workers so that events with the same ordering
@@ -32,6 +35,7 @@ func newKeyQueue(maxKeys int) *keyQueue {
 // consumers' MaxAckPending bounds the events outstanding, so the ready
 // channel never fills.
 func (q *keyQueue) push(key string, it item) bool {
+	it.at = time.Now()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {

@@ -82,6 +82,19 @@ type Config struct {
 	// Negative: kept until the session ends (a session's messages) or
 	// forever (a channel's).
 	OutboxTTL time.Duration
+	// Observer, if set, is told each committed event's latency (for
+	// metrics). nil: nothing is measured beyond [Runtime.Stats].
+	Observer Observer
+}
+
+// Observer receives measurements of a runtime's tasks. Its method is
+// called from the worker goroutines: it must be safe for concurrent use,
+// fast, and never block.
+type Observer interface {
+	// ObserveTask reports an event whose task committed (or had nothing to
+	// commit): the time from its delivery to this worker to its ack,
+	// retries included.
+	ObserveTask(d time.Duration)
 }
 
 func (c *Config) setDefaults() error {
@@ -334,7 +347,6 @@ func (r *Runtime) process(ctx context.Context, it item) {
 			return
 		}
 	}
-	start := time.Now()
 	var conflicts, failures, unavailable int
 	retry := r.store.NewRetrier() // losers of a conflict re-run in turn
 	defer retry.Done()
@@ -350,8 +362,7 @@ func (r *Runtime) process(ctx context.Context, it item) {
 		t, err = r.run(ctx, m, seq, attempt)
 		switch {
 		case err == nil:
-			r.stats.committed.Add(1)
-			r.stats.latency.Store(int64(time.Since(start)))
+			r.committed(it.at)
 			if r.afterCommit != nil {
 				r.afterCommit()
 			}
@@ -379,7 +390,7 @@ func (r *Runtime) process(ctx context.Context, it item) {
 			// The commit may have landed; its marker says.
 			if errors.Is(err, kv.ErrCommitUnknown) {
 				if done, aerr := r.store.Applied(ctx, seq); aerr == nil && done {
-					r.stats.committed.Add(1)
+					r.committed(it.at)
 					_ = m.Ack()
 					return
 				}
@@ -416,6 +427,16 @@ func (r *Runtime) process(ctx context.Context, it item) {
 			return
 		}
 		r.log.Warn("task failed, retrying", logType, t.Type, logSeq, seq, logAttempt, attempt, logErr, err)
+	}
+}
+
+// committed counts an event whose task committed, delivered at start.
+func (r *Runtime) committed(start time.Time) {
+	d := time.Since(start)
+	r.stats.committed.Add(1)
+	r.stats.latency.Store(int64(d))
+	if o := r.cfg.Observer; o != nil {
+		o.ObserveTask(d)
 	}
 }
 
@@ -457,6 +478,7 @@ func (e *PanicError) Is(target error) bool { return target == ErrPermanent }
 
 // run makes one attempt: a fresh transaction, the handler, the commit.
 func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt int) (*Task, error) {
+	r.stats.runs.Add(1)
 	h := m.Headers()
 	t := &Task{
 		Type:     h.Get(bus.HeaderType),
@@ -661,6 +683,7 @@ func (r *Runtime) purge(ctx context.Context, s jetstream.Stream, filter string, 
 
 // Stats counts what a runtime has done.
 type Stats struct {
+	Runs        uint64        // attempts: handler runs, alarms included
 	Committed   uint64        // events whose task committed (or had nothing to commit)
 	Conflicts   uint64        // attempts that ended in a conflict
 	Deadlines   uint64        // attempts that ran past the deadline
@@ -673,12 +696,12 @@ type Stats struct {
 	Released    uint64        // partitions handed back to the group
 	Lost        uint64        // partitions taken over by another worker, or whose consumer went away
 	StaleAlarms uint64        // alarms of cancelled schedules or due times already run
-	LastLatency time.Duration // delivery-to-ack time of the last committed event
+	LastLatency time.Duration // delivery-to-ack time of the last committed event (Config.Observer sees every one)
 }
 
 type runtimeStats struct {
-	committed, conflicts, deadlines, retries, errors, deadLetters, duplicates, staleAlarms, unavailable atomic.Uint64
-	latency                                                                                             atomic.Int64
+	runs, committed, conflicts, deadlines, retries, errors, deadLetters, duplicates, staleAlarms, unavailable atomic.Uint64
+	latency                                                                                                   atomic.Int64
 }
 
 // Stats returns a snapshot of the runtime's counters.
@@ -691,6 +714,7 @@ func (r *Runtime) Stats() Stats {
 		Acquired:    acquired,
 		Released:    released,
 		Lost:        lost,
+		Runs:        r.stats.runs.Load(),
 		Committed:   r.stats.committed.Load(),
 		Conflicts:   r.stats.conflicts.Load(),
 		Deadlines:   r.stats.deadlines.Load(),

@@ -269,6 +269,7 @@ func (s *Store) send(g *group) {
 	if via := s.via.Load(); via != nil && len(batch) > 0 {
 		batch = s.forward(ctx, via, batch)
 	}
+	batchMsgs := 0
 	if len(batch) > 0 {
 		s.stats.batches.Add(1)
 		var msgs []*nats.Msg
@@ -289,6 +290,7 @@ func (s *Store) send(g *group) {
 				msgs = append(msgs, m)
 			}
 		}
+		batchMsgs = len(msgs)
 		ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
 		if err != nil {
 			s.fail(batch, err)
@@ -302,6 +304,9 @@ func (s *Store) send(g *group) {
 				off += uint64(len(r.msgs))
 			}
 		}
+	}
+	if o := s.opts.Observer; o != nil {
+		o.ObserveGroup(g.size(), batchMsgs)
 	}
 	for i, r := range g.singles {
 		err := errs[i]

@@ -51,6 +51,10 @@
 // Reads are therefore serializable, not linearizable: a read-only View may
 // return a value that another process overwrote an instant ago.
 //
+// [Store.Stats] counts commits, conflicts, groups, batches and reads; an
+// [Observer] in [Options] is told each commit's duration and each group's
+// size, for histograms (package metrics exports both to Prometheus).
+//
 // # Several processes: the commit leader
 //
 // A committer keeps conflicts out of its batches only among the commits it

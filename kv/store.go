@@ -52,6 +52,24 @@ type Options struct {
 	// forwarded commit (default 2s, at most CommitTimeout): past it, the
 	// leader may have died with the commit, whose outcome is then unknown.
 	ForwardTimeout time.Duration
+	// Observer, if set, is told how long each commit took and how large
+	// each commit group was (for metrics). nil: nothing is measured.
+	Observer Observer
+}
+
+// Observer receives measurements of a store's commit path. Its methods are
+// called on that path, from the committing goroutines and the committer:
+// they must be safe for concurrent use, fast, and never block.
+type Observer interface {
+	// ObserveCommit reports a commit handed to the committer: how long from
+	// the call of [Store.Commit] to its outcome, and the outcome (nil, or
+	// the error Commit returns).
+	ObserveCommit(d time.Duration, err error)
+	// ObserveGroup reports a commit group sent: its transactions, and the
+	// messages of the atomic batch this store sent for it (0: none, when
+	// every transaction was one message or the batch went to the commit
+	// leader).
+	ObserveGroup(txs, batchMsgs int)
 }
 
 func (o *Options) setDefaults() {
@@ -239,6 +257,10 @@ func (s *Store) Commit(ctx context.Context, tx *Tx) error {
 	if len(r.msgs) > s.opts.MaxBatch {
 		return fmt.Errorf("%w: %d messages, at most %d", ErrTooLarge, len(r.msgs), s.opts.MaxBatch)
 	}
+	var start time.Time
+	if s.opts.Observer != nil {
+		start = time.Now()
+	}
 	select {
 	case s.reqs <- r:
 	case <-s.quit:
@@ -248,7 +270,11 @@ func (s *Store) Commit(ctx context.Context, tx *Tx) error {
 	}
 	// Once handed over, the outcome is the server's: wait for it even if
 	// ctx ends, or the caller could not tell what happened.
-	return <-r.done
+	err := <-r.done
+	if o := s.opts.Observer; o != nil {
+		o.ObserveCommit(time.Since(start), err)
+	}
+	return err
 }
 
 // Update runs fn in a new transaction and commits it if fn returns nil.

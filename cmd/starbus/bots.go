@@ -174,7 +174,7 @@ func httpCheck(url string) func(ctx context.Context) (gridworld.Report, error) {
 func natsCheck(ctx context.Context, url, world string) (closeFn func(), check func(ctx context.Context) (gridworld.Report, error), err error) {
 	cfg := config.Default()
 	cfg.NATS.URL, cfg.World = url, world
-	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus bots", slog.New(slog.DiscardHandler))
+	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus bots", slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return nil, nil, err
 	}

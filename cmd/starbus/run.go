@@ -32,6 +32,7 @@ import (
 	"github.com/starbus/starbus/handlers"
 	"github.com/starbus/starbus/internal/bank"
 	"github.com/starbus/starbus/kv"
+	"github.com/starbus/starbus/metrics"
 )
 
 // errUsage reports a command line that could not be parsed; the message
@@ -43,12 +44,13 @@ const usage = `usage: starbus <command> [flags]
 commands:
   dev      a whole world on this machine: embedded NATS (files under -data),
            the worker runtime with the reference game (examples/gridworld),
-           an edge for clients, and the live map on -http, which also
-           serves the edge's WebSocket at /ws
+           an edge for clients, and the live map and /metrics on -http,
+           which also serves the edge's WebSocket at /ws
   edge     an edge against an external NATS (-nats); -websocket serves
-           WebSocket too, -tls-cert and -tls-key TLS on both
+           WebSocket too, -tls-cert and -tls-key TLS on both; /metrics on -http
   worker   a worker running the reference game (or -game bank) against an
-           external NATS (-nats); start several to share the world's events
+           external NATS (-nats); start several to share the world's events;
+           /metrics on -http
   nats     one node of a NATS JetStream cluster (-data, -port, -cluster, -routes);
            scripts/cluster starts three on loopback
   client   an interactive terminal client for an edge (-addr or -ws, -name)
@@ -109,6 +111,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // environment, then flags; and validates it.
 func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, error) {
 	cfg := config.Default()
+	httpHelp := "address of the live map and /metrics (default " + cfg.HTTP + `; "off" for none)`
+	if cmd != "dev" {
+		// An edge's or a worker's HTTP server is asked for, not assumed.
+		cfg.HTTP = ""
+		httpHelp = "serve /metrics and /healthz on this address, e.g. 127.0.0.1:9090 (default: none)"
+	}
 	fs := flag.NewFlagSet("starbus "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "JSON config file")
@@ -120,7 +128,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	wsAddr := fs.String("websocket", "", "address of the edge's WebSocket listener, at /ws (default none)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate of the edge's listeners: TLS over TCP, wss (and https for dev's -http)")
 	tlsKey := fs.String("tls-key", "", "PEM key of -tls-cert")
-	httpAddr := fs.String("http", "", "address of the live map (dev; default "+cfg.HTTP+"; \"off\" for none)")
+	httpAddr := fs.String("http", "", httpHelp)
 	logLevel := fs.String("log", "", "log level: debug, info, warn, error")
 	replicas := fs.Int("replicas", 0, "replicas of the world's stream: 1, or 3 on a cluster (default 1)")
 	syncAlways := fs.Bool("sync-always", false, "fsync every commit before acknowledging it (dev): survives power loss, slower")
@@ -199,7 +207,9 @@ type world struct {
 	store *kv.Store
 }
 
-func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger) (*world, error) {
+// openWorld opens the world's stream and state; with reg set, the store's
+// metrics are registered there.
+func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger, reg *metrics.Registry) (*world, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -217,16 +227,26 @@ func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.
 	// dies is never answered, and commits behind it wait: the timeout
 	// bounds that stall (the runtime then checks the event's marker and
 	// tries again).
-	store, err := kv.Open(pctx, js, w, kv.Options{Logger: log, CommitTimeout: 4 * time.Second})
+	opts := kv.Options{Logger: log, CommitTimeout: 4 * time.Second}
+	if reg != nil {
+		opts.Observer = reg.StoreObserver()
+	}
+	store, err := kv.Open(pctx, js, w, opts)
 	if err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		if err := reg.RegisterStore(store); err != nil {
+			store.Close()
+			return nil, err
+		}
 	}
 	return &world{js: js, w: w, store: store}, nil
 }
 
 // newRuntime returns the worker runtime of game; a nil game is the bank
-// workload (internal/bank).
-func newRuntime(wd *world, game *gridworld.Game, cfg config.Config, log *slog.Logger) (*handlers.Runtime, error) {
+// workload (internal/bank). With reg set, its metrics are registered there.
+func newRuntime(wd *world, game *gridworld.Game, cfg config.Config, log *slog.Logger, reg *metrics.Registry) (*handlers.Runtime, error) {
 	hc := handlers.Config{
 		Store: wd.store, JS: wd.js, Logger: log,
 		Concurrency: cfg.Worker.Concurrency, TaskTimeout: cfg.Worker.TaskTimeout.D(),
@@ -240,11 +260,25 @@ func newRuntime(wd *world, game *gridworld.Game, cfg config.Config, log *slog.Lo
 	} else {
 		hc.Handler = bank.Handler()
 	}
-	return handlers.New(hc)
+	if reg != nil {
+		hc.Observer = reg.RuntimeObserver()
+	}
+	rt, err := handlers.New(hc)
+	if err != nil {
+		return nil, err
+	}
+	if reg != nil {
+		if err := reg.RegisterRuntime(rt); err != nil {
+			return nil, err
+		}
+	}
+	return rt, nil
 }
 
-func newEdge(wd *world, cfg config.Config, log *slog.Logger) *edge.Server {
-	return &edge.Server{
+// newEdge returns the edge of the world; with reg set, its metrics are
+// registered there.
+func newEdge(wd *world, cfg config.Config, log *slog.Logger, reg *metrics.Registry) (*edge.Server, error) {
+	srv := &edge.Server{
 		JS: wd.js, World: wd.w, Logger: log,
 		Auth:           &edge.StoreAuth{Store: wd.store, Register: cfg.Edge.Register},
 		MaxFrame:       cfg.Edge.MaxFrame,
@@ -255,6 +289,37 @@ func newEdge(wd *world, cfg config.Config, log *slog.Logger) *edge.Server {
 		WriteTimeout:   cfg.Edge.WriteTimeout.D(),
 		ReconnectGrace: cmp.Or(cfg.Edge.ReconnectGrace.D(), -1), // 0 in the config: none
 	}
+	if reg != nil {
+		srv.Observer = reg.EdgeObserver()
+		if err := reg.RegisterEdge(srv); err != nil {
+			return nil, err
+		}
+	}
+	return srv, nil
+}
+
+// newRegistry returns the process's metrics registry, or nil if it has no
+// HTTP server to serve them.
+func newRegistry(cfg config.Config, log *slog.Logger) (*metrics.Registry, error) {
+	if cfg.HTTP == "" {
+		return nil, nil
+	}
+	return metrics.New(cfg.World, log)
+}
+
+// httpMux routes /metrics to reg and /healthz to a constant answer (the
+// process is up and serving HTTP); anything else goes to other, if set.
+func httpMux(reg *metrics.Registry, other http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", reg.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	if other != nil {
+		mux.Handle("/", other)
+	}
+	return mux
 }
 
 // edgeTLS loads the certificate of the edge's listeners, if the
@@ -377,7 +442,11 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 		return err
 	}
 	defer nc.Close()
-	wd, err := openWorld(ctx, nc, cfg, log)
+	reg, err := newRegistry(cfg, log)
+	if err != nil {
+		return err
+	}
+	wd, err := openWorld(ctx, nc, cfg, log, reg)
 	if err != nil {
 		return err
 	}
@@ -389,7 +458,11 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	rt, err := newRuntime(wd, game, cfg, log)
+	rt, err := newRuntime(wd, game, cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	es, err := newEdge(wd, cfg, log, reg)
 	if err != nil {
 		return err
 	}
@@ -404,7 +477,7 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 		return err
 	}
 	listeners = append(listeners, l)
-	e := newEdge(wd, cfg, log)
+	e := es
 	run := []func(context.Context) error{rt.Run, func(ctx context.Context) error { return serveEdge(ctx, e, l) }}
 	httpLines := ""
 	if cfg.HTTP != "" {
@@ -413,14 +486,14 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 			return fmt.Errorf("live map: %w (-http off serves none)", err)
 		}
 		listeners = append(listeners, hl)
-		httpLines = fmt.Sprintf("  map     %s://%s/\n  ws      %s\n", scheme(tc, "http", "https"), hl.Addr(), wsURL(hl, tc))
+		httpLines = fmt.Sprintf("  map     %s://%s/\n  metrics %s://%s/metrics\n  ws      %s\n", scheme(tc, "http", "https"), hl.Addr(), scheme(tc, "http", "https"), hl.Addr(), wsURL(hl, tc))
 		leaders, err := gridworld.OpenLeaderboard(ctx, wd.js, wd.w)
 		if err != nil {
 			return fmt.Errorf("live map: %w", err)
 		}
 		defer leaders.Close()
-		m := &livemap.Map{Game: game, Store: wd.store, Runtime: rt, Leaders: leaders, Logger: log}
-		hs := newHTTPServer(webSocketMux(e, cfg, m), log)
+		m := &livemap.Map{Game: game, Store: wd.store, Metrics: reg, Leaders: leaders, Logger: log}
+		hs := newHTTPServer(httpMux(reg, webSocketMux(e, cfg, m)), log)
 		run = append(run, func(ctx context.Context) error { return serveHTTP(ctx, hs, hl) })
 	}
 	if cfg.Edge.WebSocket != "" {
@@ -453,14 +526,14 @@ func wsURL(l net.Listener, tc *tls.Config) string {
 
 // remoteWorld connects to an external NATS and opens the world; close
 // releases both.
-func remoteWorld(ctx context.Context, cfg config.Config, name string, log *slog.Logger) (wd *world, close func(), err error) {
+func remoteWorld(ctx context.Context, cfg config.Config, name string, log *slog.Logger, reg *metrics.Registry) (wd *world, close func(), err error) {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	nc, err := bus.Dial(dctx, cfg.NATS.URL, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	if wd, err = openWorld(ctx, nc, cfg, log); err != nil {
+	if wd, err = openWorld(ctx, nc, cfg, log, reg); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
@@ -472,17 +545,29 @@ func runEdge(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
-	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus edge", log)
+	reg, err := newRegistry(cfg, log)
+	if err != nil {
+		return err
+	}
+	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus edge", log, reg)
 	if err != nil {
 		return err
 	}
 	defer closeWorld()
-	l, err := listen(cfg.Edge.Listen, tc)
+	e, err := newEdge(wd, cfg, log, reg)
 	if err != nil {
 		return err
 	}
-	e := newEdge(wd, cfg, log)
-	run := []func(context.Context) error{func(ctx context.Context) error { return serveEdge(ctx, e, l) }}
+	web, webLine, err := listenHTTPPart(cfg, reg)
+	if err != nil {
+		return err
+	}
+	l, err := listen(cfg.Edge.Listen, tc)
+	if err != nil {
+		web.close()
+		return err
+	}
+	run := []func(context.Context) error{func(ctx context.Context) error { return serveEdge(ctx, e, l) }, web.serve}
 	more := ""
 	if tc != nil {
 		more = " (tls)"
@@ -491,18 +576,61 @@ func runEdge(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog
 		wl, err := listen(cfg.Edge.WebSocket, httpTLS(tc))
 		if err != nil {
 			l.Close()
+			web.close()
 			return fmt.Errorf("websocket: %w", err)
 		}
 		more += ", ws " + wsURL(wl, tc)
 		hs := newHTTPServer(webSocketMux(e, cfg, nil), log)
 		run = append(run, func(ctx context.Context) error { return serveHTTP(ctx, hs, wl) })
 	}
-	fmt.Fprintf(stdout, "starbus edge: world %q on %s, edge %s%s\n", cfg.World, cfg.NATS.URL, l.Addr(), more)
+	fmt.Fprintf(stdout, "starbus edge: world %q on %s, edge %s%s\n%s", cfg.World, cfg.NATS.URL, l.Addr(), more, webLine)
 	return parts(ctx, run...)
 }
 
+// httpPart is an edge's or a worker's HTTP server (/metrics, /healthz)
+// as a part of the process; the zero value, for a process without one,
+// serves nothing.
+type httpPart struct {
+	l       net.Listener
+	handler http.Handler
+}
+
+// listenHTTPPart opens the listener of an edge's or a worker's HTTP
+// server, if it has one (reg set), and returns the line that announces it.
+func listenHTTPPart(cfg config.Config, reg *metrics.Registry) (httpPart, string, error) {
+	if reg == nil {
+		return httpPart{}, "", nil
+	}
+	l, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return httpPart{}, "", fmt.Errorf("-http: %w", err)
+	}
+	return httpPart{l: l, handler: httpMux(reg, nil)}, fmt.Sprintf("  metrics http://%s/metrics\n", l.Addr()), nil
+}
+
+// serve runs the server until ctx ends. Without a server it just waits:
+// a part that returns stops the others (see parts).
+func (p httpPart) serve(ctx context.Context) error {
+	if p.l == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return serveHTTP(ctx, &http.Server{Handler: p.handler, ReadHeaderTimeout: 10 * time.Second}, p.l)
+}
+
+// close releases the listener of a server that will not be served.
+func (p httpPart) close() {
+	if p.l != nil {
+		p.l.Close()
+	}
+}
+
 func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
-	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus worker", log)
+	reg, err := newRegistry(cfg, log)
+	if err != nil {
+		return err
+	}
+	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus worker", log, reg)
 	if err != nil {
 		return err
 	}
@@ -513,18 +641,22 @@ func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *sl
 			return err
 		}
 	}
-	rt, err := newRuntime(wd, game, cfg, log)
+	rt, err := newRuntime(wd, game, cfg, log, reg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "starbus worker: world %q on %s, game %s, member %s\n", cfg.World, cfg.NATS.URL, cfg.Worker.Game, rt.Member())
+	web, webLine, err := listenHTTPPart(cfg, reg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "starbus worker: world %q on %s, game %s, member %s\n%s", cfg.World, cfg.NATS.URL, cfg.Worker.Game, rt.Member(), webLine)
 	if every := cfg.Worker.StatsInterval.D(); every > 0 {
 		sctx, stopStats := context.WithCancel(context.WithoutCancel(ctx))
 		var printer sync.WaitGroup
 		printer.Go(func() { printStats(sctx, stdout, rt, wd.store, every) })
 		defer func() { stopStats(); printer.Wait() }() // the final line counts all the runtime did
 	}
-	return rt.Run(ctx)
+	return parts(ctx, rt.Run, web.serve)
 }
 
 // printStats prints a worker's counters every interval until ctx ends, and

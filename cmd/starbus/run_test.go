@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/config"
+	"github.com/starbus/starbus/internal/metricstest"
 	"github.com/starbus/starbus/internal/natstest"
 	"github.com/starbus/starbus/internal/tlstest"
 )
@@ -164,6 +166,10 @@ func TestUsageAndBadConfig(t *testing.T) {
 	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "world:") {
 		t.Errorf("bad world: %v", err)
 	}
+	err = run(ctx, []string{"worker", "-http", "9090"}, nil, io.Discard, io.Discard)
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "http:") {
+		t.Errorf("bad -http: %v", err)
+	}
 	t.Setenv("STARBUS_LISTEN", "nowhere")
 	err = run(ctx, []string{"edge"}, nil, io.Discard, io.Discard)
 	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "edge.listen:") {
@@ -176,11 +182,12 @@ func TestUsageAndBadConfig(t *testing.T) {
 // them.
 func TestEdgeAndWorker(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{World: "remote"})
-	edgeAndWorker(t, env.Server.ClientURL(), "remote")
+	edgeAndWorker(t, env.Server.ClientURL(), "remote", "-http", "127.0.0.1:0")
 }
 
 // edgeAndWorker runs `starbus worker` and `starbus edge` against the NATS
-// at url, and a client through them.
+// at url, and a client through them; with -http in args, it checks each
+// one's /metrics.
 func edgeAndWorker(t *testing.T, url, world string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -188,6 +195,21 @@ func edgeAndWorker(t *testing.T, url, world string, args ...string) {
 	p := startEdgeAndWorker(ctx, t, url, world, args, nil)
 	addr := regexp.MustCompile(`edge (127\.0\.0\.1:\d+)`).FindStringSubmatch(p.banner)[1]
 	p.play(ctx, t, "zed", "-addr", addr)
+	if slices.Contains(args, "-http") {
+		// Each serves the metrics of what it runs: the worker its tasks,
+		// the edge its logins; not the other's.
+		labels := map[string]string{"world": world}
+		natstest.Eventually(t, 30*time.Second, func() bool {
+			wm, werr := metricstest.TryScrape(p.workerMetrics)
+			em, eerr := metricstest.TryScrape(p.edgeMetrics)
+			if werr != nil || eerr != nil {
+				return false
+			}
+			committed, _ := wm.Value("starbus_runtime_tasks_committed_total", labels)
+			logins, _ := em.Value("starbus_edge_logins_total", map[string]string{"world": world, "result": "ok"})
+			return committed > 0 && logins == 1 && wm["starbus_edge_sessions"] == nil && em["starbus_runtime_task_duration_seconds"] == nil
+		}, "worker and edge metrics")
+	}
 	cancel()
 	p.wait(t)
 }
@@ -217,23 +239,27 @@ func TestEdgeTLSAndWebSocket(t *testing.T) {
 
 // edgeAndWorkerRun is a `starbus worker` and a `starbus edge` running.
 type edgeAndWorkerRun struct {
-	banner string // what the edge printed
-	logs   *syncBuffer
-	done   chan error
+	banner                     string // what the edge printed
+	workerMetrics, edgeMetrics string // their /metrics URLs, with -http
+	logs                       *syncBuffer
+	done                       chan error
 }
 
 // startEdgeAndWorker starts `starbus worker` and `starbus edge` against the
 // NATS at url, with args for both and edgeArgs for the edge, until ctx
-// ends; it returns once the edge is ready.
+// ends; it returns once the edge is ready (and, with -http, both serve
+// their metrics).
 func startEdgeAndWorker(ctx context.Context, t *testing.T, url, world string, args, edgeArgs []string) *edgeAndWorkerRun {
 	t.Helper()
-	var edgeOut syncBuffer
+	var workerOut, edgeOut syncBuffer
 	p := &edgeAndWorkerRun{logs: &syncBuffer{}, done: make(chan error, 2)}
 	go func() {
-		p.done <- run(ctx, append([]string{"worker", "-nats", url, "-world", world, "-log", "warn"}, args...), nil, io.Discard, p.logs)
+		p.done <- run(ctx, append([]string{"worker", "-nats", url, "-world", world, "-log", "warn"}, args...), nil, &workerOut, p.logs)
 	}()
 	edgeCmd := append([]string{"edge", "-nats", url, "-world", world, "-listen", "127.0.0.1:0", "-log", "warn"}, args...)
 	go func() { p.done <- run(ctx, append(edgeCmd, edgeArgs...), nil, &edgeOut, p.logs) }()
+	metricsURL := regexp.MustCompile(`metrics (http://127\.0\.0\.1:\d+/metrics)`)
+	served := slices.Contains(args, "-http")
 	natstest.Eventually(t, 30*time.Second, func() bool {
 		select {
 		case err := <-p.done:
@@ -241,7 +267,13 @@ func startEdgeAndWorker(ctx context.Context, t *testing.T, url, world string, ar
 		default:
 		}
 		p.banner = edgeOut.String()
-		return strings.HasSuffix(p.banner, "\n")
+		if m := metricsURL.FindStringSubmatch(p.banner); m != nil {
+			p.edgeMetrics = m[1]
+		}
+		if m := metricsURL.FindStringSubmatch(workerOut.String()); m != nil {
+			p.workerMetrics = m[1]
+		}
+		return strings.HasSuffix(p.banner, "\n") && (p.edgeMetrics != "" && p.workerMetrics != "") == served
 	}, "edge ready:\n%s", p.logs.String())
 	return p
 }

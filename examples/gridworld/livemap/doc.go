@@ -1,9 +1,11 @@
 // Package livemap serves a live map of a gridworld (package gridworld) over
 // HTTP: a self-contained page (embedded, no external resources) that draws
 // the grid, its walls, the players, NPCs and items, and the platform's
-// counters (tasks/s, conflicts, retries, latency, commits) and, with
-// Map.Leaders set, who carries the most of each kind of item (from a local
-// index, gridworld.Leaderboard), polling a JSON endpoint.
+// counters (tasks/s, conflicts, retries, task latency, commits, sessions:
+// with Map.Metrics set, the process's Prometheus series, the numbers its
+// /metrics serves) and, with Map.Leaders set, who carries the most of each
+// kind of item (from a local index, gridworld.Leaderboard), polling a JSON
+// endpoint.
 //
 // Routes:
 //

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/starbus/starbus/examples/gridworld"
-	"github.com/starbus/starbus/handlers"
 	"github.com/starbus/starbus/kv"
 )
 
@@ -20,8 +19,9 @@ type Map struct {
 	// Game and Store are the world shown. Required.
 	Game  *gridworld.Game
 	Store *kv.Store
-	// Runtime, if set, supplies the task counters.
-	Runtime *handlers.Runtime
+	// Metrics, if set, supplies the platform's counters: the page shows
+	// the numbers the process serves on /metrics.
+	Metrics Metrics
 	// Leaders, if set, supplies the richest players of each kind.
 	Leaders *gridworld.Leaderboard
 	// Logger receives request errors (default: discard).
@@ -29,6 +29,13 @@ type Map struct {
 }
 
 var _ http.Handler = (*Map)(nil)
+
+// Metrics supplies the current value of the platform's metrics, by the
+// name and labels of their Prometheus series (a histogram as its _sum and
+// _count); metrics.Registry satisfies it.
+type Metrics interface {
+	Values() (map[string]float64, error)
+}
 
 // ServeHTTP routes a request.
 func (m *Map) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -83,9 +90,9 @@ type State struct {
 	gridworld.Snapshot
 	// Time is when it was read, in Unix milliseconds: the page computes
 	// rates from two polls.
-	Time    int64         `json:"time"`
-	Runtime *RuntimeStats `json:"runtime,omitempty"`
-	Store   kv.Stats      `json:"store"`
+	Time int64 `json:"time"`
+	// Metrics are Map.Metrics' values, by series (none without it).
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Leaders are the players carrying the most of each kind of item.
 	Leaders map[string][]gridworld.Leader `json:"leaders,omitempty"`
 }
@@ -93,22 +100,18 @@ type State struct {
 // leadersShown is how many players the page lists per kind.
 const leadersShown = 5
 
-// RuntimeStats are handlers.Stats with the latency in milliseconds.
-type RuntimeStats struct {
-	handlers.Stats
-	LatencyMS float64 `json:"latency_ms"`
-}
-
 func (m *Map) state(w http.ResponseWriter, r *http.Request) {
 	snap, err := m.Game.Snapshot(r.Context(), m.Store)
 	if err != nil {
 		m.fail(w, err)
 		return
 	}
-	st := State{Snapshot: snap, Time: time.Now().UnixMilli(), Store: m.Store.Stats()}
-	if m.Runtime != nil {
-		rs := m.Runtime.Stats()
-		st.Runtime = &RuntimeStats{Stats: rs, LatencyMS: float64(rs.LastLatency.Microseconds()) / 1000}
+	st := State{Snapshot: snap, Time: time.Now().UnixMilli()}
+	if m.Metrics != nil {
+		if st.Metrics, err = m.Metrics.Values(); err != nil {
+			m.fail(w, err)
+			return
+		}
 	}
 	if m.Leaders != nil {
 		st.Leaders = map[string][]gridworld.Leader{}

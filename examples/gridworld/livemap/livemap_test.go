@@ -3,6 +3,7 @@ package livemap_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/color"
 	"image/png"
@@ -17,6 +18,7 @@ import (
 	"github.com/starbus/starbus/examples/gridworld"
 	"github.com/starbus/starbus/examples/gridworld/livemap"
 	"github.com/starbus/starbus/internal/worldtest"
+	"github.com/starbus/starbus/metrics"
 )
 
 // Colours of index.html.
@@ -43,7 +45,14 @@ func serve(t *testing.T, players ...string) (*worldtest.World, *httptest.Server,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { leaders.Close() })
-	srv := httptest.NewServer(&livemap.Map{Game: w.Game, Store: w.Store, Runtime: w.Runtime, Leaders: leaders})
+	reg, err := metrics.New(w.Env.World.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(reg.RegisterStore(w.Store), reg.RegisterRuntime(w.Runtime), reg.RegisterEdge(w.Edge)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(&livemap.Map{Game: w.Game, Store: w.Store, Metrics: reg, Leaders: leaders})
 	t.Cleanup(srv.Close)
 	return w, srv, at
 }
@@ -67,8 +76,13 @@ func TestAPI(t *testing.T) {
 	_, srv, at := serve(t, "ann", "bob")
 	var st livemap.State
 	getJSON(t, srv.URL+"/api/state", &st)
-	if len(st.Players) != 2 || st.Runtime == nil || st.Runtime.Committed == 0 || st.W != 64 || len(st.Leaders) != 3 {
+	if len(st.Players) != 2 || st.W != 64 || len(st.Leaders) != 3 {
 		t.Fatalf("state: %+v", st)
+	}
+	// The platform's counters are the metrics' series.
+	if st.Metrics["starbus_runtime_tasks_committed_total"] == 0 || st.Metrics["starbus_kv_commits_total"] == 0 ||
+		st.Metrics["starbus_edge_sessions"] != 2 {
+		t.Fatalf("metrics: %v", st.Metrics)
 	}
 	for _, p := range st.Players {
 		if at[p.N] != [2]int{p.X, p.Y} {

@@ -1,0 +1,108 @@
+package edge_test
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/starbus/starbus/edge"
+	"github.com/starbus/starbus/edge/client"
+	"github.com/starbus/starbus/internal/natstest"
+	"github.com/starbus/starbus/kv"
+)
+
+// replayObserver records the replays an edge reports.
+type replayObserver struct {
+	mu      sync.Mutex
+	replays []int
+}
+
+func (o *replayObserver) ObserveReplay(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.replays = append(o.replays, n)
+}
+
+func (o *replayObserver) observed() []int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.replays)
+}
+
+var _ edge.Observer = (*replayObserver)(nil)
+
+// TestStats: an edge counts logins and failed ones, messages over the rate
+// limit and frames written, holds its connections and sessions, and
+// reports the size of each reconnect's replay.
+func TestStats(t *testing.T) {
+	obs := &replayObserver{}
+	w := startWorld(t, func(s *edge.Server) {
+		s.Observer = obs
+		s.RatePerSecond, s.Burst = 1, 1
+	})
+	ctx, c := dialClient(t, w.addr, "bob")
+	if m := nextMessage(ctx, t, c); string(m.Payload) != "welcome bob" {
+		t.Fatalf("first message %q", m.Payload)
+	}
+	// Ten at once, with a burst of one: the first is echoed, most of the
+	// others are dropped. Every one is answered: an echo or an error frame.
+	const sent = 10
+	for i := range sent {
+		if err := c.Send(fmt.Appendf(nil, "m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	echoes := 0
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		for {
+			select {
+			case <-c.Messages():
+				echoes++
+				continue
+			default:
+			}
+			return echoes+int(w.edge.Stats().RateLimited) == sent
+		}
+	}, "%d echoes, stats %+v", echoes, w.edge.Stats())
+	if echoes < 1 || echoes == sent {
+		t.Errorf("%d of %d messages echoed with a burst of 1", echoes, sent)
+	}
+
+	// Away, the session is sent three messages; the reconnect replays them.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const away = 3
+	for i := range away {
+		if err := w.store.Update(ctx, func(tx *kv.Tx) error {
+			subj, _ := w.env.World.Session(c.Session())
+			return tx.Publish(natsMsg(subj, fmt.Appendf(nil, "away %d", i)))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Reconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range away {
+		nextMessage(ctx, t, c)
+	}
+	natstest.Eventually(t, 10*time.Second, func() bool { return len(obs.observed()) == 1 }, "replay observed")
+	if got := obs.observed(); got[0] != away {
+		t.Errorf("replays observed %v, want [%d]", got, away)
+	}
+
+	// A wrong password.
+	if _, err := client.Dial(ctx, w.addr, "bob", "wrong"); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	// LOGIN_OK, welcome, the ten answers, LOGIN_OK again, the replay,
+	// LOGIN_FAILED.
+	frames := uint64(1 + 1 + sent + 1 + away + 1)
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		st := w.edge.Stats()
+		return st.Logins == 1 && st.LoginFailures == 1 && st.Connections == 1 && st.Sessions == 1 && st.FramesWritten >= frames
+	}, "stats %+v; want 1 login, 1 failure, 1 connection, 1 session, at least %d frames", w.edge.Stats(), frames)
+}

@@ -1,0 +1,56 @@
+package handlers_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/starbus/starbus/handlers"
+	"github.com/starbus/starbus/internal/natstest"
+)
+
+// taskObserver records the latencies a runtime reports.
+type taskObserver struct {
+	mu sync.Mutex
+	ds []time.Duration
+}
+
+func (o *taskObserver) ObserveTask(d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ds = append(o.ds, d)
+}
+
+func (o *taskObserver) observed() []time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]time.Duration(nil), o.ds...)
+}
+
+var _ handlers.Observer = (*taskObserver)(nil)
+
+// TestObserver: each committed event is observed once, with its latency
+// from delivery to ack, retries included; every attempt is a run.
+func TestObserver(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	const timeout = 50 * time.Millisecond
+	h := handlers.HandlerFunc(func(ctx context.Context, t *handlers.Task) error {
+		if t.Type == "slow" && t.Attempt == 1 {
+			<-ctx.Done() // overrun: the deadline aborts this attempt
+		}
+		return t.Put(t.Type, t.Attempt)
+	})
+	obs := &taskObserver{}
+	w := startWorker(t, env, h, handlers.Config{TaskTimeout: timeout, Observer: obs})
+	publish(t, env, "r0", "p", "slow", nil)
+	publish(t, env, "r0", "p", "quick", nil)
+	natstest.Eventually(t, 10*time.Second, func() bool { return len(obs.observed()) == 2 }, "two tasks observed: %v", obs.observed())
+	ds := obs.observed()
+	if ds[0] < timeout || ds[1] <= 0 {
+		t.Errorf("latencies %v: want the slow task's above its deadline %v (its retry included), the quick one's positive", ds, timeout)
+	}
+	if st := w.rt.Stats(); st.Runs != 3 || st.Committed != 2 || st.Deadlines != 1 || st.LastLatency != ds[1] {
+		t.Errorf("stats %+v, want 3 runs, 2 committed, 1 deadline, the last latency observed (%v)", st, ds[1])
+	}
+}
