@@ -42,9 +42,10 @@ type EmbeddedConfig struct {
 	// process, not the machine's.
 	SyncAlways bool
 	// Users, if any, are the only identities the server accepts, each
-	// allowed what its role needs in its world ([World.Permissions]). None:
-	// the server accepts every connection and allows it everything (a dev
-	// box on loopback).
+	// allowed what its role needs in its world ([World.Permissions]); one
+	// of them must be an admin, whose credentials [Server.Connect] uses.
+	// None: the server accepts every connection and allows it everything
+	// (a dev box on loopback).
 	Users []User
 	// TLS, if set, makes the client listener speak TLS only (it must
 	// hold the server's certificate); clients then connect with
@@ -77,6 +78,7 @@ type ClusterConfig struct {
 type Server struct {
 	ns         *server.Server
 	syncAlways bool
+	admin      *User // the credentials of in-process connections, if users are configured
 
 	mu     sync.Mutex
 	staged []string // tmpfs staging directories, removed at Shutdown
@@ -130,7 +132,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 		opts.TLS, opts.TLSConfig = true, cfg.TLS
 		opts.TLSTimeout = 2 // seconds, the server's default
 	}
+	var admin *User
 	for _, u := range cfg.Users {
+		if u.Role == RoleAdmin && admin == nil {
+			admin = &u
+		}
 		if u.Name == "" || u.Password == "" {
 			return nil, fmt.Errorf("bus: embedded server: user %q of role %s needs a name and a password", u.Name, u.Role)
 		}
@@ -143,6 +149,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 		}
 		opts.Users = append(opts.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: perms})
 	}
+	if len(cfg.Users) > 0 && admin == nil {
+		return nil, errors.New("bus: embedded server: users need an admin among them, for the server's own connections")
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded server: %w", err)
@@ -153,7 +162,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, ErrServerStart
 	}
-	return &Server{ns: ns, syncAlways: cfg.SyncAlways}, nil
+	return &Server{ns: ns, syncAlways: cfg.SyncAlways, admin: admin}, nil
 }
 
 // JetStreamReady waits until JetStream answers requests on this server: on
@@ -186,9 +195,14 @@ func (s *Server) JetStreamReady(ctx context.Context) error {
 // ClientURL returns the URL other processes connect to.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 
-// Connect opens an in-process connection (no TCP) to the server.
+// Connect opens an in-process connection (no TCP) to the server, as its
+// admin user when it has users (opts may say otherwise).
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.InProcessServer(s.ns), nats.MaxReconnects(-1)}, opts...)
+	base := []nats.Option{nats.InProcessServer(s.ns), nats.MaxReconnects(-1)}
+	if s.admin != nil {
+		base = append(base, nats.UserInfo(s.admin.Name, s.admin.Password), nats.CustomInboxPrefix(RoleAdmin.InboxPrefix()))
+	}
+	opts = append(base, opts...)
 	return nats.Connect("", opts...)
 }
 

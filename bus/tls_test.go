@@ -21,7 +21,7 @@ func TestEmbeddedTLS(t *testing.T) {
 	cert := tlstest.New(t)
 	w, _ := bus.NewWorld("tls")
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Dir: t.TempDir(), Port: -1, TLS: cert.Server,
-		Users: []bus.User{{Name: "worker", Password: "pw", Role: bus.RoleWorker, World: w}}})
+		Users: []bus.User{{Name: "admin", Password: "apw", Role: bus.RoleAdmin}, {Name: "worker", Password: "pw", Role: bus.RoleWorker, World: w}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,38 @@ type NATS struct {
 	// single server, at a cost of an fsync per commit group. Off, the
 	// server fsyncs every two minutes (README: durability).
 	SyncAlways bool `json:"sync_always"`
+
+	// User is the NATS user this process connects as (edge, worker,
+	// bots), in the role Role: "edge", "worker" or "admin" (default: the
+	// subcommand's, edge for `starbus edge`, worker for `starbus worker`,
+	// admin for the rest). Its password is the first line of
+	// PasswordFile, or else the environment variable
+	// STARBUS_NATS_PASSWORD; never a flag, which other users of the
+	// machine could read. Empty: no credentials, for a NATS that asks
+	// for none.
+	User         string `json:"user"`
+	PasswordFile string `json:"password_file"`
+	Role         string `json:"role"`
+	// CAFile, if set, is the PEM certificate of the authority that NATS's
+	// TLS certificate is checked against (tls:// URLs).
+	CAFile string `json:"ca_file"`
+	// Users are the only identities the embedded server (dev, nats)
+	// accepts, each allowed only what its role needs in this world (see
+	// bus.World.Permissions); one must be an admin. None: the server
+	// accepts anyone and allows everything (a dev box on loopback).
+	Users []NATSUser `json:"users"`
+	// TLSCert and TLSKey make the embedded server (dev, nats) accept TLS
+	// connections only.
+	TLSCert string `json:"tls_cert"`
+	TLSKey  string `json:"tls_key"`
+}
+
+// NATSUser is an identity of the embedded server: a name, a role, and
+// the file whose first line is its password.
+type NATSUser struct {
+	Name         string `json:"name"`
+	Role         string `json:"role"`
+	PasswordFile string `json:"password_file"`
 }
 
 // Edge configures an edge.
@@ -167,7 +199,42 @@ func (c Config) Validate() error {
 			return bad("edge.websocket_origins", "%q is not a host pattern", p)
 		}
 	}
-	if err := validTLS(c.Edge.TLSCert, c.Edge.TLSKey); err != nil {
+	if err := validTLS("nats.", c.NATS.TLSCert, c.NATS.TLSKey); err != nil {
+		return err
+	}
+	if c.NATS.Role != "" {
+		if _, err := bus.ParseRole(c.NATS.Role); err != nil {
+			return bad("nats.role", "%q; use edge, worker or admin", c.NATS.Role)
+		}
+	}
+	if err := readable("nats.password_file", c.NATS.PasswordFile); err != nil {
+		return err
+	}
+	if err := readable("nats.ca_file", c.NATS.CAFile); err != nil {
+		return err
+	}
+	admin := false
+	for i, u := range c.NATS.Users {
+		field := fmt.Sprintf("nats.users[%d]", i)
+		if bus.ValidName(u.Name) != nil {
+			return bad(field+".name", "%q is not a name of letters, digits, '-' and '_'", u.Name)
+		}
+		r, err := bus.ParseRole(u.Role)
+		if err != nil {
+			return bad(field+".role", "%q; use edge, worker or admin", u.Role)
+		}
+		admin = admin || r == bus.RoleAdmin
+		if u.PasswordFile == "" {
+			return bad(field+".password_file", "empty")
+		}
+		if err := readable(field+".password_file", u.PasswordFile); err != nil {
+			return err
+		}
+	}
+	if len(c.NATS.Users) > 0 && !admin {
+		return bad("nats.users", "no user has the role admin; the embedded server's own parts connect as one")
+	}
+	if err := validTLS("edge.", c.Edge.TLSCert, c.Edge.TLSKey); err != nil {
 		return err
 	}
 	if c.Edge.MaxFrame < 64 || c.Edge.MaxFrame > 8<<20 {
@@ -223,25 +290,33 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// validTLS checks that cert and key are both set, or neither, and
-// readable.
-func validTLS(cert, key string) error {
+// validTLS checks that cert and key (the fields <prefix>tls_cert and
+// <prefix>tls_key) are both set, or neither, and readable.
+func validTLS(prefix, cert, key string) error {
 	switch {
 	case cert == "" && key == "":
 		return nil
 	case key == "":
-		return bad("edge.tls_key", "empty, and edge.tls_cert is set: give both or neither")
+		return bad(prefix+"tls_key", "empty, and %stls_cert is set: give both or neither", prefix)
 	case cert == "":
-		return bad("edge.tls_cert", "empty, and edge.tls_key is set: give both or neither")
+		return bad(prefix+"tls_cert", "empty, and %stls_key is set: give both or neither", prefix)
 	}
-	for _, file := range []struct{ field, name string }{{"edge.tls_cert", cert}, {"edge.tls_key", key}} {
-		f, err := os.Open(file.name)
-		if err != nil {
-			return bad(file.field, "%v", err)
-		}
-		f.Close()
+	if err := readable(prefix+"tls_cert", cert); err != nil {
+		return err
 	}
-	return nil
+	return readable(prefix+"tls_key", key)
+}
+
+// readable checks that the file named by field, if set, can be opened.
+func readable(field, name string) error {
+	if name == "" {
+		return nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return bad(field, "%v", err)
+	}
+	return f.Close()
 }
 
 // hostPort reports whether addr is a TCP address to listen on: host:port

@@ -691,13 +691,9 @@ func (s *Server) end(ctx context.Context, id string, epoch uint64, region string
 		ended = true
 		return tx.Delete(bus.SessionKey(id))
 	})
-	if err != nil || !ended {
-		return false, err
-	}
-	if subj, err := s.World.Session(id); err == nil {
-		_ = s.stream.Purge(ctx, jetstream.WithPurgeSubject(subj))
-	}
-	return true, nil
+	// The worker that handles the disconnect purges the session's
+	// messages (an edge may not purge: see bus.RoleEdge).
+	return ended, err
 }
 
 // suspend leaves a session for another edge (or this one, restarted) to

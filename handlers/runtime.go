@@ -160,6 +160,7 @@ type Runtime struct {
 	stats runtimeStats
 
 	schedCons jetstream.Consumer // set by Run before compaction starts
+	stream    jetstream.Stream   // the world's stream, set by Run before any task
 	outTTL    string             // Nats-TTL of messages to clients (Config.OutboxTTL), "" for none
 	group     atomic.Pointer[group]
 
@@ -208,6 +209,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("handlers: stream: %w", err)
 	}
+	r.stream = stream
 	r.schedCons, err = r.cfg.JS.CreateOrUpdateConsumer(ctx, r.world.Stream(), jetstream.ConsumerConfig{
 		Durable:       r.cfg.Consumer + "-sched",
 		FilterSubject: r.world.ScheduleFilter(),
@@ -362,6 +364,9 @@ func (r *Runtime) process(ctx context.Context, it item) {
 		t, err = r.run(ctx, m, seq, attempt)
 		switch {
 		case err == nil:
+			if t.Type == bus.EventDisconnect && t.Session != "" {
+				r.purgeOutbox(ctx, t.Session)
+			}
 			r.committed(it.at)
 			if r.afterCommit != nil {
 				r.afterCommit()
@@ -667,6 +672,20 @@ func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 		sched := floorOf(sinfo2)
 		r.purge(ctx, s, r.world.ScheduleFilter(), sched)
 		r.purge(ctx, s, r.world.DoneFilter(), min(low, sched))
+	}
+}
+
+// purgeOutbox removes what is stored for session once it has ended: its
+// messages would otherwise wait for their TTL (or forever, without one),
+// since nothing reads them any more. The edges leave it to the workers:
+// their role may not purge.
+func (r *Runtime) purgeOutbox(ctx context.Context, session string) {
+	subj, err := r.world.Session(session)
+	if err != nil || r.stream == nil {
+		return
+	}
+	if err := r.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil && ctx.Err() == nil {
+		r.log.Debug("outbox not purged", logErr, err)
 	}
 }
 

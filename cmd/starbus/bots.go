@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/config"
 	"github.com/starbus/starbus/examples/gridworld"
 	"github.com/starbus/starbus/internal/bots"
@@ -174,7 +175,7 @@ func httpCheck(url string) func(ctx context.Context) (gridworld.Report, error) {
 func natsCheck(ctx context.Context, url, world string) (closeFn func(), check func(ctx context.Context) (gridworld.Report, error), err error) {
 	cfg := config.Default()
 	cfg.NATS.URL, cfg.World = url, world
-	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus bots", slog.New(slog.DiscardHandler), nil)
+	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus bots", bus.RoleAdmin, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,7 +49,15 @@ func runInfo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	nc, err := bus.Dial(ctx, *url, "starbus info")
+	// A NATS with users: the credentials come from the environment
+	// (STARBUS_NATS_USER, STARBUS_NATS_PASSWORD), never from flags.
+	ccfg := def
+	ccfg.NATS.User = os.Getenv("STARBUS_NATS_USER")
+	opts, _, err := clientAuth(ccfg, bus.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	nc, err := bus.Dial(ctx, *url, "starbus info", opts...)
 	if err != nil {
 		return err
 	}

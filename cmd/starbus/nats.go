@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/config"
 )
 
 // runNATS runs one NATS server with JetStream, alone or as a node of a
@@ -28,9 +29,24 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	routes := fs.String("routes", "", "comma-separated route URLs of the cluster's nodes (nats://host:port), this one's may be among them")
 	ready := fs.Duration("ready-timeout", time.Minute, "how long to wait for JetStream to be ready (on a cluster: for a meta leader)")
 	syncAlways := fs.Bool("sync-always", false, "fsync every write before acknowledging it: survives power loss, slower")
+	file := fs.String("config", "", "JSON config file: its world, nats.users and nats.tls_cert/tls_key (users and TLS are never flags)")
 	pprofAddr := pprofFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
+	}
+	fileCfg := config.Default()
+	if *file != "" {
+		var err error
+		if fileCfg, err = readConfigFile(*file, fileCfg); err != nil {
+			return err
+		}
+		if err := fileCfg.Validate(); err != nil {
+			return err
+		}
+	}
+	users, natsTLS, err := embeddedAuth(fileCfg)
+	if err != nil {
+		return err
 	}
 	stop, err := startPprof(*pprofAddr, stderr)
 	if err != nil {
@@ -41,7 +57,7 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, "starbus nats: -data is required")
 		return errUsage
 	}
-	cfg := bus.EmbeddedConfig{Dir: *data, Host: *host, Port: *port, ServerName: *name, SyncAlways: *syncAlways}
+	cfg := bus.EmbeddedConfig{Dir: *data, Host: *host, Port: *port, ServerName: *name, SyncAlways: *syncAlways, Users: users, TLS: natsTLS}
 	if *cluster != "" {
 		chost, cport, err := net.SplitHostPort(*cluster)
 		if err != nil {

@@ -62,6 +62,12 @@ Run 'starbus <command> -h' for its flags. Every flag can also be set in a
 JSON config file (-config) or the environment (STARBUS_WORLD, STARBUS_NATS,
 STARBUS_DATA, STARBUS_LISTEN, STARBUS_WEBSOCKET, STARBUS_HTTP); flags win over the
 environment, which wins over the file.
+
+NATS credentials and TLS are never flags: the config file's nats.users (the
+users "starbus dev" and "starbus nats" accept, each with a role: edge, worker
+or admin, and a password file), nats.tls_cert and nats.tls_key (their TLS);
+nats.user, nats.password_file (or STARBUS_NATS_USER and STARBUS_NATS_PASSWORD)
+and nats.ca_file for the processes that connect to them.
 `
 
 // run is the whole program; main only wires signals and exit codes.
@@ -107,6 +113,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return errUsage
 }
 
+// readConfigFile reads the JSON config file over cfg.
+func readConfigFile(file string, cfg config.Config) (config.Config, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return cfg, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", file, err)
+	}
+	return cfg, nil
+}
+
 // loadConfig builds the configuration: defaults, then the file, then the
 // environment, then flags; and validates it.
 func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, error) {
@@ -144,18 +164,13 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 		return cfg, errUsage
 	}
 	if *file != "" {
-		b, err := os.ReadFile(*file)
-		if err != nil {
+		var err error
+		if cfg, err = readConfigFile(*file, cfg); err != nil {
 			return cfg, err
-		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return cfg, fmt.Errorf("config %s: %w", *file, err)
 		}
 	}
 	for env, dst := range map[string]*string{
-		"STARBUS_WORLD": &cfg.World, "STARBUS_NATS": &cfg.NATS.URL,
+		"STARBUS_WORLD": &cfg.World, "STARBUS_NATS": &cfg.NATS.URL, "STARBUS_NATS_USER": &cfg.NATS.User,
 		"STARBUS_DATA": &cfg.NATS.DataDir, "STARBUS_LISTEN": &cfg.Edge.Listen, "STARBUS_HTTP": &cfg.HTTP,
 		"STARBUS_WEBSOCKET": &cfg.Edge.WebSocket,
 	} {
@@ -209,7 +224,7 @@ type world struct {
 
 // openWorld opens the world's stream and state; with reg set, the store's
 // metrics are registered there.
-func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.Logger, reg *metrics.Registry) (*world, error) {
+func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, role bus.Role, log *slog.Logger, reg *metrics.Registry) (*world, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -220,7 +235,12 @@ func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, log *slog.
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := bus.Provision(pctx, js, w, bus.StreamConfig{Replicas: cfg.NATS.Replicas}); err != nil {
+	if role.Provisions() {
+		_, err = bus.Provision(pctx, js, w, bus.StreamConfig{Replicas: cfg.NATS.Replicas})
+	} else {
+		_, err = bus.Lookup(pctx, js, w) // an edge may not configure the stream
+	}
+	if err != nil {
 		return nil, err
 	}
 	// A commit takes milliseconds; one in flight to a stream leader that
@@ -432,7 +452,11 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Dir: cfg.NATS.DataDir, Port: cfg.NATS.Port, SyncAlways: cfg.NATS.SyncAlways})
+	users, natsTLS, err := embeddedAuth(cfg)
+	if err != nil {
+		return err
+	}
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Dir: cfg.NATS.DataDir, Port: cfg.NATS.Port, SyncAlways: cfg.NATS.SyncAlways, Users: users, TLS: natsTLS})
 	if err != nil {
 		return err
 	}
@@ -446,7 +470,7 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	wd, err := openWorld(ctx, nc, cfg, log, reg)
+	wd, err := openWorld(ctx, nc, cfg, bus.RoleAdmin, log, reg)
 	if err != nil {
 		return err
 	}
@@ -526,14 +550,18 @@ func wsURL(l net.Listener, tc *tls.Config) string {
 
 // remoteWorld connects to an external NATS and opens the world; close
 // releases both.
-func remoteWorld(ctx context.Context, cfg config.Config, name string, log *slog.Logger, reg *metrics.Registry) (wd *world, close func(), err error) {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	nc, err := bus.Dial(dctx, cfg.NATS.URL, name)
+func remoteWorld(ctx context.Context, cfg config.Config, name string, role bus.Role, log *slog.Logger, reg *metrics.Registry) (wd *world, close func(), err error) {
+	opts, role, err := clientAuth(cfg, role)
 	if err != nil {
 		return nil, nil, err
 	}
-	if wd, err = openWorld(ctx, nc, cfg, log, reg); err != nil {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	nc, err := bus.Dial(dctx, cfg.NATS.URL, name, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if wd, err = openWorld(ctx, nc, cfg, role, log, reg); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
@@ -549,7 +577,7 @@ func runEdge(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
-	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus edge", log, reg)
+	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus edge", bus.RoleEdge, log, reg)
 	if err != nil {
 		return err
 	}
@@ -630,7 +658,7 @@ func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *sl
 	if err != nil {
 		return err
 	}
-	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus worker", log, reg)
+	wd, closeWorld, err := remoteWorld(ctx, cfg, "starbus worker", bus.RoleWorker, log, reg)
 	if err != nil {
 		return err
 	}
