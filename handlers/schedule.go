@@ -105,14 +105,16 @@ func putSchedule(tx *kv.Tx, id ScheduleID, rec schedule) error {
 }
 
 // alarm queues the alarm message of schedule id for due.
-func (t *Task) alarm(id ScheduleID, due int64) error {
-	subj, err := t.world.Schedule(string(id))
+func (t *Task) alarm(id ScheduleID, due int64) error { return queueAlarm(t.tx, t.world, id, due) }
+
+func queueAlarm(tx *kv.Tx, w bus.World, id ScheduleID, due int64) error {
+	subj, err := w.Schedule(string(id))
 	if err != nil {
 		return err
 	}
 	m := nats.NewMsg(subj)
 	m.Header.Set(bus.HeaderDue, strconv.FormatInt(due, 10))
-	return t.tx.Publish(m)
+	return tx.Publish(m)
 }
 
 // fire runs the schedule an alarm is for, in t's transaction. It returns

@@ -9,12 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/examples/gridworld"
-	"github.com/starbus/starbus/internal/natstest"
 	"github.com/starbus/starbus/internal/worldtest"
+	"github.com/starbus/starbus/starbustest"
 )
 
 // quiet is a world with nothing moving on its own: no spawns, no NPCs.
@@ -43,23 +40,17 @@ func start(t *testing.T, cfg gridworld.Config) *worldtest.World {
 
 // teleport puts an online player on a free cell and waits until it is
 // there.
-func teleport(t *testing.T, w *worldtest.World, name string, x, y int) error {
+func teleport(t *testing.T, w *worldtest.World, name string, x, y int) {
 	t.Helper()
-	ev, err := w.Env.World.Event("test", "teleport")
+	tp, err := json.Marshal(gridworld.Teleport{Name: name, X: x, Y: y})
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	m := nats.NewMsg(ev)
-	m.Header.Set(bus.HeaderType, gridworld.TaskTeleport)
-	m.Data, _ = json.Marshal(gridworld.Teleport{Name: name, X: x, Y: y})
-	if _, err := w.Env.JS.PublishMsg(t.Context(), m); err != nil {
-		return err
-	}
-	natstest.Eventually(t, 10*time.Second, func() bool {
+	w.Emit("test", "teleport", gridworld.TaskTeleport, tp)
+	w.Eventually(func() bool {
 		snap, err := w.Game.Snapshot(t.Context(), w.Store)
 		return err == nil && slices.Contains(snap.Players, gridworld.Player{N: name, X: x, Y: y})
 	}, "%s teleported to %d,%d", name, x, y)
-	return nil
 }
 
 func move(dir string) gridworld.Command { return gridworld.Command{Op: "move", Dir: dir} }
@@ -79,12 +70,8 @@ func TestMove(t *testing.T) {
 	}
 	// The room of region r0-0 has its west wall at x=4, from y=4 to 11,
 	// with a doorway at y=7 and 8.
-	if err := teleport(t, w, "ann", 3, 5); err != nil {
-		t.Fatal(err)
-	}
-	if err := teleport(t, w, "bob", 2, 5); err != nil {
-		t.Fatal(err)
-	}
+	teleport(t, w, "ann", 3, 5)
+	teleport(t, w, "bob", 2, 5)
 	steps := []struct {
 		dir, want, why string
 		at             [2]int
@@ -107,9 +94,7 @@ func TestMove(t *testing.T) {
 		t.Fatalf("ann reported as an NPC: %+v", seen)
 	}
 	// The world's edge.
-	if err := teleport(t, w, "ann", 15, 0); err != nil {
-		t.Fatal(err)
-	}
+	teleport(t, w, "ann", 15, 0)
 	if r := ann.Do(move("n")); r.T != gridworld.TypeRefused || r.Why != "edge" {
 		t.Fatalf("off the edge: %+v", r)
 	}
@@ -121,9 +106,7 @@ func TestMove(t *testing.T) {
 	}
 	bob.Wait(func(r gridworld.Reply) bool { return r.T == gridworld.TypeGone && r.N == "ann" })
 	// Look shows who is near.
-	if err := teleport(t, w, "bob", 17, 1); err != nil {
-		t.Fatal(err)
-	}
+	teleport(t, w, "bob", 17, 1)
 	look := ann.Do(gridworld.Command{Op: "look"})
 	if look.T != gridworld.TypeLook || len(look.Near) != 1 || look.Near[0] != (gridworld.Player{N: "bob", X: 17, Y: 1}) {
 		t.Fatalf("look: %+v", look)
@@ -137,9 +120,7 @@ func TestItemsAndTrade(t *testing.T) {
 	w := start(t, quiet())
 	ctx := t.Context()
 	ann, bob := w.Login(t, "ann"), w.Login(t, "bob")
-	if err := teleport(t, w, "ann", 1, 1); err != nil {
-		t.Fatal(err)
-	}
+	teleport(t, w, "ann", 1, 1)
 	for _, k := range []string{"gem", "gem", "coin"} {
 		if err := w.Game.Drop(ctx, w.Store, k, 1, 1); err != nil {
 			t.Fatal(err)
@@ -183,9 +164,7 @@ func TestItemsAndTrade(t *testing.T) {
 	if r := bob.Do(gridworld.Command{Op: "accept", From: "ann"}); r.T != gridworld.TypeRefused || !strings.Contains(r.Why, "no offer") {
 		t.Fatalf("a refused offer is gone: %+v", r)
 	}
-	if err := teleport(t, w, "bob", 40, 40); err != nil {
-		t.Fatal(err)
-	}
+	teleport(t, w, "bob", 40, 40)
 	if r := bob.Do(gridworld.Command{Op: "take"}); r.Inv["herb"] != 1 {
 		t.Fatalf("bob takes the herb: %+v", r)
 	}
@@ -211,9 +190,7 @@ func TestTradeRace(t *testing.T) {
 	w := start(t, quiet())
 	ctx := t.Context()
 	ann, bob := w.Login(t, "ann"), w.Login(t, "bob")
-	if err := teleport(t, w, "ann", 1, 1); err != nil {
-		t.Fatal(err)
-	}
+	teleport(t, w, "ann", 1, 1)
 	traded, dropped := 0, 0
 	for range 10 {
 		if err := w.Game.Drop(ctx, w.Store, "gem", 1, 1); err != nil {
@@ -249,8 +226,7 @@ func TestTradeRace(t *testing.T) {
 				t.Fatalf("accept: %+v", r)
 			}
 		}
-		for ok := true; ok; _, ok = ann.TryNotice() { // ann's notices of trades are not needed here
-		}
+		ann.Drain() // ann's notices of trades are not needed here
 	}
 	rep := check(t, w)
 	if rep.Carried["gem"] != 10 || rep.InWorld["gem"] != 0 {
@@ -265,7 +241,7 @@ func TestSpawnCap(t *testing.T) {
 	w := worldtest.Start(t, cfg)
 	w.Login(t, "ann")
 	n := 0
-	natstest.Eventually(t, 20*time.Second, func() bool {
+	w.Eventually(func() bool {
 		snap, err := w.Game.Snapshot(t.Context(), w.Store)
 		if err != nil {
 			t.Fatal(err)
@@ -295,7 +271,6 @@ func total(it gridworld.Items) int {
 
 func TestTakeoverAndLogout(t *testing.T) {
 	w := start(t, quiet())
-	ctx := t.Context()
 	first := w.Login(t, "ann")
 	second := w.Login(t, "ann")
 	first.Wait(func(r gridworld.Reply) bool { return r.T == gridworld.TypeReplaced })
@@ -306,17 +281,60 @@ func TestTakeoverAndLogout(t *testing.T) {
 		t.Fatalf("the replaced session: %+v", r)
 	}
 	check(t, w)
-	if err := second.Client.Logout(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var rep gridworld.Report
-	natstest.Eventually(t, 10*time.Second, func() bool { rep = check(t, w); return rep.Online == 0 }, "ann offline")
+	second.Logout()
+	w.Eventually(func() bool { return check(t, w).Online == 0 }, "ann offline")
 	// Back at the same place.
 	again := w.Login(t, "ann")
 	if xy(again.Welcome) != xy(second.Welcome) {
 		t.Fatalf("ann came back at %v, left at %v", xy(again.Welcome), xy(second.Welcome))
 	}
 }
+
+// TestChat plays the world with the public test kit alone, as a studio
+// tests its own game: players are in the global channel and their
+// region's, and hear each other there.
+func TestChat(t *testing.T) {
+	g, err := gridworld.New(quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := starbustest.Start(t, starbustest.Options{Handler: g.Handler(), Init: g.Init()})
+	ctx := t.Context()
+	is := func(typ string) func(gridworld.Reply) bool {
+		return func(r gridworld.Reply) bool { return r.T == typ }
+	}
+	ann, bob := w.Login("ann"), w.Login("bob")
+	welcome := starbustest.ExpectJSON(ctx, ann, is(gridworld.TypeWelcome))
+	starbustest.ExpectJSON(ctx, bob, is(gridworld.TypeWelcome))
+	ann.Expect(ctx, starbustest.Joined("chat-"+welcome.Region))
+	if got, want := w.Members("global"), sorted(ann.ID, bob.ID); !slices.Equal(got, want) {
+		t.Fatalf("global: %v, want %v", got, want)
+	}
+	if !slices.Contains(w.Members("chat-"+welcome.Region), ann.ID) {
+		t.Fatalf("ann is not in the chat of her region %s", welcome.Region)
+	}
+
+	bob.Send([]byte("shout hello, world"))
+	starbustest.ExpectJSON(ctx, bob, is(gridworld.TypeSaid))
+	heard := ann.Expect(ctx, starbustest.OnChannel("global"))
+	var c gridworld.Reply
+	if err := json.Unmarshal(heard.Payload, &c); err != nil || c.T != gridworld.TypeChat || c.From != "bob" || c.Text != "hello, world" {
+		t.Fatalf("ann heard %s (%v)", heard.Payload, err)
+	}
+
+	ann.Send([]byte(`{"id":7,"op":"say","text":"anyone here?"}`))
+	if r := starbustest.ExpectJSON(ctx, ann, is(gridworld.TypeSaid)); r.Re != 7 {
+		t.Fatalf("say: %+v", r)
+	}
+	if m := ann.Expect(ctx, starbustest.OnChannel("chat-"+welcome.Region)); !strings.Contains(string(m.Payload), "anyone here?") {
+		t.Fatalf("ann's region heard %s", m.Payload)
+	}
+
+	ann.Logout()
+	w.Eventually(func() bool { return slices.Equal(w.Members("global"), []string{bob.ID}) }, "ann leaves the global channel")
+}
+
+func sorted(s ...string) []string { slices.Sort(s); return s }
 
 func TestParseCommand(t *testing.T) {
 	tests := []struct {
@@ -407,9 +425,7 @@ func TestLeaderboard(t *testing.T) {
 		items []string
 		c     *worldtest.Player
 	}{{"ann", 1, 1, []string{"gem", "gem"}, ann}, {"bob", 3, 3, []string{"gem", "coin"}, bob}} {
-		if err := teleport(t, w, p.name, p.x, p.y); err != nil {
-			t.Fatal(err)
-		}
+		teleport(t, w, p.name, p.x, p.y)
 		for _, k := range p.items {
 			if err := w.Game.Drop(ctx, w.Store, k, p.x, p.y); err != nil {
 				t.Fatal(err)
@@ -426,7 +442,7 @@ func TestLeaderboard(t *testing.T) {
 		}
 		return l
 	}
-	natstest.Eventually(t, 10*time.Second, func() bool {
+	w.Eventually(func() bool {
 		return slices.Equal(top("gem"), []gridworld.Leader{{N: "ann", Count: 2}, {N: "bob", Count: 1}})
 	}, "gems: %v", top("gem"))
 	if got := top("coin"); !slices.Equal(got, []gridworld.Leader{{N: "bob", Count: 1}}) {

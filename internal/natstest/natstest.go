@@ -1,16 +1,17 @@
 // Package natstest starts real, embedded JetStream servers for tests and
 // benchmarks: random port, store in the test's temp dir, no logs, no
 // signals, shut down by t.Cleanup. It is the one helper every Starbus test
-// uses to reach NATS.
+// uses to reach NATS. A single server is the public kit's (package
+// bus/bustest, which games' tests reach through package starbustest);
+// natstest names it as the tests always have, and adds what only
+// Starbus's own tests need: clusters and the bare substrate's publishes.
 package natstest
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -21,120 +22,32 @@ import (
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/bus/bustest"
 )
 
 // Env is a running server with one in-process connection and a provisioned
 // world.
-type Env struct {
-	Server *bus.Server
-	Conn   *nats.Conn
-	JS     jetstream.JetStream
-	World  bus.World
-	Stream jetstream.Stream
-	Dir    string
-}
+type Env = bustest.Env
 
 // Options tunes [Start].
-type Options struct {
-	// World names the world (default "test").
-	World string
-	// Stream configures the world's stream (default: R1 file storage).
-	Stream bus.StreamConfig
-	// Dir reuses a store directory, to test restarts (default t.TempDir()).
-	Dir string
-	// DiskStaging leaves an R1 file stream's atomic batches staged on disk
-	// (see [bus.Server.StageInMemory]); by default they are staged on
-	// tmpfs, as starbus dev does.
-	DiskStaging bool
-}
+type Options = bustest.Options
 
-// Start starts a JetStream server and provisions a world on it.
+// Start starts a JetStream server and provisions a world on it, stopped by
+// a cleanup of tb (see [bustest.Start]).
 func Start(tb testing.TB, opts Options) *Env {
 	tb.Helper()
-	if opts.World == "" {
-		opts.World = "test"
-	}
-	if opts.Dir == "" {
-		opts.Dir = tb.TempDir()
-	}
-	env, stop, err := start(opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(stop)
-	return env
+	return bustest.Start(tb, opts)
 }
 
 // StartExample is [Start] for an Example function, which has no
 // testing.TB: a server with its store in a new temp dir, and world
 // provisioned on it. stop shuts it down and removes the dir.
 func StartExample(world string) (env *Env, stop func(), err error) {
-	dir, err := os.MkdirTemp("", "starbus-example")
+	env, err = bustest.New(bustest.Options{World: world})
 	if err != nil {
 		return nil, nil, err
 	}
-	env, stopServer, err := start(Options{World: world, Dir: dir})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, err
-	}
-	return env, func() { stopServer(); os.RemoveAll(dir) }, nil
-}
-
-// start starts a server on opts.Dir, connects, and provisions the world;
-// stop closes the connection and shuts the server down.
-func start(opts Options) (env *Env, stop func(), err error) {
-	env = &Env{Dir: opts.Dir}
-	stop = func() {
-		if env.Conn != nil {
-			env.Conn.Close()
-		}
-		if env.Server != nil {
-			env.Server.Shutdown()
-		}
-	}
-	if env.Server, err = bus.StartEmbedded(bus.EmbeddedConfig{Dir: opts.Dir, Port: -1}); err != nil {
-		return nil, nil, fmt.Errorf("start embedded server: %w", err)
-	}
-	if env.Conn, err = env.Server.Connect(); err != nil {
-		err = fmt.Errorf("connect: %w", err)
-	} else if env.JS, err = jetstream.New(env.Conn); err != nil {
-		err = fmt.Errorf("jetstream: %w", err)
-	} else if env.World, err = bus.NewWorld(opts.World); err != nil {
-		err = fmt.Errorf("world: %w", err)
-	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		env.Stream, err = bus.Provision(ctx, env.JS, env.World, opts.Stream)
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("provision: %w", err)
-		} else if !opts.Stream.Memory && !opts.DiskStaging {
-			// As starbus dev does: tests and benchmarks measure what ships.
-			if serr := env.Server.StageInMemory(env.World.Stream()); serr != nil && !errors.Is(serr, bus.ErrNoTmpfs) {
-				err = serr
-			}
-		}
-	}
-	if err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return env, stop, nil
-}
-
-// Stored returns how many messages the world's stream holds on the
-// subjects filter matches.
-func (e *Env) Stored(tb testing.TB, filter string) int {
-	tb.Helper()
-	info, err := e.Stream.Info(context.Background(), jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n := 0
-	for _, c := range info.State.Subjects {
-		n += int(c)
-	}
-	return n
+	return env, env.Close, nil
 }
 
 // Connect opens another in-process connection, closed at cleanup.
@@ -152,13 +65,7 @@ func Connect(tb testing.TB, srv *bus.Server) *nats.Conn {
 // the one waiting helper in the tests: tests wait on conditions, not sleeps.
 func Eventually(tb testing.TB, within time.Duration, cond func() bool, format string, args ...any) {
 	tb.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %v: "+format, append([]any{within}, args...)...)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	bustest.Eventually(tb, within, cond, format, args...)
 }
 
 // Cluster is a JetStream cluster of in-process servers on loopback.

@@ -1,5 +1,5 @@
 // Package worldtest runs the reference world (examples/gridworld) for
-// tests: an embedded JetStream server, the world's store, a handler
-// runtime and an edge on a loopback port, all stopped by t.Cleanup; and a
-// test player that sends commands and waits for their replies.
+// tests on the public test kit (package starbustest): the world with an
+// edge, stopped by t.Cleanup, and a test player that sends the world's
+// JSON commands and waits for their replies.
 package worldtest
