@@ -224,6 +224,10 @@ func (r *Registry) RegisterEdge(e Edge) error {
 			stat(func(st edge.Stats) uint64 { return st.Logins })),
 		counter("starbus_edge_logins_total", "Logins, by result: ok (a session opened) or failed.", prometheus.Labels{"result": "failed"},
 			stat(func(st edge.Stats) uint64 { return st.LoginFailures })),
+		counter("starbus_edge_bad_logins_total", "Logins refused for a wrong name or password: alert on a surge (password guessing).", nil,
+			stat(func(st edge.Stats) uint64 { return st.BadLogins })),
+		counter("starbus_edge_throttled_logins_total", "Logins refused unchecked, after too many failures from their address or for their name.", nil,
+			stat(func(st edge.Stats) uint64 { return st.Throttled })),
 		r.replays.replays,
 	)
 }

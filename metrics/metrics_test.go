@@ -65,7 +65,7 @@ func TestRegistry(t *testing.T) {
 	err := errors.Join(
 		reg.RegisterStore(fakeStore{kv.Stats{Commits: 7, Conflicts: 2, Groups: 5, Batches: 3, Reads: 11, CacheHits: 13, Forwards: 1, Forwarded: 4}}),
 		reg.RegisterRuntime(fakeRuntime{handlers.Stats{Runs: 9, Committed: 6, Conflicts: 2, Deadlines: 1, Retries: 3, Errors: 1, Unavailable: 1, DeadLetters: 1, Duplicates: 1, StaleAlarms: 1, Acquired: 5, Released: 1, Lost: 1}, []int{0, 3, 7}}),
-		reg.RegisterEdge(fakeEdge{edge.Stats{Connections: 2, Sessions: 3, FramesWritten: 40, SlowConsumers: 1, RateLimited: 8, Logins: 5, LoginFailures: 2}}),
+		reg.RegisterEdge(fakeEdge{edge.Stats{Connections: 2, Sessions: 3, FramesWritten: 40, SlowConsumers: 1, RateLimited: 8, Logins: 5, LoginFailures: 2, BadLogins: 6, Throttled: 7}}),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +116,8 @@ func TestRegistry(t *testing.T) {
 		{"starbus_edge_rate_limited_messages_total", nil, 8},
 		{"starbus_edge_logins_total", map[string]string{"result": "ok"}, 5},
 		{"starbus_edge_logins_total", map[string]string{"result": "failed"}, 2},
+		{"starbus_edge_bad_logins_total", nil, 6},
+		{"starbus_edge_throttled_logins_total", nil, 7},
 	} {
 		labels := map[string]string{"world": "w1"}
 		for k, v := range tc.labels {
