@@ -393,10 +393,15 @@ func (l *loader) round(ctx context.Context) error {
 	for _, p := range ps {
 		ok := false
 		if p.f != nil {
+			// An ack lost with a node that died never comes, and an async
+			// publish has no deadline of its own: give up on it after a
+			// while and retry (the same id: a stored copy is not stored
+			// twice).
 			select {
 			case <-p.f.Ok():
 				ok = true
 			case <-p.f.Err():
+			case <-time.After(5 * time.Second):
 			case <-ctx.Done():
 				return ctx.Err()
 			}
