@@ -1,5 +1,7 @@
 package bus
 
+import "github.com/nats-io/nats.go"
+
 // Headers Starbus sets on the messages it stores. NATS and JetStream's own
 // headers (Nats-*) are used through the jetstream package's constants.
 const (
@@ -11,8 +13,13 @@ const (
 	// HeaderSeq carries the per-session sequence number of a client event.
 	HeaderSeq = "Starbus-Seq"
 	// HeaderOp marks a state write that is not a plain value; "DEL" is a
-	// deletion.
-	HeaderOp = "Starbus-Op"
+	// deletion. It is JetStream KV's own header, so that a KV client
+	// reading the world's state (see [World.Bucket]) sees deletions as
+	// deletions.
+	HeaderOp = "KV-Operation"
+	// legacyHeaderOp marked deletions before Starbus used KV's header;
+	// worlds may still hold such tombstones.
+	legacyHeaderOp = "Starbus-Op"
 	// HeaderReason explains why an event was dead-lettered.
 	HeaderReason = "Starbus-Reason"
 	// HeaderDue carries the due time of a schedule's alarm, in Unix
@@ -54,6 +61,13 @@ const (
 
 // OpDelete is the [HeaderOp] value of a deletion.
 const OpDelete = "DEL"
+
+// IsDelete reports whether a state message with headers h is a deletion
+// (a tombstone), in the header Starbus writes or in the one it wrote
+// before.
+func IsDelete(h nats.Header) bool {
+	return h.Get(HeaderOp) == OpDelete || h.Get(legacyHeaderOp) == OpDelete
+}
 
 // Event types that edges publish for client activity. Games define their own
 // types for the events their tasks emit; these are reserved.

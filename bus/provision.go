@@ -23,6 +23,13 @@ type StreamConfig struct {
 	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped;
 	// edges publish client events with one (default 2m).
 	Duplicates time.Duration
+	// Bucket also provisions the world's KV bucket ([World.Bucket]): a
+	// copy of the world's state subjects (a stream sourcing them), transformed to the bucket's
+	// ($KV.<world>.<key>), with the last value of each key. The server
+	// copies every state write into it a moment after the commit; it is
+	// read-only (a KV put finds no stream to take it) and costs a second
+	// copy of the state's writes. Commits never depend on it.
+	Bucket bool
 }
 
 // Provision creates the stream of world w, or updates it to the
@@ -63,13 +70,52 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 	// not answer info requests at once: try in short attempts until the
 	// stream answers reads or ctx ends, so that callers can use it at
 	// once.
+	s, err := provision(ctx, js, w, sc)
+	if err != nil || !cfg.Bucket {
+		return s, err
+	}
+	bucket := jetstream.StreamConfig{
+		Name:        w.BucketStream(),
+		Description: "Starbus world " + w.Name() + ": its state as a KV bucket, sourced (read-only)",
+		Storage:     storage,
+		Replicas:    cfg.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		// KV clients want one message per key: its value, or its tombstone.
+		MaxMsgsPerSubject: 1,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		Discard:           jetstream.DiscardOld,
+		AllowDirect:       true,
+		AllowRollup:       true,
+		AllowMsgTTL:       true, // tombstones expire, as in the world's stream
+		// A source, not a mirror: a mirror of a stream with direct gets
+		// also answers the origin's direct gets (the server makes it so,
+		// for read scaling), and with none of its subjects it would
+		// answer the world's reads with "no message". Having no subjects
+		// of its own, the bucket takes no publish: it is read-only.
+		Sources: []*jetstream.StreamSource{{
+			Name: w.Stream(),
+			SubjectTransforms: []jetstream.SubjectTransformConfig{{
+				Source: w.KeyFilter(), Destination: "$KV." + w.Bucket() + ".>",
+			}},
+		}},
+	}
+	if _, err := provision(ctx, js, w, bucket); err != nil {
+		return nil, fmt.Errorf("bus: provision the bucket of %s: %w", w.Name(), err)
+	}
+	return s, nil
+}
+
+// provision creates or updates the stream sc, retrying what a cluster
+// that is forming may not answer yet, until the stream answers reads.
+func provision(ctx context.Context, js jetstream.JetStream, w World, sc jetstream.StreamConfig) (jetstream.Stream, error) {
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		s, err := js.CreateOrUpdateStream(actx, sc)
 		if err == nil {
-			_, err = js.Stream(actx, w.Stream())
+			_, err = js.Stream(actx, sc.Name)
 		}
-		if err == nil {
+		if err == nil && len(sc.Sources) == 0 {
 			// Reads are direct gets, served by replicas once they are
 			// current; until one is, they find no responders.
 			_, err = s.GetLastMsgForSubject(actx, w.Check(0))
@@ -82,14 +128,14 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 		case err == nil:
 			return s, nil
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), errors.Join(err, ctx.Err()))
+			return nil, fmt.Errorf("bus: provision %s: %w", sc.Name, errors.Join(err, ctx.Err()))
 		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrStreamNotFound) &&
 			!errors.Is(err, nats.ErrNoResponders) && !noPeers(err):
-			return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), err)
+			return nil, fmt.Errorf("bus: provision %s: %w", sc.Name, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("bus: provision %s: %w", w.Stream(), ctx.Err())
+			return nil, fmt.Errorf("bus: provision %s: %w", sc.Name, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -79,6 +79,7 @@ func (w World) Permissions(r Role) (*server.Permissions, error) {
 				w.All(), "sbe."+w.name+".>", // the world, its best-effort channels, forwarded commits
 				"$JS.ACK."+stream+".>",                                           // acknowledging events
 				"$JS.API.STREAM.CREATE."+stream, "$JS.API.STREAM.UPDATE."+stream, // provisioning
+				"$JS.API.STREAM.INFO."+w.BucketStream(), "$JS.API.STREAM.CREATE."+w.BucketStream(), "$JS.API.STREAM.UPDATE."+w.BucketStream(),
 				"$JS.API.STREAM.PURGE."+stream, // compaction
 				"$JS.API.CONSUMER.DURABLE.CREATE."+stream+".>",
 				"$JS.API.CONSUMER.LIST."+stream, "$JS.API.CONSUMER.NAMES."+stream,

@@ -45,6 +45,17 @@ func (w World) Name() string { return w.name }
 // Stream returns the name of the stream that holds the world.
 func (w World) Stream() string { return "SB_" + w.name }
 
+// Bucket returns the name of the JetStream KV bucket that shows the
+// world's state (its stream is KV_<name>): a read-only copy of the
+// state subjects of the world's stream, kept by the server, which every
+// KV client (nats kv get/ls/watch, nats.go's KeyValue, the JavaScript,
+// Python and Rust clients) reads with the world's keys, values and
+// revisions of its own (see [StreamConfig].Bucket).
+func (w World) Bucket() string { return w.name }
+
+// BucketStream returns the name of the stream of the world's KV bucket.
+func (w World) BucketStream() string { return "KV_" + w.name }
+
 // All returns the filter that matches every subject of the world.
 func (w World) All() string { return w.prefix + ">" }
 

@@ -57,6 +57,11 @@ type NATS struct {
 	// single server, at a cost of an fsync per commit group. Off, the
 	// server fsyncs every two minutes (README: durability).
 	SyncAlways bool `json:"sync_always"`
+	// Bucket keeps the world's state visible as a JetStream KV bucket
+	// named after the world (a read-only copy, see bus.World.Bucket), so
+	// that `nats kv get <world> <key>` and every KV client read it; it
+	// costs the server a second copy of every state write.
+	Bucket bool `json:"bucket"`
 
 	// User is the NATS user this process connects as (edge, worker,
 	// bots), in the role Role: "edge", "worker" or "admin" (default: the
@@ -150,7 +155,7 @@ type Worker struct {
 func Default() Config {
 	return Config{
 		World: "demo",
-		NATS:  NATS{URL: "nats://127.0.0.1:4222", DataDir: "starbus-data", Port: -1, Replicas: 1},
+		NATS:  NATS{URL: "nats://127.0.0.1:4222", DataDir: "starbus-data", Port: -1, Replicas: 1, Bucket: true},
 		Edge: Edge{
 			Listen: "127.0.0.1:7400", Register: true, MaxFrame: 64 << 10, LoginTimeout: Duration(10 * time.Second),
 			RatePerSecond: 50, Burst: 100, OutboundQueue: 256, WriteTimeout: Duration(10 * time.Second),

@@ -759,7 +759,7 @@ func (s *Server) reapOnce(ctx context.Context) {
 			}
 			return
 		}
-		if m.Header.Get(bus.HeaderOp) == bus.OpDelete {
+		if bus.IsDelete(m.Header) {
 			continue
 		}
 		var rec sessionRecord

@@ -228,7 +228,7 @@ func (g *group) observe(m jetstream.Msg, caughtUp *atomic.Bool) {
 	g.mu.Lock()
 	switch {
 	case !ok:
-	case p < 0 && m.Headers().Get(bus.HeaderOp) == bus.OpDelete:
+	case p < 0 && bus.IsDelete(m.Headers()):
 		g.board.Leave(member)
 	case p < 0:
 		g.board.Heartbeat(member, time.Now(), meta.Timestamp, caughtUp.Load())

@@ -20,7 +20,7 @@ type entry struct {
 // stored returns the entry of a state message stored at rev with data and
 // header h.
 func stored(rev uint64, data []byte, h nats.Header) entry {
-	return entry{rev: rev, val: data, deleted: h.Get(bus.HeaderOp) == bus.OpDelete}
+	return entry{rev: rev, val: data, deleted: bus.IsDelete(h)}
 }
 
 // cache holds the latest entries this process has seen or committed. A

@@ -89,7 +89,8 @@
 //
 // # Deletion
 //
-// A deletion is a message too (a tombstone, header Starbus-Op: DEL), so
+// A deletion is a message too (a tombstone, header KV-Operation: DEL, as in
+// JetStream KV; Starbus-Op: DEL in worlds written before), so
 // that readers and watchers see it. It carries a TTL (Options.TombstoneTTL,
 // 10 minutes by default): after it the key has no message at all, which
 // reads the same, and keys that come and go leave nothing behind.

@@ -119,8 +119,8 @@ func TestListRangeConflict(t *testing.T) {
 			}
 			err = s.Validate(ctx, tx)
 			tx.Discard()
-			if tc.name != "write elsewhere" && tc.name != "write the prefix key itself" && !errors.Is(err, kv.ErrConflict) {
-				t.Fatalf("Validate after %s: %v, want a conflict", tc.name, err)
+			if got := errors.Is(err, kv.ErrConflict); got != tc.conflict || !got && err != nil {
+				t.Fatalf("Validate after %s: %v, want conflict %v", tc.name, err, tc.conflict)
 			}
 		})
 	}

@@ -137,7 +137,7 @@ func sessionRecords(ctx context.Context, js jetstream.JetStream, w bus.World) (m
 		if err != nil {
 			return nil, err
 		}
-		if m.Header.Get(bus.HeaderOp) == bus.OpDelete {
+		if bus.IsDelete(m.Header) {
 			continue
 		}
 		if key, ok := w.ParseKey(m.Subject); ok {

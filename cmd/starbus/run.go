@@ -236,7 +236,7 @@ func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, role bus.R
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if role.Provisions() {
-		_, err = bus.Provision(pctx, js, w, bus.StreamConfig{Replicas: cfg.NATS.Replicas})
+		_, err = bus.Provision(pctx, js, w, bus.StreamConfig{Replicas: cfg.NATS.Replicas, Bucket: cfg.NATS.Bucket})
 	} else {
 		_, err = bus.Lookup(pctx, js, w) // an edge may not configure the stream
 	}

@@ -147,7 +147,7 @@ func (ix *Index) apply(m jetstream.Msg) {
 	}
 	key, ok := ix.w.ParseKey(m.Subject())
 	if ok && strings.HasPrefix(key, ix.opts.Prefix) {
-		deleted := m.Headers().Get(bus.HeaderOp) == bus.OpDelete
+		deleted := bus.IsDelete(m.Headers())
 		err = ix.db.Update(func(tx *buntdb.Tx) error {
 			if deleted {
 				return errors.Join(del(tx, valPrefix+key), del(tx, pointPrefix+key))
