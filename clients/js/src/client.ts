@@ -425,7 +425,8 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   #online(): Conn {
-    if (this.#state !== "online" || !this.#conn) throw new NotConnectedError(this.#state);
+    // readyState 1 is OPEN: a socket already closing takes nothing.
+    if (this.#state !== "online" || !this.#conn || this.#conn.ws.readyState !== 1) throw new NotConnectedError(this.#state);
     return this.#conn;
   }
 
@@ -608,8 +609,11 @@ export class Client extends Emitter<ClientEvents> {
     const errCode = lastError?.code ?? (code !== undefined && code >= 4000 && code < 5000 ? code - 4000 : undefined);
     const why = lastError ?? cause ?? new ConnectError(`connection lost (close code ${code ?? "none"})`);
     if (this.#logout) {
+      // Leaving anyway: no reconnection to a session being logged out.
       this.#logout.reject(new ConnectError("connection lost before LOGOUT_OK"));
       this.#logout = undefined;
+      this.#finish("closed", why);
+      return;
     }
     const v = verdict(errCode);
     if (v === "retry" && this.#reconnect) {

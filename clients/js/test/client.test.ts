@@ -209,6 +209,18 @@ describe("Client", () => {
     assert.equal(e.reconnects.length, 0);
   });
 
+  it("a connection lost during logout is not resumed", async () => {
+    const e = await edge({ logoutDrops: true });
+    const c = client({ url: e.url });
+    const log = record(c);
+    await c.login("ann", "pw");
+    await assert.rejects(c.logout(), ConnectError);
+    assert.equal(c.state, "closed");
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(log, ["close closed"]);
+    assert.equal(e.reconnects.length, 0);
+  });
+
   it("a lost connection is resumed: RECONNECT with token and last seq, replay without doubles", async () => {
     const e = await edge({ overlap: 2 }); // the fake replays 2 seqs the client already has
     const c = client({ url: e.url });

@@ -16,6 +16,8 @@ export interface FakeOptions {
   overlap?: number;
   /** Do not answer PINGs. */
   silent?: boolean;
+  /** Drop the connection on LOGOUT, without LOGOUT_OK. */
+  logoutDrops?: boolean;
   maxFrame?: number;
 }
 
@@ -143,6 +145,10 @@ export class FakeEdge {
         if (!o.silent) this.write(ws, { op: Op.Pong, nonce: f.nonce });
         return;
       case Op.Logout:
+        if (o.logoutDrops) {
+          ws.terminate();
+          return;
+        }
         this.write(ws, { op: Op.LogoutOK });
         ws.close(1000);
         this.current = undefined;

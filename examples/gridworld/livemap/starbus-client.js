@@ -673,7 +673,7 @@ var Client = class extends Emitter {
     conn.send(b);
   }
   #online() {
-    if (this.#state !== "online" || !this.#conn) throw new NotConnectedError(this.#state);
+    if (this.#state !== "online" || !this.#conn || this.#conn.ws.readyState !== 1) throw new NotConnectedError(this.#state);
     return this.#conn;
   }
   /** Opens a WebSocket to url; rejects with ConnectError if it does not open within timeout. */
@@ -854,6 +854,8 @@ var Client = class extends Emitter {
     if (this.#logout) {
       this.#logout.reject(new ConnectError("connection lost before LOGOUT_OK"));
       this.#logout = void 0;
+      this.#finish("closed", why);
+      return;
     }
     const v = verdict(errCode);
     if (v === "retry" && this.#reconnect) {
