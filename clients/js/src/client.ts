@@ -185,7 +185,7 @@ class Conn {
   close(code = 1000): void {
     this.phase = "done";
     const ws = this.ws;
-    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
     ws.onerror = () => {}; // `ws` throws on an error nobody listens to
     try {
       ws.close(code);

@@ -473,7 +473,7 @@ var Conn = class {
   close(code = 1e3) {
     this.phase = "done";
     const ws = this.ws;
-    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
     ws.onerror = () => {
     };
     try {
