@@ -1,6 +1,7 @@
 package livemap_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,12 +11,14 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,8 +143,10 @@ type playResult struct {
 // TestPlay plays the world in headless Chromium: two players on the play
 // page, through the edge's WebSocket, with the keyboard, see each other
 // move, chat, and trade an item one of them walked to and picked up
-// (testdata/play.mjs drives the pages with playwright-core). Then the
-// pages' text and screenshots are checked, and the world's invariants.
+// (testdata/play.mjs drives the pages with playwright-core). Midway the
+// first player's connection is cut: its page resumes the session and
+// hears, once, what the other said meanwhile. Then the pages' text and
+// screenshots are checked, and the world's invariants.
 func TestPlay(t *testing.T) {
 	browser := chromium(t)
 	nodeBin, js := node(t)
@@ -149,7 +154,18 @@ func TestPlay(t *testing.T) {
 	cfg.ItemCap, cfg.SpawnEvery = 128, 50*time.Millisecond // items in every region soon
 	w := worldtest.Start(t, cfg)
 	mux := http.NewServeMux()
-	mux.Handle("/ws", w.Edge.WebSocketHandler(edge.WebSocketOptions{}))
+	ws := w.Edge.WebSocketHandler(edge.WebSocketOptions{})
+	var conns hijacked
+	mux.Handle("/ws", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		ws.ServeHTTP(hijackRecorder{rw, &conns}, r)
+	}))
+	// The script drops the first player's first connection here, as a
+	// network would: the page's client must resume it.
+	mux.HandleFunc("POST /test/drop", func(rw http.ResponseWriter, _ *http.Request) {
+		if err := conns.closeFirst(); err != nil {
+			http.Error(rw, err.Error(), http.StatusConflict)
+		}
+	})
 	mux.Handle("/", &livemap.Map{Game: w.Game, Store: w.Store})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -201,6 +217,12 @@ func TestPlay(t *testing.T) {
 			t.Errorf("%s's log %q lacks %q", c.who, c.log, c.heard)
 		}
 	}
+	if n := count(pa.Log, b+": while you were away"); n != 1 {
+		t.Errorf("%s heard what %s said while its connection was down %d times: %q", a, b, n, pa.Log)
+	}
+	if !anyHasPrefix(pa.Log, "resumed after ") {
+		t.Errorf("%s's log has no resumption: %q", a, pa.Log)
+	}
 	if !contains(pb.Log, fmt.Sprintf("traded with %s: you carry 1 %s", a, res.Kind)) || pb.Inv[res.Kind] != 1 {
 		t.Errorf("%s after the trade: inv %v, log %q", b, pb.Inv, pb.Log)
 	}
@@ -243,14 +265,60 @@ func TestPlay(t *testing.T) {
 	}
 }
 
-func contains(list []string, s string) bool {
+func contains(list []string, s string) bool { return count(list, s) > 0 }
+
+func count(list []string, s string) int {
+	n := 0
 	for _, v := range list {
 		if v == s {
+			n++
+		}
+	}
+	return n
+}
+
+func anyHasPrefix(list []string, prefix string) bool {
+	for _, v := range list {
+		if strings.HasPrefix(v, prefix) {
 			return true
 		}
 	}
 	return false
 }
+
+// hijacked records the connections the WebSocket handler takes over.
+type hijacked struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// closeFirst closes the first connection taken over, abruptly.
+func (h *hijacked) closeFirst() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.conns) == 0 {
+		return fmt.Errorf("no WebSocket connection yet")
+	}
+	return h.conns[0].Close()
+}
+
+// hijackRecorder is a ResponseWriter whose Hijack records the connection.
+type hijackRecorder struct {
+	http.ResponseWriter
+	h *hijacked
+}
+
+func (r hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	if err == nil {
+		r.h.mu.Lock()
+		r.h.conns = append(r.h.conns, c)
+		r.h.mu.Unlock()
+	}
+	return c, rw, err
+}
+
+func (r hijackRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func decodePNG(t *testing.T, path string) image.Image {
 	t.Helper()

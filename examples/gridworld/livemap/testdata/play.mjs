@@ -1,6 +1,7 @@
 // Two players of the reference world in headless Chromium, through the
 // play page (/play), with the keyboard only: they log in, see each other
-// move, chat, and trade an item one of them walks to and picks up. Run by
+// move, chat (one of them across a cut connection, POST /test/drop on the
+// test's server), and trade an item one of them walks to and picks up. Run by
 // TestPlay (livemap_test.go), which starts the world and checks what this
 // prints (one JSON object) and the screenshots it takes.
 //
@@ -183,6 +184,16 @@ async function main() {
   await heard(b, `${a.name}: hello ${b.name}`);
   await say(b, `hi ${a.name}, trade?`);
   await heard(a, `${b.name}: hi ${a.name}, trade?`);
+
+  // a's connection is cut (the test's server closes it); b talks; a's
+  // page resumes the session and hears it, once.
+  const drop = await fetch(`${url}/test/drop`, { method: "POST" });
+  if (!drop.ok) throw new Error(`drop: ${drop.status} ${await drop.text()}`);
+  await say(b, "while you were away");
+  await a.page.waitForFunction(() => [...document.querySelectorAll("#log li")].some((li) => li.textContent.startsWith("resumed after ")), null, { timeout: 20_000 });
+  await a.page.waitForSelector("#status[data-state=online]", { timeout: 20_000 });
+  note(`${a.name}'s page resumed its session`);
+  await heard(a, `${b.name}: while you were away`);
 
   // a picks an item up, drops one and takes it again, and offers it to b,
   // who accepts.
