@@ -44,8 +44,9 @@ const usage = `usage: starbus <command> [flags]
 commands:
   dev      a whole world on this machine: embedded NATS (files under -data),
            the worker runtime with the reference game (examples/gridworld),
-           an edge for clients, and the live map and /metrics on -http,
-           which also serves the edge's WebSocket at /ws
+           an edge for clients, and the live map, a page to play it in a
+           browser (/play) and /metrics on -http, which also serves the
+           edge's WebSocket at /ws
   edge     an edge against an external NATS (-nats); -websocket serves
            WebSocket too, -tls-cert and -tls-key TLS on both; /metrics on -http
   worker   a worker running the reference game (or -game bank) against an
@@ -510,7 +511,8 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 			return fmt.Errorf("live map: %w (-http off serves none)", err)
 		}
 		listeners = append(listeners, hl)
-		httpLines = fmt.Sprintf("  map     %s://%s/\n  metrics %s://%s/metrics\n  ws      %s\n", scheme(tc, "http", "https"), hl.Addr(), scheme(tc, "http", "https"), hl.Addr(), wsURL(hl, tc))
+		web := scheme(tc, "http", "https") + "://" + hl.Addr().String()
+		httpLines = fmt.Sprintf("  map     %s/\n  play    %s/play\n  metrics %s/metrics\n  ws      %s\n", web, web, web, wsURL(hl, tc))
 		leaders, err := gridworld.OpenLeaderboard(ctx, wd.js, wd.w)
 		if err != nil {
 			return fmt.Errorf("live map: %w", err)

@@ -96,8 +96,21 @@ func TestDevAndClient(t *testing.T) {
 		t.Errorf("wrong password: %v", err)
 	}
 
-	// The live map serves the world.
-	resp, err := http.Get("http://" + web + "/api/state")
+	// The live map serves the world, and the page to play it in a
+	// browser, beside its WebSocket (the page's test is TestPlay in
+	// examples/gridworld/livemap).
+	if !strings.Contains(devOut.String(), "play    http://"+web+"/play\n") {
+		t.Errorf("dev's banner has no play line:\n%s", devOut.String())
+	}
+	resp, err := http.Get("http://" + web + "/play")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /play: %s", resp.Status)
+	}
+	resp, err = http.Get("http://" + web + "/api/state")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,12 +7,22 @@
 // kind of item (from a local index, gridworld.Leaderboard), polling a JSON
 // endpoint.
 //
+// It also serves a page to play the world in the browser, /play: a player
+// logs in and walks, chats and trades with the keyboard, seeing its
+// region, through the edge's WebSocket (the same origin's /ws, which the
+// HTTP server that mounts the map must route to edge.Server's
+// WebSocketHandler, as `starbus dev` does; ?ws= names another URL) with
+// the TypeScript client of clients/js, whose browser bundle is embedded
+// beside the page.
+//
 // Routes:
 //
-//	GET /             the page
-//	GET /api/world    the world's geometry and walls (static)
-//	GET /api/state    who and what is where, and the counters
-//	GET /api/check    the world's invariant check (gridworld.Report)
+//	GET /                    the live map
+//	GET /play                the play page
+//	GET /starbus-client.js   the client's browser bundle (an ES module)
+//	GET /api/world           the world's geometry and walls (static)
+//	GET /api/state           who and what is where, and the counters
+//	GET /api/check           the world's invariant check (gridworld.Report)
 //
 // The handler starts no goroutines; each request runs in its caller's.
 package livemap

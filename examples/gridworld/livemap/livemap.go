@@ -14,6 +14,16 @@ import (
 //go:embed index.html
 var page []byte
 
+// The play page and the browser bundle of the TypeScript client it uses
+// (built from clients/js by its `npm run bundle`; its `npm test` checks
+// that this copy matches the sources).
+var (
+	//go:embed play.html
+	playPage []byte
+	//go:embed starbus-client.js
+	clientBundle []byte
+)
+
 // Map is the live map's HTTP handler. Set the fields, then serve it.
 type Map struct {
 	// Game and Store are the world shown. Required.
@@ -45,9 +55,11 @@ func (m *Map) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/":
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		_, _ = w.Write(page)
+		serveFile(w, "text/html; charset=utf-8", page)
+	case "/play":
+		serveFile(w, "text/html; charset=utf-8", playPage)
+	case "/starbus-client.js":
+		serveFile(w, "text/javascript; charset=utf-8", clientBundle)
 	case "/api/world":
 		m.json(w, m.world())
 	case "/api/state":
@@ -62,6 +74,13 @@ func (m *Map) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// serveFile writes one of the embedded files.
+func serveFile(w http.ResponseWriter, contentType string, b []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(b)
 }
 
 // World is the static geometry of the world.
