@@ -92,14 +92,14 @@ type sessionRecord struct {
 
 // loginOK is the frame that opens a session on a connection.
 func (s *Server) loginOK(ss *session) wire.Frame {
-	return wire.Encode(wire.LoginOK{Version: wire.ProtocolVersion, Session: ss.id, Token: ss.token(),
+	return wire.Encode(wire.LoginOK{Version: wire.Version1, Session: ss.id, Token: ss.token(),
 		MaxFrame: uint32(s.MaxFrame), RatePerSecond: uint32(s.RatePerSecond)})
 }
 
 // login authenticates and creates a session attached to c.
 func (s *Server) login(c *conn, m wire.Login) {
-	if m.Version != wire.ProtocolVersion {
-		c.fail(&wire.ProtocolError{Code: wire.CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", wire.ProtocolVersion)})
+	if m.Version != wire.Version1 {
+		c.fail(&wire.ProtocolError{Code: wire.CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", wire.Version1)})
 		return
 	}
 	addr := addrKey(c.t.remoteAddr())
@@ -178,8 +178,8 @@ func (s *Server) forget(ss *session) {
 // the client missed. A session this edge does not hold (it was held by an
 // edge that has shut down or restarted) is taken up from its record.
 func (s *Server) reconnect(c *conn, m wire.Reconnect) {
-	if m.Version != wire.ProtocolVersion {
-		c.fail(&wire.ProtocolError{Code: wire.CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", wire.ProtocolVersion)})
+	if m.Version != wire.Version1 {
+		c.fail(&wire.ProtocolError{Code: wire.CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", wire.Version1)})
 		return
 	}
 	badToken := wire.Encode(wire.LoginFailed{Code: wire.CodeBadToken, Reason: "unknown or expired token; log in again"})

@@ -141,7 +141,7 @@ func (d *Dialer) DialWebSocket(ctx context.Context, url, name, password string) 
 // login dials with dial and logs in.
 func login(ctx context.Context, name, password string, dial func(context.Context) (link, error)) (*Client, error) {
 	c := &Client{dial: dial, msgs: make(chan Message, 1024), errs: make(chan *wire.ProtocolError, 64)}
-	if err := c.connect(ctx, wire.Encode(wire.Login{Version: wire.ProtocolVersion, Name: name, Password: password})); err != nil {
+	if err := c.connect(ctx, wire.Encode(wire.Login{Version: wire.Version1, Name: name, Password: password})); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -192,7 +192,7 @@ func (c *Client) Reconnect(ctx context.Context) error {
 	c.mu.Lock()
 	token, last := c.token, c.lastSeq
 	c.mu.Unlock()
-	return c.connect(ctx, wire.Encode(wire.Reconnect{Version: wire.ProtocolVersion, Token: token, LastSeq: last}))
+	return c.connect(ctx, wire.Encode(wire.Reconnect{Version: wire.Version1, Token: token, LastSeq: last}))
 }
 
 // Logout ends the session; the game's disconnect handler runs for it.
