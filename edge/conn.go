@@ -47,7 +47,8 @@ type conn struct {
 	// after session.mu, and no lock is taken while it is held.
 	mu      sync.Mutex
 	out     *[]byte       // encoded frames waiting for the writer; nil when none
-	queued  int           // frames in out, bounded by Server.OutboundQueue
+	queued  int           // the world's frames in out, bounded by Server.OutboundQueue
+	answers int           // answers to the client's frames in out, bounded by Server.OutboundQueue
 	running bool          // a writer goroutine runs (or has ended for good, once shutting)
 	due     bool          // out is not empty and a flusher (or the sender) will start the writer
 	closer  bool          // nothing more is queued: the writer closes once out is written (LOGOUT)
@@ -88,19 +89,29 @@ const closeWait = time.Second
 // that is still open (or whose end the edge has not seen).
 const takeoverLinger = time.Second
 
-// send queues f for the client and starts the writer. A client whose
-// queue is full is disconnected: it cannot keep up. It reports whether f
-// was queued. It never blocks.
+// send queues f, an answer to the client's own frame (a PONG, an error,
+// a LOGIN_OK, an ACK), and starts the writer. Only the reader calls it.
+// Answers are counted apart from the world's frames: while
+// Server.OutboundQueue answers wait, send waits for the writer to take
+// them, and the reader reads nothing meanwhile, so a client that pipelines
+// requests is slowed down by TCP's flow control (or WebSocket's), never
+// disconnected for what it asked; a client that does not read at all is
+// disconnected by the write timeout, or as a slow consumer once the
+// world's frames fill the queue. It reports whether f was queued: false
+// once the connection is closing.
 func (c *conn) send(f wire.Frame) bool {
-	return c.sendEncoded(wire.AppendFrame(nil, f), nil)
+	return c.queueWait(nil, wire.AppendFrame(nil, f), true)
 }
 
-// sendEncoded is send for a frame already encoded (length prefix
-// included), such as one encoded once for all the members of a channel.
-// It is copied. With fl set, the writer is woken when fl flushes, at the
-// end of the caller's burst; otherwise now.
+// sendEncoded queues a frame of the world (a MESSAGE, a channel notice or
+// message), already encoded (length prefix included), such as one encoded
+// once for all the members of a channel. It is copied. With fl set, the
+// writer is woken when fl flushes, at the end of the caller's burst;
+// otherwise now. A client whose queue of world frames is full is
+// disconnected: it cannot keep up. It reports whether the frame was
+// queued. It never blocks.
 func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
-	queued, wake, room := c.offer(wire)
+	queued, wake, room := c.offer(wire, false)
 	if room != nil {
 		c.slow()
 	}
@@ -111,10 +122,12 @@ func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
 }
 
 // offer appends an encoded frame to out, if the connection takes frames
-// and its queue has room. wake: the caller is to start the writer (none
-// runs, and nobody else is due to start one). room, when the queue is
-// full: closed once the writer has taken what is queued.
-func (c *conn) offer(wire []byte) (queued, wake bool, room chan struct{}) {
+// and its queue has room: room for answers to the client's frames if
+// answer, otherwise room for the world's frames. wake: the caller is to
+// start the writer (none runs, and nobody else is due to start one).
+// room, when the queue is full: closed once the writer has taken what is
+// queued.
+func (c *conn) offer(wire []byte, answer bool) (queued, wake bool, room chan struct{}) {
 	if c.closing() {
 		return false, false, nil
 	}
@@ -123,7 +136,11 @@ func (c *conn) offer(wire []byte) (queued, wake bool, room chan struct{}) {
 	if c.closer {
 		return false, false, nil
 	}
-	if c.queued >= c.s.OutboundQueue {
+	n := &c.queued
+	if answer {
+		n = &c.answers
+	}
+	if *n >= c.s.OutboundQueue {
 		if c.room == nil {
 			c.room = make(chan struct{})
 		}
@@ -133,7 +150,7 @@ func (c *conn) offer(wire []byte) (queued, wake bool, room chan struct{}) {
 		c.out = c.s.getBuf()
 	}
 	*c.out = append(*c.out, wire...)
-	c.queued++
+	*n++
 	if c.running || c.due {
 		return true, false, nil
 	}
@@ -167,11 +184,19 @@ func (c *conn) slow() {
 	}
 }
 
-// sendEncodedWait queues an encoded frame for the client, waiting for
-// room. It reports false if the connection closes or ctx ends first.
+// sendEncodedWait queues an encoded frame of the world for the client,
+// waiting for room. It reports false if the connection closes or ctx ends
+// first.
 func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
+	return c.queueWait(ctx.Done(), wire, false)
+}
+
+// queueWait queues an encoded frame, an answer or the world's, waiting
+// for room. It reports false if the connection closes or stop is closed
+// first.
+func (c *conn) queueWait(stop <-chan struct{}, wire []byte, answer bool) bool {
 	for {
-		queued, wake, room := c.offer(wire)
+		queued, wake, room := c.offer(wire, answer)
 		if wake {
 			c.signal()
 		}
@@ -182,7 +207,7 @@ func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
 		case <-room:
 		case <-c.done:
 			return false
-		case <-ctx.Done():
+		case <-stop:
 			return false
 		}
 	}
@@ -503,7 +528,7 @@ func (c *conn) writeLoop() {
 // held.
 func (c *conn) take() *[]byte {
 	b := c.out
-	c.out, c.queued = nil, 0
+	c.out, c.queued, c.answers = nil, 0, 0
 	if c.room != nil {
 		close(c.room)
 		c.room = nil

@@ -108,7 +108,12 @@
 // Frame size, login time, messages per second per session and the
 // outbound queue per connection are bounded ([Server] fields); each
 // violation is answered with an error frame whose code comes from one
-// table ([Code]). Nothing a client sends can crash the edge or affect other
+// table ([Code]). The outbound queue counts the world's frames and the
+// answers to the client's own frames (PONG, ERROR, ACK, ...) apart: a
+// client whose world frames fill it is a slow consumer and is cut off,
+// while a reader that has answers to queue and no room waits, reading
+// nothing meanwhile, so that a client that pipelines requests is slowed
+// down by TCP's flow control instead (TestTransportContract, "pipelined"). Nothing a client sends can crash the edge or affect other
 // clients (see TestBadInput, TestWebSocketBadInput,
 // TestWebSocketBadConnections, FuzzDecode and FuzzWebSocketWire).
 //
