@@ -191,6 +191,17 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 	s.mu.Lock()
 	ss := s.sessions[id]
 	s.mu.Unlock()
+	if ok, err := s.sentUpTo(ss, m.LastSeq); err != nil {
+		s.log.Error("reconnect not checked", logSession, id, logErr, err)
+		c.send(wire.Encode(wire.LoginFailed{Code: wire.CodeInternal, Reason: "last-seq not checked; try again"}))
+		return
+	} else if !ok {
+		// Beyond anything the world sent: resumed, the session would drop
+		// every message up to it, silently.
+		c.send(wire.Encode(wire.LoginFailed{Code: wire.CodeBadLastSeq,
+			Reason: fmt.Sprintf("last-seq %d is beyond anything this world has sent; reconnect with the last seq you received", m.LastSeq)}))
+		return
+	}
 	var old *conn
 	switch {
 	case ss != nil:
@@ -234,6 +245,30 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 	}
 	s.release(ss, c)
 	s.log.Info("reconnect", logSession, ss.id, logPlayer, ss.player)
+}
+
+// sentUpTo reports whether last, a RECONNECT's last-seq, can be the
+// sequence of a message the world sent: at most the last sequence of the
+// world's stream (or of what ss, if set, has queued to its client).
+func (s *Server) sentUpTo(ss *session, last uint64) (bool, error) {
+	if last == 0 {
+		return true, nil
+	}
+	if ss != nil {
+		ss.mu.Lock()
+		delivered := ss.delivered
+		ss.mu.Unlock()
+		if last <= delivered {
+			return true, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.LoginTimeout)
+	defer cancel()
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return last <= info.State.LastSeq, nil
 }
 
 // errBadToken reports a token that matches no live session.
