@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/edge/wire"
 )
@@ -65,7 +67,8 @@ type conn struct {
 
 	dl sync.Mutex // orders deadlines set by the goroutines and by shut
 
-	sess *session // the reader's: set at login
+	sess    *session // the reader's: set at login
+	unacked int      // the reader's: numbered sends stored since the last ACK
 }
 
 func (s *Server) newConn(t transport) *conn {
@@ -422,8 +425,13 @@ func (c *conn) handle(f wire.Frame) {
 		}
 		return
 	}
+	numbered := c.sess.version >= wire.Version2
 	switch m := v.(type) {
 	case wire.Send:
+		if numbered {
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: "a version 2 session numbers its sends: SEQ_SEND"}))
+			return
+		}
 		if !c.sess.limiter.Allow() {
 			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
 			return
@@ -432,6 +440,12 @@ func (c *conn) handle(f wire.Frame) {
 			s.log.Error("event not published", logSession, c.sess.id, logErr, err)
 			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeInternal, Reason: "message not accepted; send it again"}))
 		}
+	case wire.SeqSend:
+		if !numbered {
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: "SEQ_SEND is version 2; this session runs version 1"}))
+			return
+		}
+		c.sendNumbered(m.Seq, bus.EventMessage, "", m.Payload)
 	case wire.Ping:
 		c.send(wire.Encode(wire.Pong(m)))
 	case wire.Logout:
@@ -446,6 +460,10 @@ func (c *conn) handle(f wire.Frame) {
 	case wire.Login, wire.Reconnect:
 		c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeAlreadyLoggedIn, Reason: wire.CodeAlreadyLoggedIn.String()}))
 	case wire.ChannelSend:
+		if numbered {
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: "a version 2 session numbers its sends: SEQ_CHANNEL_SEND"}))
+			return
+		}
 		if err := bus.ValidName(m.Channel); err != nil {
 			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeMalformed, Reason: fmt.Sprintf("channel %q: not a channel name", m.Channel)}))
 			return
@@ -458,8 +476,112 @@ func (c *conn) handle(f wire.Frame) {
 			s.log.Error("event not published", logSession, c.sess.id, logErr, err)
 			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeInternal, Reason: "message not accepted; send it again"}))
 		}
+	case wire.SeqChannelSend:
+		if !numbered {
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: "SEQ_CHANNEL_SEND is version 2; this session runs version 1"}))
+			return
+		}
+		c.sendNumbered(m.Seq, bus.EventChannel, m.Channel, m.Payload)
 	default:
 		c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: fmt.Sprintf("opcode 0x%02x is server-to-client", f.Op)}))
+	}
+}
+
+// ackEvery bounds the numbered sends a connection stores between two
+// ACKs.
+const ackEvery = 64
+
+// sendNumbered handles a version 2 send numbered seq: one at or below the
+// last stored is a duplicate, dropped; one beyond the next is out of
+// order, and closes the connection; the next waits for the rate limit
+// (the reader reads nothing meanwhile: the client is slowed down, its
+// sends are not dropped), then is published. A send that cannot be stored
+// closes the connection with ERROR internal: the client reconnects and
+// sends it again, so that no later send overtakes it. A CHANNEL_SEND to a
+// name that is not a channel's uses up its number, stores nothing, and is
+// answered ERROR malformed. The client is acknowledged (ACK) once the
+// reader has nothing more buffered, or every ackEvery sends.
+func (c *conn) sendNumbered(seq uint64, typ, channel string, payload []byte) {
+	s, ss := c.s, c.sess
+	// next reports whether seq is the next send; ss.pub is held.
+	next := func() (bool, *wire.ProtocolError) {
+		switch {
+		case seq <= ss.sent:
+			return false, nil // stored already: the client did not know yet
+		case seq > ss.sent+1:
+			return false, &wire.ProtocolError{Code: wire.CodeOutOfOrder,
+				Reason: fmt.Sprintf("send %d after %d; reconnect and send from %d", seq, ss.sent, ss.sent+1)}
+		}
+		return true, nil
+	}
+	ss.pub.Lock()
+	ok, bad := next()
+	if ok && typ == bus.EventChannel && bus.ValidName(channel) != nil {
+		ss.sent = seq // used up: nothing to store
+		ss.pub.Unlock()
+		c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeMalformed, Reason: fmt.Sprintf("channel %q: not a channel name; send %d dropped", channel, seq)}))
+		c.ackSoon()
+		return
+	}
+	ss.pub.Unlock()
+	if !ok {
+		if bad != nil {
+			c.fail(bad)
+		}
+		return
+	}
+	if !c.waitRate(ss.limiter) {
+		return
+	}
+	ss.pub.Lock()
+	if ok, bad = next(); !ok {
+		ss.pub.Unlock()
+		if bad != nil {
+			c.fail(bad)
+		}
+		return
+	}
+	err := s.publishNumbered(ss, seq, typ, channel, payload)
+	ss.pub.Unlock()
+	if err != nil {
+		s.log.Error("event not published", logSession, ss.id, logErr, err)
+		c.fail(&wire.ProtocolError{Code: wire.CodeInternal, Reason: fmt.Sprintf("send %d not stored; reconnect and send it again", seq)})
+		return
+	}
+	c.ackSoon()
+}
+
+// ackSoon counts a stored send and acknowledges what is stored if the
+// client has sent nothing more yet, or if ackEvery sends wait for it.
+func (c *conn) ackSoon() {
+	c.unacked++
+	if c.unacked < ackEvery && c.t.buffered() > 0 {
+		return
+	}
+	c.unacked = 0
+	ss := c.sess
+	ss.pub.Lock()
+	sent := ss.sent
+	ss.pub.Unlock()
+	c.send(wire.Encode(wire.Ack{Seq: sent}))
+}
+
+// waitRate waits until l allows one more send, or the connection closes
+// (false).
+func (c *conn) waitRate(l *rate.Limiter) bool {
+	r := l.Reserve()
+	d := r.Delay()
+	if d == 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.done:
+		r.Cancel()
+		return false
 	}
 }
 
