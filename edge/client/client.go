@@ -579,6 +579,11 @@ func (c *Client) Close() error {
 	return c.drop()
 }
 
+// Drop drops the current connection without logging out, as a network
+// failure would: with Config.AutoReconnect the client then reconnects by
+// itself; otherwise Reconnect resumes the session.
+func (c *Client) Drop() error { return c.drop() }
+
 // shut ends the client for good: no more connection, no more reconnecting.
 func (c *Client) shut(why error) {
 	c.mu.Lock()
