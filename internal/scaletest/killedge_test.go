@@ -109,9 +109,9 @@ func killEdge(t *testing.T, otherAddress bool) {
 	// connection's events.
 	var answered atomic.Int64
 	type result struct {
-		session              string
+		session             string
 		reconnects, resumes int
-		err                  error
+		err                 error
 	}
 	results := make([]result, players)
 	var play sync.WaitGroup
