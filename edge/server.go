@@ -83,7 +83,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	sessions  map[string]*session // by session id
+	sessions  map[string]*session      // by session id
+	takeUps   map[string]chan struct{} // sessions being taken up, closed when done
 	closed    bool
 	wg        sync.WaitGroup // connection goroutines and grace timers
 
@@ -148,6 +149,7 @@ func (s *Server) init() {
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
 		s.sessions = make(map[string]*session)
+		s.takeUps = make(map[string]chan struct{})
 		s.chans = make(map[string]*localChannel)
 		s.in.ready = make(chan struct{}, 1)
 	})

@@ -230,6 +230,16 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 			Reason: fmt.Sprintf("last-seq %d is beyond anything this world has sent; reconnect with the last seq you received", m.LastSeq)}))
 		return
 	}
+	takenUp := func() {}
+	if ss == nil {
+		// One take-up of a session at a time: a client whose first attempt
+		// it gave up on may try again while the edge is still taking the
+		// session up for the first.
+		var done func()
+		if ss, done = s.takingUp(id); done != nil {
+			takenUp = done
+		}
+	}
 	var old *conn
 	switch {
 	case ss != nil:
@@ -247,7 +257,9 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 		}
 	default:
 		var err error
-		if ss, err = s.takeUp(id, secret, c, m); err != nil {
+		ss, err = s.takeUp(id, secret, c, m)
+		takenUp()
+		if err != nil {
 			var pe *wire.ProtocolError
 			switch {
 			case errors.As(err, &pe):
@@ -289,6 +301,36 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 	}
 	s.release(ss, c)
 	s.log.Info("reconnect", logSession, ss.id, logPlayer, ss.player)
+}
+
+// takingUp returns the session id that this edge holds, or, if it holds
+// none and takes none up, marks id as being taken up by the caller, until
+// done. It waits for another caller's take-up of id to be done.
+func (s *Server) takingUp(id string) (ss *session, done func()) {
+	for {
+		s.mu.Lock()
+		ss, wait := s.sessions[id], s.takeUps[id]
+		if ss != nil || wait == nil {
+			if ss == nil {
+				ch := make(chan struct{})
+				s.takeUps[id] = ch
+				done = func() {
+					s.mu.Lock()
+					delete(s.takeUps, id)
+					s.mu.Unlock()
+					close(ch)
+				}
+			}
+			s.mu.Unlock()
+			return ss, done
+		}
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-s.ctx.Done():
+			return nil, nil
+		}
+	}
 }
 
 // sentUpTo reports whether last, a RECONNECT's last-seq, can be the
@@ -561,8 +603,20 @@ func (s *Server) scan(ctx context.Context, filter []string, after uint64, f func
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return err
 		}
-		if n == 0 || caughtUp {
+		if caughtUp {
 			return nil
+		}
+		if n == 0 {
+			// No message is not the end: a fetch that waits past a second
+			// for its first message (a server under load) ends empty,
+			// without an error. The consumer of each fetch, created for it,
+			// says what was pending then.
+			if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
 	}
 }
