@@ -112,6 +112,7 @@ func killEdge(t *testing.T, otherAddress bool) {
 		session             string
 		reconnects, resumes int
 		err                 error
+		events              []string // what the client reported, for a failure's message
 	}
 	results := make([]result, players)
 	var play sync.WaitGroup
@@ -155,6 +156,7 @@ func killEdge(t *testing.T, otherAddress bool) {
 					want++
 					answered.Add(1)
 				case e := <-c.Events():
+					res.events = append(res.events, fmt.Sprintf("%v %s %d %v (answers up to %d)", e.Kind, e.Addr, e.Attempt, e.Err, want-1))
 					switch e.Kind {
 					case edgeclient.Reconnecting:
 						res.reconnects++
@@ -204,7 +206,7 @@ func killEdge(t *testing.T, otherAddress bool) {
 
 	for i, r := range results {
 		if r.err != nil {
-			t.Errorf("player %d: %v", i, r.err)
+			t.Errorf("player %d: %v; events %q", i, r.err, r.events)
 			continue
 		}
 		if r.reconnects == 0 || r.resumes != r.reconnects {
