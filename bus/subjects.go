@@ -151,6 +151,15 @@ func (w World) RegionEventFilter(region string) (string, error) {
 	return w.prefix + "ev.*." + region + ".*", nil
 }
 
+// PartEventFilter matches every event ordered by part, in any region:
+// a session's events wherever its region has moved them.
+func (w World) PartEventFilter(part string) (string, error) {
+	if err := ValidName(part); err != nil {
+		return "", fmt.Errorf("partition %q: %w", part, err)
+	}
+	return w.prefix + "ev." + strconv.Itoa(Partition(part)) + ".*." + part, nil
+}
+
 // ParseEvent returns the region and ordering key of an event subject. A
 // subject whose partition token is not the partition of its ordering key is
 // not an event.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/edge/wire"
 )
@@ -47,7 +49,8 @@ type conn struct {
 	// after session.mu, and no lock is taken while it is held.
 	mu      sync.Mutex
 	out     *[]byte       // encoded frames waiting for the writer; nil when none
-	queued  int           // frames in out, bounded by Server.OutboundQueue
+	queued  int           // the world's frames in out, bounded by Server.OutboundQueue
+	answers int           // answers to the client's frames in out, bounded by Server.OutboundQueue
 	running bool          // a writer goroutine runs (or has ended for good, once shutting)
 	due     bool          // out is not empty and a flusher (or the sender) will start the writer
 	closer  bool          // nothing more is queued: the writer closes once out is written (LOGOUT)
@@ -64,7 +67,8 @@ type conn struct {
 
 	dl sync.Mutex // orders deadlines set by the goroutines and by shut
 
-	sess *session // the reader's: set at login
+	sess    *session // the reader's: set at login
+	unacked int      // the reader's: numbered sends stored since the last ACK
 }
 
 func (s *Server) newConn(t transport) *conn {
@@ -88,19 +92,29 @@ const closeWait = time.Second
 // that is still open (or whose end the edge has not seen).
 const takeoverLinger = time.Second
 
-// send queues f for the client and starts the writer. A client whose
-// queue is full is disconnected: it cannot keep up. It reports whether f
-// was queued. It never blocks.
+// send queues f, an answer to the client's own frame (a PONG, an error,
+// a LOGIN_OK, an ACK), and starts the writer. Only the reader calls it.
+// Answers are counted apart from the world's frames: while
+// Server.OutboundQueue answers wait, send waits for the writer to take
+// them, and the reader reads nothing meanwhile, so a client that pipelines
+// requests is slowed down by TCP's flow control (or WebSocket's), never
+// disconnected for what it asked; a client that does not read at all is
+// disconnected by the write timeout, or as a slow consumer once the
+// world's frames fill the queue. It reports whether f was queued: false
+// once the connection is closing.
 func (c *conn) send(f wire.Frame) bool {
-	return c.sendEncoded(wire.AppendFrame(nil, f), nil)
+	return c.queueWait(nil, wire.AppendFrame(nil, f), true)
 }
 
-// sendEncoded is send for a frame already encoded (length prefix
-// included), such as one encoded once for all the members of a channel.
-// It is copied. With fl set, the writer is woken when fl flushes, at the
-// end of the caller's burst; otherwise now.
+// sendEncoded queues a frame of the world (a MESSAGE, a channel notice or
+// message), already encoded (length prefix included), such as one encoded
+// once for all the members of a channel. It is copied. With fl set, the
+// writer is woken when fl flushes, at the end of the caller's burst;
+// otherwise now. A client whose queue of world frames is full is
+// disconnected: it cannot keep up. It reports whether the frame was
+// queued. It never blocks.
 func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
-	queued, wake, room := c.offer(wire)
+	queued, wake, room := c.offer(wire, false)
 	if room != nil {
 		c.slow()
 	}
@@ -111,10 +125,12 @@ func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
 }
 
 // offer appends an encoded frame to out, if the connection takes frames
-// and its queue has room. wake: the caller is to start the writer (none
-// runs, and nobody else is due to start one). room, when the queue is
-// full: closed once the writer has taken what is queued.
-func (c *conn) offer(wire []byte) (queued, wake bool, room chan struct{}) {
+// and its queue has room: room for answers to the client's frames if
+// answer, otherwise room for the world's frames. wake: the caller is to
+// start the writer (none runs, and nobody else is due to start one).
+// room, when the queue is full: closed once the writer has taken what is
+// queued.
+func (c *conn) offer(wire []byte, answer bool) (queued, wake bool, room chan struct{}) {
 	if c.closing() {
 		return false, false, nil
 	}
@@ -123,7 +139,11 @@ func (c *conn) offer(wire []byte) (queued, wake bool, room chan struct{}) {
 	if c.closer {
 		return false, false, nil
 	}
-	if c.queued >= c.s.OutboundQueue {
+	n := &c.queued
+	if answer {
+		n = &c.answers
+	}
+	if *n >= c.s.OutboundQueue {
 		if c.room == nil {
 			c.room = make(chan struct{})
 		}
@@ -133,7 +153,7 @@ func (c *conn) offer(wire []byte) (queued, wake bool, room chan struct{}) {
 		c.out = c.s.getBuf()
 	}
 	*c.out = append(*c.out, wire...)
-	c.queued++
+	*n++
 	if c.running || c.due {
 		return true, false, nil
 	}
@@ -168,11 +188,19 @@ func (c *conn) slow() {
 	}
 }
 
-// sendEncodedWait queues an encoded frame for the client, waiting for
-// room. It reports false if the connection closes or ctx ends first.
+// sendEncodedWait queues an encoded frame of the world for the client,
+// waiting for room. It reports false if the connection closes or ctx ends
+// first.
 func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
+	return c.queueWait(ctx.Done(), wire, false)
+}
+
+// queueWait queues an encoded frame, an answer or the world's, waiting
+// for room. It reports false if the connection closes or stop is closed
+// first.
+func (c *conn) queueWait(stop <-chan struct{}, wire []byte, answer bool) bool {
 	for {
-		queued, wake, room := c.offer(wire)
+		queued, wake, room := c.offer(wire, answer)
 		if wake {
 			c.signal()
 		}
@@ -183,7 +211,7 @@ func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
 		case <-room:
 		case <-c.done:
 			return false
-		case <-ctx.Done():
+		case <-stop:
 			return false
 		}
 	}
@@ -399,8 +427,13 @@ func (c *conn) handle(f wire.Frame) {
 		}
 		return
 	}
+	numbered := c.sess.version >= wire.Version2
 	switch m := v.(type) {
 	case wire.Send:
+		if numbered {
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: "a version 2 session numbers its sends: SEQ_SEND"}))
+			return
+		}
 		if !c.sess.limiter.Allow() {
 			s.stats.rateLimited.Add(1)
 			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeRateLimited, Reason: fmt.Sprintf("over %d messages per second; message dropped", s.RatePerSecond)}))
@@ -410,6 +443,12 @@ func (c *conn) handle(f wire.Frame) {
 			s.log.Error("event not published", logSession, c.sess.id, logErr, err)
 			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeInternal, Reason: "message not accepted; send it again"}))
 		}
+	case wire.SeqSend:
+		if !numbered {
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: "SEQ_SEND is version 2; this session runs version 1"}))
+			return
+		}
+		c.sendNumbered(m.Seq, bus.EventMessage, "", m.Payload)
 	case wire.Ping:
 		c.send(wire.Encode(wire.Pong(m)))
 	case wire.Logout:
@@ -424,6 +463,10 @@ func (c *conn) handle(f wire.Frame) {
 	case wire.Login, wire.Reconnect:
 		c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeAlreadyLoggedIn, Reason: wire.CodeAlreadyLoggedIn.String()}))
 	case wire.ChannelSend:
+		if numbered {
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: "a version 2 session numbers its sends: SEQ_CHANNEL_SEND"}))
+			return
+		}
 		if err := bus.ValidName(m.Channel); err != nil {
 			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeMalformed, Reason: fmt.Sprintf("channel %q: not a channel name", m.Channel)}))
 			return
@@ -437,8 +480,112 @@ func (c *conn) handle(f wire.Frame) {
 			s.log.Error("event not published", logSession, c.sess.id, logErr, err)
 			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeInternal, Reason: "message not accepted; send it again"}))
 		}
+	case wire.SeqChannelSend:
+		if !numbered {
+			c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: "SEQ_CHANNEL_SEND is version 2; this session runs version 1"}))
+			return
+		}
+		c.sendNumbered(m.Seq, bus.EventChannel, m.Channel, m.Payload)
 	default:
 		c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeUnsupported, Reason: fmt.Sprintf("opcode 0x%02x is server-to-client", f.Op)}))
+	}
+}
+
+// ackEvery bounds the numbered sends a connection stores between two
+// ACKs.
+const ackEvery = 64
+
+// sendNumbered handles a version 2 send numbered seq: one at or below the
+// last stored is a duplicate, dropped; one beyond the next is out of
+// order, and closes the connection; the next waits for the rate limit
+// (the reader reads nothing meanwhile: the client is slowed down, its
+// sends are not dropped), then is published. A send that cannot be stored
+// closes the connection with ERROR internal: the client reconnects and
+// sends it again, so that no later send overtakes it. A CHANNEL_SEND to a
+// name that is not a channel's uses up its number, stores nothing, and is
+// answered ERROR malformed. The client is acknowledged (ACK) once the
+// reader has nothing more buffered, or every ackEvery sends.
+func (c *conn) sendNumbered(seq uint64, typ, channel string, payload []byte) {
+	s, ss := c.s, c.sess
+	// next reports whether seq is the next send; ss.pub is held.
+	next := func() (bool, *wire.ProtocolError) {
+		switch {
+		case seq <= ss.sent:
+			return false, nil // stored already: the client did not know yet
+		case seq > ss.sent+1:
+			return false, &wire.ProtocolError{Code: wire.CodeOutOfOrder,
+				Reason: fmt.Sprintf("send %d after %d; reconnect and send from %d", seq, ss.sent, ss.sent+1)}
+		}
+		return true, nil
+	}
+	ss.pub.Lock()
+	ok, bad := next()
+	if ok && typ == bus.EventChannel && bus.ValidName(channel) != nil {
+		ss.sent = seq // used up: nothing to store
+		ss.pub.Unlock()
+		c.send(wire.Encode(wire.ErrorInfo{Code: wire.CodeMalformed, Reason: fmt.Sprintf("channel %q: not a channel name; send %d dropped", channel, seq)}))
+		c.ackSoon()
+		return
+	}
+	ss.pub.Unlock()
+	if !ok {
+		if bad != nil {
+			c.fail(bad)
+		}
+		return
+	}
+	if !c.waitRate(ss.limiter) {
+		return
+	}
+	ss.pub.Lock()
+	if ok, bad = next(); !ok {
+		ss.pub.Unlock()
+		if bad != nil {
+			c.fail(bad)
+		}
+		return
+	}
+	err := s.publishNumbered(ss, seq, typ, channel, payload)
+	ss.pub.Unlock()
+	if err != nil {
+		s.log.Error("event not published", logSession, ss.id, logErr, err)
+		c.fail(&wire.ProtocolError{Code: wire.CodeInternal, Reason: fmt.Sprintf("send %d not stored; reconnect and send it again", seq)})
+		return
+	}
+	c.ackSoon()
+}
+
+// ackSoon counts a stored send and acknowledges what is stored if the
+// client has sent nothing more yet, or if ackEvery sends wait for it.
+func (c *conn) ackSoon() {
+	c.unacked++
+	if c.unacked < ackEvery && c.t.buffered() > 0 {
+		return
+	}
+	c.unacked = 0
+	ss := c.sess
+	ss.pub.Lock()
+	sent := ss.sent
+	ss.pub.Unlock()
+	c.send(wire.Encode(wire.Ack{Seq: sent}))
+}
+
+// waitRate waits until l allows one more send, or the connection closes
+// (false).
+func (c *conn) waitRate(l *rate.Limiter) bool {
+	r := l.Reserve()
+	d := r.Delay()
+	if d == 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.done:
+		r.Cancel()
+		return false
 	}
 }
 
@@ -509,7 +656,7 @@ func (c *conn) writeLoop() {
 // held.
 func (c *conn) take() *[]byte {
 	b := c.out
-	c.out, c.queued = nil, 0
+	c.out, c.queued, c.answers = nil, 0, 0
 	if c.room != nil {
 		close(c.room)
 		c.room = nil

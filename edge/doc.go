@@ -44,6 +44,49 @@
 // as bus.EventLogin and bus.EventDisconnect. Events of one session share one
 // subject, so the handler runtime runs them one at a time, in order.
 //
+// # Numbered sends (protocol version 2)
+//
+// A session that logs in at version 2 numbers its sends: SEQ_SEND and
+// SEQ_CHANNEL_SEND carry the client's number, from 1, one more per send,
+// across reconnects. The edge publishes send n with bus.HeaderSeq n (its
+// login and disconnect events carry none) and Nats-Msg-Id "<session>-s<n>",
+// the same on every edge at every epoch. The session keeps the number of
+// its last send stored (session.sent); a send at or below it is a
+// duplicate and dropped, one above the next closes the connection
+// (out-of-order), and a send that cannot be stored closes it too (internal),
+// so that nothing overtakes it: the stream holds a session's sends in the
+// client's order, each at most once. The edge acknowledges what is stored
+// with ACK frames, one per burst read (or per ackEvery sends). Over the
+// rate limit the reader waits rather than dropping a numbered send.
+//
+// LOGIN_OK tells the client the last send stored (last-send), and the
+// client sends the rest again. An edge that holds the session knows it
+// exactly, once the reader of the session's previous connection has ended.
+// An edge that takes the session up (after a Shutdown, or a kill -9 of the
+// edge that held it) takes the largest of: the record's Sent (written at
+// suspension), the number on the session's last event still in the stream
+// (bus.World.PartEventFilter), and the RECONNECT's acked (what the client
+// was acknowledged, by some edge). That is exact unless the workers have
+// handled and purged the session's last events (compaction) since they
+// were stored without the client being acknowledged: then it is lower
+// than the truth, and the client resends sends that are stored.
+//
+// Those resends, and a resend racing a publish still under way on an edge
+// the client left, are what the stream's duplicate window (the bus
+// provisions 2 minutes) must cover: a send is resent only if its client
+// was not acknowledged, which happens within moments of its storing on a
+// working connection; so a resend of a stored send comes at most the
+// write timeout (after which an edge drops a connection whose client does
+// not take its frames), or the time a publish may take, after its
+// storing, plus the reconnect grace: 15 s + 30 s by default
+// ([Server.resendWindow]; the edge logs a warning at start if the stream's
+// window is shorter). The window is kept in the stream's memory even for
+// purged messages, but a NATS server that restarts rebuilds it from the
+// messages it still stores: a client that resends a purged send across a
+// NATS restart within that window has it handled twice. Dedupe at the
+// level of the session record, a commit per acknowledgement, would close
+// that gap; it is not worth its cost while the window covers the grace.
+//
 // Tasks send to a session by committing messages to sb.<world>.out.s.<id>,
 // and to a reliable channel on sb.<world>.out.c.<name>. A session's
 // channel joins and leaves are notices on its own subject (headers
@@ -108,7 +151,12 @@
 // Frame size, login time, messages per second per session and the
 // outbound queue per connection are bounded ([Server] fields); each
 // violation is answered with an error frame whose code comes from one
-// table ([Code]). Nothing a client sends can crash the edge or affect other
+// table ([Code]). The outbound queue counts the world's frames and the
+// answers to the client's own frames (PONG, ERROR, ACK, ...) apart: a
+// client whose world frames fill it is a slow consumer and is cut off,
+// while a reader that has answers to queue and no room waits, reading
+// nothing meanwhile, so that a client that pipelines requests is slowed
+// down by TCP's flow control instead (TestTransportContract, "pipelined"). Nothing a client sends can crash the edge or affect other
 // clients (see TestBadInput, TestWebSocketBadInput,
 // TestWebSocketBadConnections, FuzzDecode and FuzzWebSocketWire).
 //

@@ -301,7 +301,7 @@ func loginRaw(addr, prefix string, n int) ([]clientConn, []string, error) {
 }
 
 func loginOne(addr, name string) (clientConn, string, error) {
-	login := wire.Encode(wire.Login{Version: wire.ProtocolVersion, Name: name, Password: "pw"})
+	login := wire.Encode(wire.Login{Version: wire.Version1, Name: name, Password: "pw"})
 	if strings.HasPrefix(addr, "ws://") {
 		return loginWebSocket(addr, login)
 	}

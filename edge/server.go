@@ -85,7 +85,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	sessions  map[string]*session // by session id
+	sessions  map[string]*session      // by session id
+	takeUps   map[string]chan struct{} // sessions being taken up, closed when done
 	closed    bool
 	wg        sync.WaitGroup // connection goroutines and grace timers
 
@@ -139,6 +140,7 @@ func (s *Server) init() {
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
 		s.sessions = make(map[string]*session)
+		s.takeUps = make(map[string]chan struct{})
 		s.chans = make(map[string]*localChannel)
 		s.in.ready = make(chan struct{}, 1)
 	})
@@ -225,6 +227,10 @@ func (s *Server) start() error {
 		return fmt.Errorf("edge: world stream: %w", err)
 	}
 	s.stream = st
+	if dup, need := st.CachedInfo().Config.Duplicates, s.resendWindow(); dup < need {
+		s.log.Warn("the world stream's duplicate window is shorter than a resent numbered send may come: a send may be handled twice",
+			"duplicates", dup, "need", need)
+	}
 	if s.store = s.Store; s.store == nil {
 		if s.store, err = kv.Open(s.ctx, s.JS, s.World, kv.Options{}); err != nil {
 			return fmt.Errorf("edge: state: %w", err)
@@ -306,6 +312,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return s.store.Close()
 	}
 	return nil
+}
+
+// resendWindow is how long after a numbered send (protocol version 2)
+// was stored its client may send it again without having been told it was
+// (see doc.go, Numbered sends): the write timeout, within which a client
+// whose acknowledgements stopped coming loses its connection (or the
+// time its publish takes, a few tries of 5 s, if that is longer), then
+// the reconnect grace, within which it resends.
+func (s *Server) resendWindow() time.Duration {
+	return max(s.WriteTimeout, publishAttempts*5*time.Second) + max(s.ReconnectGrace, 0)
 }
 
 // shutdownEnders is how many sessions Shutdown suspends at once.

@@ -35,11 +35,16 @@ type session struct {
 	// reconnect does not refill it.
 	limiter *rate.Limiter
 
+	// version is the protocol version the session runs at, fixed by its
+	// LOGIN: at version 2 the client numbers its sends.
+	version byte
+
 	// pub serialises the session's event publishes, so that the stream
 	// holds them in the order of their sequence numbers even while a
 	// reader whose connection was taken over finishes a publish.
 	pub     sync.Mutex
-	nextSeq uint64 // the next event's sequence number; guarded by pub
+	nextSeq uint64 // the next event's sequence number (version 1; the platform's events' dedup ids); guarded by pub
+	sent    uint64 // version 2: the number of the client's last send stored; guarded by pub
 	region  string // where its events go; guarded by pub
 	epoch   uint64 // the record's epoch this edge holds it under; fixed
 
@@ -88,18 +93,37 @@ type sessionRecord struct {
 	Epoch      uint64    `json:"epoch"`       // bumped by every edge that takes the session up
 	NextSeq    uint64    `json:"next_seq"`    // the next event's sequence, as of the last suspension
 	GraceUntil time.Time `json:"grace_until"` // set while suspended: no edge holds it
+	// Version is the session's protocol version (0: version 1).
+	Version byte `json:"version,omitempty"`
+	// Sent is, at version 2, the number of the client's last send stored,
+	// as of the last suspension: a lower bound (see [Server.lastSent]).
+	Sent uint64 `json:"sent,omitempty"`
 }
 
-// loginOK is the frame that opens a session on a connection.
+// sessionVersion is the protocol version of a session recorded with v.
+func sessionVersion(v byte) byte { return max(v, wire.Version1) }
+
+// loginOK is the frame that opens a session on a connection; at version 2
+// it tells the number of the client's last send stored.
 func (s *Server) loginOK(ss *session) wire.Frame {
-	return wire.Encode(wire.LoginOK{Version: wire.ProtocolVersion, Session: ss.id, Token: ss.token(),
-		MaxFrame: uint32(s.MaxFrame), RatePerSecond: uint32(s.RatePerSecond)})
+	ss.pub.Lock()
+	sent := ss.sent
+	ss.pub.Unlock()
+	return wire.Encode(wire.LoginOK{Version: ss.version, Session: ss.id, Token: ss.token(),
+		MaxFrame: uint32(s.MaxFrame), RatePerSecond: uint32(s.RatePerSecond), LastSend: sent})
 }
+
+// badVersion is the error of a LOGIN or RECONNECT at a version this edge
+// does not speak.
+var badVersion = &wire.ProtocolError{Code: wire.CodeBadVersion, Reason: "this edge speaks versions 1 and 2"}
+
+// spoken reports whether the edge speaks protocol version v.
+func spoken(v byte) bool { return v == wire.Version1 || v == wire.Version2 }
 
 // login authenticates and creates a session attached to c.
 func (s *Server) login(c *conn, m wire.Login) {
-	if m.Version != wire.ProtocolVersion {
-		c.fail(&wire.ProtocolError{Code: wire.CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", wire.ProtocolVersion)})
+	if !spoken(m.Version) {
+		c.fail(badVersion)
 		return
 	}
 	addr := addrKey(c.t.remoteAddr())
@@ -136,10 +160,14 @@ func (s *Server) login(c *conn, m wire.Login) {
 	s.throttle.succeeded(m.Name, addr)
 	ss := &session{
 		id: nuid.Next(), player: player, secret: newSecret(), region: s.Region(player), nextSeq: 1, epoch: 1,
+		version: m.Version,
 		limiter: rate.NewLimiter(rate.Limit(s.RatePerSecond), s.Burst),
 		conn:    c, holding: true, chans: map[string]string{},
 	}
 	rec := sessionRecord{Player: player, Region: ss.region, SecretHash: hashSecret(ss.secret), Epoch: ss.epoch, NextSeq: 1}
+	if ss.version > wire.Version1 {
+		rec.Version = ss.version
+	}
 	if err := s.store.Update(ctx, func(tx *kv.Tx) error { return tx.Put(bus.SessionKey(ss.id), rec) }); err != nil {
 		s.log.Error("session not recorded", logPlayer, player, logErr, err)
 		c.send(wire.Encode(wire.LoginFailed{Code: wire.CodeInternal, Reason: "session not recorded"}))
@@ -178,8 +206,8 @@ func (s *Server) forget(ss *session) {
 // the client missed. A session this edge does not hold (it was held by an
 // edge that has shut down or restarted) is taken up from its record.
 func (s *Server) reconnect(c *conn, m wire.Reconnect) {
-	if m.Version != wire.ProtocolVersion {
-		c.fail(&wire.ProtocolError{Code: wire.CodeBadVersion, Reason: fmt.Sprintf("this edge speaks version %d", wire.ProtocolVersion)})
+	if !spoken(m.Version) {
+		c.fail(badVersion)
 		return
 	}
 	badToken := wire.Encode(wire.LoginFailed{Code: wire.CodeBadToken, Reason: "unknown or expired token; log in again"})
@@ -191,11 +219,36 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 	s.mu.Lock()
 	ss := s.sessions[id]
 	s.mu.Unlock()
+	if ok, err := s.sentUpTo(ss, m.LastSeq); err != nil {
+		s.log.Error("reconnect not checked", logSession, id, logErr, err)
+		c.send(wire.Encode(wire.LoginFailed{Code: wire.CodeInternal, Reason: "last-seq not checked; try again"}))
+		return
+	} else if !ok {
+		// Beyond anything the world sent: resumed, the session would drop
+		// every message up to it, silently.
+		c.send(wire.Encode(wire.LoginFailed{Code: wire.CodeBadLastSeq,
+			Reason: fmt.Sprintf("last-seq %d is beyond anything this world has sent; reconnect with the last seq you received", m.LastSeq)}))
+		return
+	}
+	takenUp := func() {}
+	if ss == nil {
+		// One take-up of a session at a time: a client whose first attempt
+		// it gave up on may try again while the edge is still taking the
+		// session up for the first.
+		var done func()
+		if ss, done = s.takingUp(id); done != nil {
+			takenUp = done
+		}
+	}
 	var old *conn
 	switch {
 	case ss != nil:
 		if subtle.ConstantTimeCompare([]byte(ss.secret), []byte(secret)) != 1 {
 			c.send(badToken)
+			return
+		}
+		if ss.version != m.Version {
+			c.fail(sessionVersionError(ss.version))
 			return
 		}
 		if old, ok = s.attach(ss, c, m.LastSeq); !ok {
@@ -204,8 +257,15 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 		}
 	default:
 		var err error
-		if ss, err = s.takeUp(id, secret, c, m.LastSeq); err != nil {
-			if !errors.Is(err, errBadToken) {
+		ss, err = s.takeUp(id, secret, c, m)
+		takenUp()
+		if err != nil {
+			var pe *wire.ProtocolError
+			switch {
+			case errors.As(err, &pe):
+				c.fail(pe)
+				return
+			case !errors.Is(err, errBadToken):
 				s.log.Error("session not taken up", logSession, id, logErr, err)
 			}
 			c.send(badToken)
@@ -223,6 +283,13 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 			return
 		}
 	}
+	if ss.version >= wire.Version2 {
+		// The client will not send again what it was acknowledged, which
+		// only an edge can have done: stored, whatever this edge knows.
+		ss.pub.Lock()
+		ss.sent = max(ss.sent, m.Acked)
+		ss.pub.Unlock()
+	}
 	c.sess = ss
 	c.send(s.loginOK(ss))
 	if err := s.replay(ss, c, m.LastSeq); err != nil {
@@ -236,13 +303,73 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 	s.log.Info("reconnect", logSession, ss.id, logPlayer, ss.player)
 }
 
+// takingUp returns the session id that this edge holds, or, if it holds
+// none and takes none up, marks id as being taken up by the caller, until
+// done. It waits for another caller's take-up of id to be done.
+func (s *Server) takingUp(id string) (ss *session, done func()) {
+	for {
+		s.mu.Lock()
+		ss, wait := s.sessions[id], s.takeUps[id]
+		if ss != nil || wait == nil {
+			if ss == nil {
+				ch := make(chan struct{})
+				s.takeUps[id] = ch
+				done = func() {
+					s.mu.Lock()
+					delete(s.takeUps, id)
+					s.mu.Unlock()
+					close(ch)
+				}
+			}
+			s.mu.Unlock()
+			return ss, done
+		}
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-s.ctx.Done():
+			return nil, nil
+		}
+	}
+}
+
+// sentUpTo reports whether last, a RECONNECT's last-seq, can be the
+// sequence of a message the world sent: at most the last sequence of the
+// world's stream (or of what ss, if set, has queued to its client).
+func (s *Server) sentUpTo(ss *session, last uint64) (bool, error) {
+	if last == 0 {
+		return true, nil
+	}
+	if ss != nil {
+		ss.mu.Lock()
+		delivered := ss.delivered
+		ss.mu.Unlock()
+		if last <= delivered {
+			return true, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.LoginTimeout)
+	defer cancel()
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return last <= info.State.LastSeq, nil
+}
+
 // errBadToken reports a token that matches no live session.
 var errBadToken = errors.New("edge: bad token")
+
+// sessionVersionError is the error of a RECONNECT at another version than
+// the session's.
+func sessionVersionError(v byte) *wire.ProtocolError {
+	return &wire.ProtocolError{Code: wire.CodeBadVersion, Reason: fmt.Sprintf("the session runs version %d", v)}
+}
 
 // takeUp resumes on this edge a session that no edge holds, from its
 // record: the record's epoch moves on, so that the edge that held it
 // before cannot end it any more.
-func (s *Server) takeUp(id, secret string, c *conn, last uint64) (*session, error) {
+func (s *Server) takeUp(id, secret string, c *conn, m wire.Reconnect) (*session, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.LoginTimeout)
 	defer cancel()
 	var rec sessionRecord
@@ -256,6 +383,9 @@ func (s *Server) takeUp(id, secret string, c *conn, last uint64) (*session, erro
 		}
 		if subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(rec.SecretHash)) != 1 {
 			return errBadToken
+		}
+		if v := sessionVersion(rec.Version); v != m.Version {
+			return sessionVersionError(v)
 		}
 		if err := tx.Get(ctx, bus.SessionRegionKey(id), &region); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
@@ -272,8 +402,14 @@ func (s *Server) takeUp(id, secret string, c *conn, last uint64) (*session, erro
 	}
 	ss := &session{
 		id: id, player: rec.Player, secret: secret, region: region, nextSeq: max(rec.NextSeq, 1), epoch: rec.Epoch,
+		version: sessionVersion(rec.Version),
 		limiter: rate.NewLimiter(rate.Limit(s.RatePerSecond), s.Burst),
-		conn:    c, holding: true, delivered: last, chans: map[string]string{},
+		conn:    c, holding: true, delivered: m.LastSeq, chans: map[string]string{},
+	}
+	if ss.version >= wire.Version2 {
+		if ss.sent, err = s.lastSent(ctx, id, rec.Sent); err != nil {
+			return nil, err
+		}
 	}
 	s.mu.Lock()
 	if s.sessions[id] != nil { // taken up by a concurrent reconnect
@@ -471,8 +607,20 @@ func (s *Server) scan(ctx context.Context, filter []string, after uint64, f func
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return err
 		}
-		if n == 0 || caughtUp {
+		if caughtUp {
 			return nil
+		}
+		if n == 0 {
+			// No message is not the end: a fetch that waits past a second
+			// for its first message (a server under load) ends empty,
+			// without an error. The consumer of each fetch, created for it,
+			// says what was pending then.
+			if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -680,11 +828,13 @@ func (s *Server) end(ctx context.Context, id string, epoch uint64, region string
 		if epoch != 0 && rec.Epoch != epoch || epoch == 0 && rec.GraceUntil.IsZero() {
 			return nil
 		}
-		seq := max(seq, rec.NextSeq)
 		m := nats.NewMsg(evSubj)
 		m.Header.Set(bus.HeaderType, bus.EventDisconnect)
 		m.Header.Set(bus.HeaderSession, id)
-		m.Header.Set(bus.HeaderSeq, strconv.FormatUint(seq, 10))
+		if sessionVersion(rec.Version) == wire.Version1 {
+			// At version 2 the sequence numbers the client's sends alone.
+			m.Header.Set(bus.HeaderSeq, strconv.FormatUint(max(seq, rec.NextSeq), 10))
+		}
 		if err := tx.Publish(m); err != nil {
 			return err
 		}
@@ -705,7 +855,7 @@ func (s *Server) suspend(ctx context.Context, ss *session) {
 	}
 	s.dropSession(ss)
 	ss.pub.Lock()
-	next := ss.nextSeq
+	next, sent := ss.nextSeq, ss.sent
 	ss.pub.Unlock()
 	err := s.store.Update(ctx, func(tx *kv.Tx) error {
 		var rec sessionRecord
@@ -719,6 +869,7 @@ func (s *Server) suspend(ctx context.Context, ss *session) {
 			return nil // taken up elsewhere
 		}
 		rec.NextSeq, rec.GraceUntil = next, time.Now().Add(max(s.ReconnectGrace, time.Nanosecond))
+		rec.Sent = max(rec.Sent, sent)
 		return tx.Put(bus.SessionKey(ss.id), rec)
 	})
 	if err != nil {
@@ -789,7 +940,9 @@ func (s *Server) dropSession(ss *session) {
 
 // publish turns client activity into an event: ordered per session by
 // its sequence number, deduplicated by the server on retry. channel names
-// the channel of an EventChannel.
+// the channel of an EventChannel. At version 2 it publishes the session's
+// own events (its login) only: their sequence is not the client's, and
+// they carry none.
 func (s *Server) publish(ss *session, typ, channel string, data []byte) error {
 	ss.pub.Lock()
 	defer ss.pub.Unlock()
@@ -805,18 +958,55 @@ func (s *Server) publish(ss *session, typ, channel string, data []byte) error {
 	m.Data = data
 	m.Header.Set(bus.HeaderType, typ)
 	m.Header.Set(bus.HeaderSession, ss.id)
-	m.Header.Set(bus.HeaderSeq, strconv.FormatUint(seq, 10))
+	if ss.version == wire.Version1 {
+		m.Header.Set(bus.HeaderSeq, strconv.FormatUint(seq, 10))
+	}
 	if channel != "" {
 		m.Header.Set(bus.HeaderChannel, channel)
 	}
 	// The epoch keeps the ids of an edge that took the session up apart
 	// from those of the edge before it.
 	id := ss.id + "-" + strconv.FormatUint(ss.epoch, 10) + "-" + strconv.FormatUint(seq, 10)
-	// Retries reuse the message id: one that did reach the stream is not
-	// stored twice.
+	_, err = s.publishMsg(m, id)
+	return err
+}
+
+// publishNumbered publishes a version 2 session's send number seq, the
+// one after ss.sent (ss.pub is held), and makes it ss.sent once it is
+// stored. Its dedup id is "<session>-s<seq>", the same on every edge and
+// at every epoch, so that a send published twice (resent after a lost
+// connection while the first publish was still under way, here or on
+// another edge) is stored once: the stream's duplicate window covers
+// that race (see doc.go, Numbered sends).
+func (s *Server) publishNumbered(ss *session, seq uint64, typ, channel string, data []byte) error {
+	subj, err := s.World.Event(ss.region, ss.id)
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(subj)
+	m.Data = data
+	m.Header.Set(bus.HeaderType, typ)
+	m.Header.Set(bus.HeaderSession, ss.id)
+	m.Header.Set(bus.HeaderSeq, strconv.FormatUint(seq, 10))
+	if channel != "" {
+		m.Header.Set(bus.HeaderChannel, channel)
+	}
+	if _, err := s.publishMsg(m, ss.id+"-s"+strconv.FormatUint(seq, 10)); err != nil {
+		return err
+	}
+	ss.sent = seq
+	return nil
+}
+
+// publishMsg publishes an event with the dedup id id, trying again a few
+// times: retries reuse the id, so one that did reach the stream is not
+// stored twice.
+func (s *Server) publishMsg(m *nats.Msg, id string) (*jetstream.PubAck, error) {
+	var ack *jetstream.PubAck
+	var err error
 	for attempt := range publishAttempts {
 		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-		_, err = s.JS.PublishMsg(ctx, m, jetstream.WithMsgID(id))
+		ack, err = s.JS.PublishMsg(ctx, m, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil || attempt == publishAttempts-1 {
 			break
@@ -826,14 +1016,36 @@ func (s *Server) publish(ss *session, typ, channel string, data []byte) error {
 		case <-t.C:
 		case <-s.ctx.Done():
 			t.Stop()
-			return err
+			return nil, err
 		}
 	}
-	return err
+	return ack, err
 }
 
 // publishAttempts bounds the tries of one event publish.
 const publishAttempts = 3
+
+// lastSent returns the number of a version 2 session's last send stored:
+// the larger of recorded (the session record's, as of its last
+// suspension) and the number on the session's last event still in the
+// stream. Events the workers have handled are purged (compaction), so the
+// result is a lower bound: what the client sends again below the truth is
+// dropped as a duplicate by the stream (see doc.go, Numbered sends).
+func (s *Server) lastSent(ctx context.Context, id string, recorded uint64) (uint64, error) {
+	filter, err := s.World.PartEventFilter(id)
+	if err != nil {
+		return 0, err
+	}
+	m, err := s.stream.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return recorded, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, _ := strconv.ParseUint(m.Header.Get(bus.HeaderSeq), 10, 64)
+	return max(recorded, n), nil
+}
 
 // setRegion sends the session's later events to region.
 func (ss *session) setRegion(region string) {

@@ -272,3 +272,35 @@ func eventTypes(evs []*jetstream.RawStreamMsg) []string {
 	}
 	return out
 }
+
+// TestReconnectBeyondSent: a RECONNECT whose last-seq is beyond anything
+// the world has sent is refused with LOGIN_FAILED bad-last-seq (it used
+// to be accepted, and every message up to that seq was then dropped
+// silently); the connection stays open, and a RECONNECT with a true
+// last-seq resumes the session and its messages.
+func TestReconnectBeyondSent(t *testing.T) {
+	b := startBareEdge(t, nil)
+	c := dialRaw(t, b.addr)
+	c.write(rawFrame(0x01, []byte{1}, rawStr("ann"), rawStr("pw")))
+	session, token := c.loginOK()
+	last := b.toSession(t, session, []byte("one"))
+	if seq, p := c.message(); seq != last || p != "one" {
+		t.Fatalf("message %d %q", seq, p)
+	}
+	c.nc.Close()
+
+	r := dialRaw(t, b.addr)
+	r.write(rawReconnect(token, last+1_000_000))
+	op, body := r.read()
+	if op != 0x82 || binary.BigEndian.Uint16(body) != uint16(wire.CodeBadLastSeq) {
+		t.Fatalf("got op 0x%02x %q, want LOGIN_FAILED bad-last-seq", op, body)
+	}
+	r.write(rawReconnect(token, last))
+	if s, _ := r.loginOK(); s != session {
+		t.Fatalf("resumed session %q, want %q", s, session)
+	}
+	next := b.toSession(t, session, []byte("two"))
+	if seq, p := r.message(); seq != next || p != "two" {
+		t.Fatalf("after the reconnect: message %d %q, want %d two", seq, p, next)
+	}
+}

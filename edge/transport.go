@@ -40,6 +40,10 @@ type transport interface {
 	close(final *wire.ProtocolError)
 	// remoteAddr names the client in logs.
 	remoteAddr() string
+	// buffered is how many bytes of the client's next frames the
+	// transport has read already (0 if it cannot tell): while there are
+	// some, the reader may put off an ACK.
+	buffered() int
 
 	SetReadDeadline(t time.Time) error
 	SetWriteDeadline(t time.Time) error
@@ -101,6 +105,8 @@ func (t *tcpTransport) closeWrite() {
 func (t *tcpTransport) close(*wire.ProtocolError) { _ = t.nc.Close() }
 
 func (t *tcpTransport) remoteAddr() string { return t.nc.RemoteAddr().String() }
+
+func (t *tcpTransport) buffered() int { return t.r.Buffered() }
 
 func (t *tcpTransport) SetReadDeadline(d time.Time) error  { return t.nc.SetReadDeadline(d) }
 func (t *tcpTransport) SetWriteDeadline(d time.Time) error { return t.nc.SetWriteDeadline(d) }

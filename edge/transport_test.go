@@ -156,6 +156,7 @@ func TestTransportContract(t *testing.T) {
 		s.MaxFrame = 1 << 10
 		s.LoginTimeout = time.Second
 		s.RatePerSecond, s.Burst = 5, 5
+		s.OutboundQueue = 16 // pipelined answers go past it
 	})
 	url := serveWebSocket(t, w.edge, edge.WebSocketOptions{}, nil)
 	transports := []struct {
@@ -233,6 +234,42 @@ func TestTransportContract(t *testing.T) {
 						c.frame(0x03, []byte("spam"))
 					}
 					expectCode(t, c, 6, false)
+				}},
+				{"pipelined pings", func(t *testing.T, c rawWire) {
+					// A client may write many requests before it reads the
+					// answers: they wait for the client, it is not cut off.
+					login(t, c, "pinger-"+tr.name)
+					for i := range 300 {
+						c.frame(0x05, binary.BigEndian.AppendUint64(nil, uint64(i)))
+					}
+					for i := range 300 {
+						if body := until(t, c, 0x89); binary.BigEndian.Uint64(body) != uint64(i) {
+							t.Fatalf("pong %d: nonce %x", i, body)
+						}
+					}
+					usable(t, c)
+				}},
+				{"pipelined sends over the rate", func(t *testing.T, c rawWire) {
+					// The answers to SENDs over the rate are the client's
+					// own: it is not cut off for them.
+					login(t, c, "eager-"+tr.name)
+					for range 400 {
+						c.frame(0x03, []byte("spam"))
+					}
+					limited := 0
+					for limited < 395 {
+						switch op, body := c.next(); op {
+						case 0x88:
+							if code := binary.BigEndian.Uint16(body); code != 6 {
+								t.Fatalf("error %d %q after %d rate-limited, want rate-limited", code, body[2:], limited)
+							}
+							limited++
+						case 0x83:
+						default:
+							t.Fatalf("got op 0x%02x %q", op, body)
+						}
+					}
+					usable(t, c)
 				}},
 				{"client that never reads", func(t *testing.T, c rawWire) {
 					name := "sleeper-" + tr.name

@@ -229,6 +229,10 @@ func closeCode(c wire.Code) websocket.StatusCode { return websocket.StatusCode(4
 
 func (t *wsTransport) remoteAddr() string { return t.remote }
 
+// buffered is 0: a message is read whole, and what follows it is the
+// library's.
+func (t *wsTransport) buffered() int { return 0 }
+
 func (t *wsTransport) SetReadDeadline(d time.Time) error  { return t.nc.SetReadDeadline(d) }
 func (t *wsTransport) SetWriteDeadline(d time.Time) error { return t.nc.SetWriteDeadline(d) }
 

@@ -76,7 +76,10 @@ func (m *Mux) HandleFunc(typ string, f func(ctx context.Context, t *Task) error)
 }
 
 // ServeTask dispatches t to the handler of its type. An unknown type is a
-// permanent error.
+// permanent error ([ErrNoHandler]): the runtime dead-letters the event,
+// except for what clients send (bus.EventMessage, bus.EventChannel),
+// which it drops and counts in Stats.Unhandled, so that a client cannot
+// flood the dead letters or the logs.
 func (m *Mux) ServeTask(ctx context.Context, t *Task) error {
 	h, ok := m.routes[t.Type]
 	if !ok {

@@ -413,6 +413,14 @@ func (r *Runtime) process(ctx context.Context, it item) {
 				return
 			}
 			continue
+		case errors.Is(err, ErrNoHandler) && clientInput(t.Type):
+			// What a client sends is the client's: a game that has no
+			// handler for it drops it. Counted, not dead-lettered and not
+			// logged as an error, so that no client can flood the logs.
+			r.stats.unhandled.Add(1)
+			r.log.Debug("client event without handler dropped", logType, t.Type, logSeq, seq)
+			_ = m.Ack()
+			return
 		case errors.Is(err, ErrPermanent):
 			if !r.applied(ctx, m, seq) {
 				r.deadLetterTask(ctx, m, t, attempt, err)
@@ -443,6 +451,12 @@ func (r *Runtime) committed(start time.Time) {
 	if o := r.cfg.Observer; o != nil {
 		o.ObserveTask(d)
 	}
+}
+
+// clientInput reports whether events of type typ are what clients send
+// (SEND, CHANNEL_SEND), as opposed to events of the platform or the game.
+func clientInput(typ string) bool {
+	return typ == bus.EventMessage || typ == bus.EventChannel
 }
 
 // pause waits a random time up to d (full jitter), or until ctx ends.
@@ -710,6 +724,7 @@ type Stats struct {
 	Errors      uint64        // attempts that ended in an error
 	DeadLetters uint64        // events dead-lettered
 	Duplicates  uint64        // redelivered events found already applied
+	Unhandled   uint64        // client events (messages, channel messages) of a type the handler has none for: dropped
 	Unavailable uint64        // attempts that found the server unavailable (retried without limit)
 	Acquired    uint64        // partitions taken
 	Released    uint64        // partitions handed back to the group
@@ -719,8 +734,8 @@ type Stats struct {
 }
 
 type runtimeStats struct {
-	runs, committed, conflicts, deadlines, retries, errors, deadLetters, duplicates, staleAlarms, unavailable atomic.Uint64
-	latency                                                                                                   atomic.Int64
+	runs, committed, conflicts, deadlines, retries, errors, deadLetters, duplicates, staleAlarms, unavailable, unhandled atomic.Uint64
+	latency                                                                                                              atomic.Int64
 }
 
 // Stats returns a snapshot of the runtime's counters.
@@ -741,6 +756,7 @@ func (r *Runtime) Stats() Stats {
 		Errors:      r.stats.errors.Load(),
 		DeadLetters: r.stats.deadLetters.Load(),
 		Duplicates:  r.stats.duplicates.Load(),
+		Unhandled:   r.stats.unhandled.Load(),
 		Unavailable: r.stats.unavailable.Load(),
 		StaleAlarms: r.stats.staleAlarms.Load(),
 		LastLatency: time.Duration(r.stats.latency.Load()),

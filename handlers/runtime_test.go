@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -443,4 +444,39 @@ func TestOrderPerKey(t *testing.T) {
 			t.Fatalf("session %d: %d events, want %d", s, len(seen), each)
 		}
 	}
+}
+
+// errorCounter is a slog handler that counts records at ERROR and above.
+type errorCounter struct{ n atomic.Int64 }
+
+func (h *errorCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (h *errorCounter) Handle(context.Context, slog.Record) error    { h.n.Add(1); return nil }
+func (h *errorCounter) WithAttrs([]slog.Attr) slog.Handler           { return h }
+func (h *errorCounter) WithGroup(string) slog.Handler                { return h }
+
+// TestClientInputWithoutHandler: messages and channel messages of clients
+// that the game has no handler for are dropped and counted (Unhandled),
+// neither dead-lettered nor logged as errors, however many a client
+// sends; an event of another type without a handler is still
+// dead-lettered.
+func TestClientInputWithoutHandler(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	mux := handlers.NewMux()
+	mux.HandleFunc("known", func(context.Context, *handlers.Task) error { return nil })
+	errs := &errorCounter{}
+	w := startWorker(t, env, mux, handlers.Config{Logger: slog.New(errs)})
+	const n = 50
+	for i := range n {
+		typ := bus.EventChannel
+		if i%2 == 0 {
+			typ = bus.EventMessage
+		}
+		publish(t, env, "r0", "s1", typ, []byte("hi"))
+	}
+	natstest.Eventually(t, 20*time.Second, func() bool { return w.rt.Stats().Unhandled == n }, "%d unhandled: %+v", n, w.rt.Stats())
+	if st := w.rt.Stats(); st.DeadLetters != 0 || errs.n.Load() != 0 {
+		t.Fatalf("%d dead letters, %d error lines, want none", st.DeadLetters, errs.n.Load())
+	}
+	publish(t, env, "r0", "s1", "unknown", nil)
+	natstest.Eventually(t, 20*time.Second, func() bool { return w.rt.Stats().DeadLetters == 1 }, "the unknown event dead-lettered")
 }

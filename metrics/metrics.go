@@ -186,6 +186,8 @@ func (r *Registry) RegisterRuntime(rt Runtime) error {
 			stat(func(st handlers.Stats) uint64 { return st.Duplicates })),
 		counter("starbus_runtime_stale_alarms_total", "Alarms of cancelled schedules or of due times already run.", nil,
 			stat(func(st handlers.Stats) uint64 { return st.StaleAlarms })),
+		counter("starbus_runtime_unhandled_client_events_total", "Client messages the game has no handler for, dropped (not dead-lettered).", nil,
+			stat(func(st handlers.Stats) uint64 { return st.Unhandled })),
 		counter("starbus_runtime_partitions_acquired_total", "Partitions this worker took.", nil,
 			stat(func(st handlers.Stats) uint64 { return st.Acquired })),
 		counter("starbus_runtime_partitions_released_total", "Partitions this worker handed back to its group.", nil,

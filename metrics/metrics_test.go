@@ -64,7 +64,7 @@ func TestRegistry(t *testing.T) {
 	reg := newRegistry(t)
 	err := errors.Join(
 		reg.RegisterStore(fakeStore{kv.Stats{Commits: 7, Conflicts: 2, Groups: 5, Batches: 3, Reads: 11, CacheHits: 13, Forwards: 1, Forwarded: 4}}),
-		reg.RegisterRuntime(fakeRuntime{handlers.Stats{Runs: 9, Committed: 6, Conflicts: 2, Deadlines: 1, Retries: 3, Errors: 1, Unavailable: 1, DeadLetters: 1, Duplicates: 1, StaleAlarms: 1, Acquired: 5, Released: 1, Lost: 1}, []int{0, 3, 7}}),
+		reg.RegisterRuntime(fakeRuntime{handlers.Stats{Runs: 9, Committed: 6, Conflicts: 2, Deadlines: 1, Retries: 3, Errors: 1, Unavailable: 1, DeadLetters: 1, Duplicates: 1, StaleAlarms: 1, Unhandled: 4, Acquired: 5, Released: 1, Lost: 1}, []int{0, 3, 7}}),
 		reg.RegisterEdge(fakeEdge{edge.Stats{Connections: 2, Sessions: 3, FramesWritten: 40, SlowConsumers: 1, RateLimited: 8, Logins: 5, LoginFailures: 2, BadLogins: 6, Throttled: 7}}),
 	)
 	if err != nil {
@@ -105,6 +105,7 @@ func TestRegistry(t *testing.T) {
 		{"starbus_runtime_dead_letters_total", nil, 1},
 		{"starbus_runtime_duplicate_events_total", nil, 1},
 		{"starbus_runtime_stale_alarms_total", nil, 1},
+		{"starbus_runtime_unhandled_client_events_total", nil, 4},
 		{"starbus_runtime_partitions_acquired_total", nil, 5},
 		{"starbus_runtime_partitions_released_total", nil, 1},
 		{"starbus_runtime_partitions_lost_total", nil, 1},

@@ -717,11 +717,13 @@ func printStats(ctx context.Context, w io.Writer, rt *handlers.Runtime, store *k
 
 // runClient is a line-oriented terminal client: each line is sent; /quit
 // logs out, /drop drops the connection and /reconnect resumes the session.
+// A lost connection is resumed by itself, over every address of -addr (or
+// -ws), as long as the edge keeps the session.
 func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("starbus client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", config.Default().Edge.Listen, "edge address (TCP)")
-	ws := fs.String("ws", "", "the edge's WebSocket URL (ws:// or wss://), instead of -addr")
+	addr := fs.String("addr", config.Default().Edge.Listen, "edge address (TCP); several, comma-separated, to reconnect to in turn")
+	ws := fs.String("ws", "", "the edge's WebSocket URL (ws:// or wss://), instead of -addr; several, comma-separated")
 	ca := fs.String("ca", "", "PEM certificates to trust: connect with TLS (TCP), or trust them for wss")
 	name := fs.String("name", "", "player name (required)")
 	password := fs.String("password", "starbus", "password (the first login registers it)")
@@ -738,7 +740,10 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stderr, "starbus client: -name is required")
 		return errUsage
 	}
-	var d client.Dialer
+	cc := client.Config{Addrs: strings.Split(*addr, ","), Name: *name, Password: *password, AutoReconnect: true}
+	if *ws != "" {
+		cc.Addrs = strings.Split(*ws, ",")
+	}
 	if *ca != "" {
 		pem, err := os.ReadFile(*ca)
 		if err != nil {
@@ -748,15 +753,10 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if !roots.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("-ca %s: no PEM certificate", *ca)
 		}
-		d.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		cc.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	var c *client.Client
-	if *ws != "" {
-		c, err = d.DialWebSocket(dctx, *ws, *name, *password)
-	} else {
-		c, err = d.Dial(dctx, *addr, *name, *password)
-	}
+	c, err := client.Connect(dctx, cc)
 	cancel()
 	if err != nil {
 		return err
@@ -788,6 +788,15 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 				}
 			case e := <-c.Errors():
 				printf("! %v\n", e)
+			case e := <-c.Events():
+				switch e.Kind {
+				case client.Reconnecting:
+					printf("* connection lost (%v); reconnecting\n", e.Err)
+				case client.Resumed:
+					printf("* resumed on %s\n", e.Addr)
+				case client.Lost:
+					printf("* session lost: %v\n", e.Err)
+				}
 			case <-recvCtx.Done():
 				return
 			}
@@ -810,6 +819,8 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		case line, ok = <-lines:
 		case <-ctx.Done():
 			return nil
+		case <-c.Closed():
+			return c.Err()
 		}
 		if !ok || line == "/quit" {
 			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -821,8 +832,8 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		switch line {
 		case "/drop":
-			_ = c.Close()
-			printf("dropped the connection; /reconnect to resume\n")
+			_ = c.Drop()
+			printf("dropped the connection\n")
 		case "/reconnect":
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			err := c.Reconnect(rctx)

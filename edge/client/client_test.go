@@ -126,3 +126,56 @@ func TestDialWebSocketContext(t *testing.T) {
 		t.Fatalf("DialWebSocket: %v, want context.DeadlineExceeded", err)
 	}
 }
+
+// TestVersionFallback: an edge that speaks only version 1 answers a
+// version 2 LOGIN with bad-version and closes; the client logs in again
+// at version 1, and its sends are version 1's SENDs.
+func TestVersionFallback(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan wire.Frame, 4)
+	done := make(chan struct{})
+	t.Cleanup(func() { l.Close(); <-done })
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			r := bufio.NewReader(nc)
+			f, err := wire.ReadFrame(r, 1<<16)
+			if err != nil {
+				nc.Close()
+				return
+			}
+			if login, _ := wire.Decode(f); login.(wire.Login).Version != 1 {
+				_, _ = nc.Write(wire.AppendFrame(nil, wire.Encode(wire.ErrorInfo{Code: wire.CodeBadVersion, Reason: "this edge speaks version 1"})))
+				nc.Close()
+				continue
+			}
+			_, _ = nc.Write(wire.AppendFrame(nil, wire.Encode(wire.LoginOK{Version: 1, Session: "s", Token: "t", MaxFrame: 1 << 16, RatePerSecond: 50})))
+			if f, err := wire.ReadFrame(r, 1<<16); err == nil {
+				got <- f
+			}
+			_, _ = r.ReadByte() // until the client closes
+			nc.Close()
+		}
+	}()
+	c, err := client.Dial(t.Context(), l.Addr().String(), "ann", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Version() != 1 {
+		t.Fatalf("version %d, want 1", c.Version())
+	}
+	if err := c.Send([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if f := <-got; f.Op != wire.OpSend || string(f.Body) != "hi" {
+		t.Fatalf("sent op 0x%02x %q, want SEND hi", f.Op, f.Body)
+	}
+}

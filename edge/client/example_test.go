@@ -77,3 +77,34 @@ func exampleWorld(ctx context.Context) (addr string, stop func()) {
 		os.RemoveAll(dir)
 	}
 }
+
+// ExampleConnect connects with automatic reconnection: when the
+// connection is lost (Drop stands for a network failure here), the client
+// resumes its session by itself and says so on Events; what it sent is
+// handled once.
+func ExampleConnect() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, stop := exampleWorld(ctx)
+	defer stop()
+
+	c, err := client.Connect(ctx, client.Config{Addrs: []string{addr}, Name: "bob", Password: "secret", AutoReconnect: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string((<-c.Messages()).Payload))
+	session := c.Session()
+	_ = c.Drop()
+	_ = c.Send([]byte("still there?"))
+	fmt.Println((<-c.Events()).Kind)
+	fmt.Println((<-c.Events()).Kind, c.Session() == session)
+	fmt.Println(string((<-c.Messages()).Payload))
+	fmt.Println(c.Logout(ctx))
+	// Output:
+	// welcome bob
+	// reconnecting
+	// resumed true
+	// echo: still there?
+	// <nil>
+}

@@ -27,6 +27,8 @@ const (
 	CodeShuttingDown    Code = 15 // the edge is shutting down (closes)
 	CodeUnsupported     Code = 16 // a valid frame this edge does not serve
 	CodeThrottled       Code = 17 // too many failed logins; retry later
+	CodeOutOfOrder      Code = 18 // a numbered send that is not the next one (closes)
+	CodeBadLastSeq      Code = 19 // a reconnect's last-seq beyond anything the world sent
 )
 
 var codes = map[Code]struct{ name, text string }{
@@ -47,6 +49,8 @@ var codes = map[Code]struct{ name, text string }{
 	CodeShuttingDown:    {"shutting-down", "shutting down"},
 	CodeUnsupported:     {"unsupported", "unsupported"},
 	CodeThrottled:       {"throttled", "too many failed logins"},
+	CodeOutOfOrder:      {"out-of-order", "send out of order"},
+	CodeBadLastSeq:      {"bad-last-seq", "last-seq beyond what was sent"},
 }
 
 // String returns the code's text for people ("bad credentials").

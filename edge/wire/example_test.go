@@ -9,7 +9,7 @@ import (
 
 // ExampleEncode builds the frames of PROTOCOL.md's example.
 func ExampleEncode() {
-	login := wire.AppendFrame(nil, wire.Encode(wire.Login{Version: wire.ProtocolVersion, Name: "ann", Password: "pw"}))
+	login := wire.AppendFrame(nil, wire.Encode(wire.Login{Version: wire.Version1, Name: "ann", Password: "pw"}))
 	fmt.Printf("% x\n", login)
 	fmt.Printf("% x\n", wire.AppendFrame(nil, wire.Encode(wire.Send{Payload: []byte("hi")})))
 	// Output:

@@ -14,20 +14,32 @@ import (
 // offers none the same protocol.
 const WebSocketSubprotocol = "starbus.v1"
 
-// ProtocolVersion is the wire protocol version this package speaks.
-const ProtocolVersion = 1
+// Protocol versions. A LOGIN or RECONNECT carries the version the client
+// speaks, and LOGIN_OK the version the session runs at. Version 2 numbers
+// the client's sends (SEQ_SEND, SEQ_CHANNEL_SEND), acknowledges them
+// (ACK), and adds the last stored send to LOGIN_OK and the client's
+// acknowledged sends to RECONNECT; everything else is as in version 1.
+const (
+	Version1 byte = 1
+	Version2 byte = 2
+	// ProtocolVersion is the newest version this package speaks.
+	ProtocolVersion = Version2
+)
 
 // Opcodes, as PROTOCOL.md defines them. Client-to-server opcodes are below
 // 0x80, server-to-client ones at or above it.
 const (
 	OpLogin       byte = 0x01 // version u8, name str, password str
-	OpReconnect   byte = 0x02 // version u8, token str, last-seq u64
+	OpReconnect   byte = 0x02 // version u8, token str, last-seq u64; version 2: acked u64
 	OpSend        byte = 0x03 // payload
 	OpLogout      byte = 0x04 // empty
 	OpPing        byte = 0x05 // nonce u64
 	OpChannelSend byte = 0x06 // channel str, payload
+	// Version 2.
+	OpSeqSend        byte = 0x07 // seq u64, payload
+	OpSeqChannelSend byte = 0x08 // seq u64, channel str, payload
 
-	OpLoginOK        byte = 0x81 // version u8, session str, token str, max-frame u32, rate u32
+	OpLoginOK        byte = 0x81 // version u8, session str, token str, max-frame u32, rate u32; version 2: last-send u64
 	OpLoginFailed    byte = 0x82 // code u16, reason str
 	OpMessage        byte = 0x83 // seq u64, payload
 	OpChannelJoin    byte = 0x84 // seq u64, channel str
@@ -36,6 +48,8 @@ const (
 	OpLogoutOK       byte = 0x87 // empty
 	OpError          byte = 0x88 // code u16, reason str
 	OpPong           byte = 0x89 // nonce u64
+	// Version 2.
+	OpAck byte = 0x8a // seq u64
 )
 
 // Frame is one protocol frame: an opcode and its body.
@@ -189,6 +203,11 @@ type (
 		Version byte
 		Token   string
 		LastSeq uint64
+		// Acked (version 2 and later; not on the wire in version 1) is the
+		// number of the last SEQ_SEND the client had acknowledged: by an
+		// ACK, or by the last-send of a LOGIN_OK. It will not send those
+		// again.
+		Acked uint64
 	}
 	Send        struct{ Payload []byte }
 	Logout      struct{}
@@ -201,6 +220,10 @@ type (
 		Version                 byte
 		Session, Token          string
 		MaxFrame, RatePerSecond uint32
+		// LastSend (version 2 and later; not on the wire in version 1) is
+		// the number of the last SEQ_SEND the world has stored: the
+		// client sends the ones after it.
+		LastSend uint64
 	}
 	LoginFailed struct {
 		Code   Code
@@ -229,6 +252,24 @@ type (
 		Reason string
 	}
 	Pong struct{ Nonce uint64 }
+
+	// Version 2.
+
+	// SeqSend is a SEND numbered by the client: from 1 per session, one
+	// more for each SeqSend or SeqChannelSend, across reconnects.
+	SeqSend struct {
+		Seq     uint64
+		Payload []byte
+	}
+	// SeqChannelSend is a CHANNEL_SEND numbered like a SeqSend, in the same
+	// sequence.
+	SeqChannelSend struct {
+		Seq     uint64
+		Channel string
+		Payload []byte
+	}
+	// Ack tells the client that its sends up to Seq are stored.
+	Ack struct{ Seq uint64 }
 )
 
 // Decode parses a frame's body according to its opcode.
@@ -239,7 +280,11 @@ func Decode(f Frame) (any, error) {
 	case OpLogin:
 		v = Login{Version: r.u8(), Name: r.str(), Password: r.str()}
 	case OpReconnect:
-		v = Reconnect{Version: r.u8(), Token: r.str(), LastSeq: r.u64()}
+		m := Reconnect{Version: r.u8(), Token: r.str(), LastSeq: r.u64()}
+		if m.Version >= Version2 {
+			m.Acked = r.u64()
+		}
+		v = m
 	case OpSend:
 		v = Send{Payload: r.rest()}
 	case OpLogout:
@@ -248,8 +293,16 @@ func Decode(f Frame) (any, error) {
 		v = Ping{Nonce: r.u64()}
 	case OpChannelSend:
 		v = ChannelSend{Channel: r.str(), Payload: r.rest()}
+	case OpSeqSend:
+		v = SeqSend{Seq: r.u64(), Payload: r.rest()}
+	case OpSeqChannelSend:
+		v = SeqChannelSend{Seq: r.u64(), Channel: r.str(), Payload: r.rest()}
 	case OpLoginOK:
-		v = LoginOK{Version: r.u8(), Session: r.str(), Token: r.str(), MaxFrame: r.u32(), RatePerSecond: r.u32()}
+		m := LoginOK{Version: r.u8(), Session: r.str(), Token: r.str(), MaxFrame: r.u32(), RatePerSecond: r.u32()}
+		if m.Version >= Version2 {
+			m.LastSend = r.u64()
+		}
+		v = m
 	case OpLoginFailed:
 		v = LoginFailed{Code: Code(r.u16()), Reason: r.str()}
 	case OpMessage:
@@ -266,6 +319,8 @@ func Decode(f Frame) (any, error) {
 		v = ErrorInfo{Code: Code(r.u16()), Reason: r.str()}
 	case OpPong:
 		v = Pong{Nonce: r.u64()}
+	case OpAck:
+		v = Ack{Seq: r.u64()}
 	default:
 		return nil, &ProtocolError{Code: CodeUnknownOpcode, Reason: fmt.Sprintf("unknown opcode 0x%02x", f.Op)}
 	}
@@ -282,7 +337,11 @@ func Encode(v any) Frame {
 	case Login:
 		return Frame{OpLogin, body(nil).u8(v.Version).str(v.Name).str(v.Password)}
 	case Reconnect:
-		return Frame{OpReconnect, body(nil).u8(v.Version).str(v.Token).u64(v.LastSeq)}
+		b := body(nil).u8(v.Version).str(v.Token).u64(v.LastSeq)
+		if v.Version >= Version2 {
+			b = b.u64(v.Acked)
+		}
+		return Frame{OpReconnect, b}
 	case Send:
 		return Frame{OpSend, body(nil).rest(v.Payload)}
 	case Logout:
@@ -291,8 +350,16 @@ func Encode(v any) Frame {
 		return Frame{OpPing, body(nil).u64(v.Nonce)}
 	case ChannelSend:
 		return Frame{OpChannelSend, body(nil).str(v.Channel).rest(v.Payload)}
+	case SeqSend:
+		return Frame{OpSeqSend, body(nil).u64(v.Seq).rest(v.Payload)}
+	case SeqChannelSend:
+		return Frame{OpSeqChannelSend, body(nil).u64(v.Seq).str(v.Channel).rest(v.Payload)}
 	case LoginOK:
-		return Frame{OpLoginOK, body(nil).u8(v.Version).str(v.Session).str(v.Token).u32(v.MaxFrame).u32(v.RatePerSecond)}
+		b := body(nil).u8(v.Version).str(v.Session).str(v.Token).u32(v.MaxFrame).u32(v.RatePerSecond)
+		if v.Version >= Version2 {
+			b = b.u64(v.LastSend)
+		}
+		return Frame{OpLoginOK, b}
 	case LoginFailed:
 		return Frame{OpLoginFailed, body(nil).u16(uint16(v.Code)).str(v.Reason)}
 	case Message:
@@ -309,6 +376,8 @@ func Encode(v any) Frame {
 		return Frame{OpError, body(nil).u16(uint16(v.Code)).str(v.Reason)}
 	case Pong:
 		return Frame{OpPong, body(nil).u64(v.Nonce)}
+	case Ack:
+		return Frame{OpAck, body(nil).u64(v.Seq)}
 	}
 	panic(fmt.Sprintf("edge: Encode of %T", v))
 }

@@ -19,6 +19,10 @@ func TestFrameRoundTrip(t *testing.T) {
 		Message{Seq: 9, Payload: []byte("m")}, ChannelJoin{Channel: "c"}, ChannelLeave{Channel: "c"},
 		ChannelMessage{Channel: "c", Seq: 3, Payload: []byte("x")}, LogoutOK{},
 		ErrorInfo{Code: CodeRateLimited, Reason: "slow down"}, Pong{Nonce: 7},
+		Reconnect{Version: 2, Token: "tok", LastSeq: 9, Acked: 4},
+		LoginOK{Version: 2, Session: "s", Token: "t", MaxFrame: 65536, RatePerSecond: 50, LastSend: 1 << 33},
+		SeqSend{Seq: 1, Payload: []byte("hi")}, SeqChannelSend{Seq: 2, Channel: "global", Payload: []byte("yo")},
+		Ack{Seq: 1 << 50},
 	} {
 		wire := AppendFrame(nil, Encode(v))
 		f, err := ReadFrame(bytes.NewReader(wire), 1<<20)
@@ -39,6 +43,11 @@ func TestFrameRoundTrip(t *testing.T) {
 func normalize(v any) any {
 	switch m := v.(type) {
 	case Send:
+		if len(m.Payload) == 0 {
+			m.Payload = nil
+		}
+		return m
+	case SeqSend:
 		if len(m.Payload) == 0 {
 			m.Payload = nil
 		}
@@ -83,6 +92,9 @@ func FuzzDecode(f *testing.F) {
 		Login{Version: 1, Name: "ann", Password: "pw"}, Reconnect{Version: 1, Token: "t", LastSeq: 3},
 		Send{Payload: []byte("x")}, Ping{Nonce: 1}, Message{Seq: 1, Payload: []byte("m")},
 		ErrorInfo{Code: 1, Reason: "r"}, ChannelMessage{Channel: "c", Seq: 1},
+		Reconnect{Version: 2, Token: "t", LastSeq: 3, Acked: 2}, SeqSend{Seq: 1, Payload: []byte("x")},
+		SeqChannelSend{Seq: 2, Channel: "c", Payload: []byte("y")}, Ack{Seq: 2},
+		LoginOK{Version: 2, Session: "s", Token: "t", MaxFrame: 1, RatePerSecond: 1, LastSend: 7},
 	} {
 		f.Add(AppendFrame(nil, Encode(v)))
 	}
@@ -105,4 +117,33 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestVersionedBodies: LOGIN_OK and RECONNECT carry their version 2
+// fields only at version 2 and later, so that a version 1 peer reads
+// exactly the bodies of version 1.
+func TestVersionedBodies(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want []byte
+	}{
+		{Reconnect{Version: 1, Token: "t", LastSeq: 3, Acked: 9}, []byte{1, 0, 1, 't', 0, 0, 0, 0, 0, 0, 0, 3}},
+		{Reconnect{Version: 2, Token: "t", LastSeq: 3, Acked: 9}, []byte{2, 0, 1, 't', 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 9}},
+		{LoginOK{Version: 1, Session: "s", Token: "t", MaxFrame: 1, RatePerSecond: 2, LastSend: 9},
+			[]byte{1, 0, 1, 's', 0, 1, 't', 0, 0, 0, 1, 0, 0, 0, 2}},
+		{LoginOK{Version: 2, Session: "s", Token: "t", MaxFrame: 1, RatePerSecond: 2, LastSend: 9},
+			[]byte{2, 0, 1, 's', 0, 1, 't', 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9}},
+		{SeqSend{Seq: 5, Payload: []byte("hi")}, []byte{0, 0, 0, 0, 0, 0, 0, 5, 'h', 'i'}},
+		{SeqChannelSend{Seq: 6, Channel: "c", Payload: []byte("x")}, []byte{0, 0, 0, 0, 0, 0, 0, 6, 0, 1, 'c', 'x'}},
+		{Ack{Seq: 7}, []byte{0, 0, 0, 0, 0, 0, 0, 7}},
+	} {
+		if got := Encode(tc.v).Body; !bytes.Equal(got, tc.want) {
+			t.Errorf("%#v: body % x, want % x", tc.v, got, tc.want)
+		}
+	}
+	// A version 2 body read as version 1 (its first byte changed) has
+	// trailing bytes; a version 1 body read as version 2 is short.
+	if _, err := Decode(Frame{Op: OpLoginOK, Body: []byte{2, 0, 1, 's', 0, 1, 't', 0, 0, 0, 1, 0, 0, 0, 2}}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("version 2 LOGIN_OK without last-send: %v", err)
+	}
 }

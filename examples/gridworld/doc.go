@@ -8,6 +8,9 @@
 //
 // # Playing: the command format
 //
+// README.md beside this file says the same for programmers of other
+// languages: every command, reply, notice and channel, as JSON.
+//
 // A client sends one command per SEND frame (PROTOCOL.md), as JSON:
 //
 //	{"id":1,"op":"move","dir":"n"}             move one cell: n, s, e, w

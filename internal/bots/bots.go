@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,9 @@ import (
 
 // Config configures a run.
 type Config struct {
-	// Addr is the edge's address. Required.
+	// Addr is the edge's address (host:port, or a ws:// URL); several,
+	// separated by commas, are the addresses a player reconnects to, in
+	// turn, when its connection is lost. Required.
 	Addr string
 	// Players is the number of players (default 10).
 	Players int
@@ -285,7 +288,9 @@ func login(ctx context.Context, cfg Config, i int) (*player, error) {
 	name := fmt.Sprintf("%s%d", cfg.Prefix, i)
 	lctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	c, err := client.Dial(lctx, cfg.Addr, name, cfg.Password)
+	c, err := client.Connect(lctx, client.Config{
+		Addrs: strings.Split(cfg.Addr, ","), Name: name, Password: cfg.Password, AutoReconnect: true,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -309,8 +314,8 @@ func login(ctx context.Context, cfg Config, i int) (*player, error) {
 				c.Close()
 				return nil, fmt.Errorf("%s: %s", r.T, r.Why)
 			}
-		case <-c.Done():
-			return nil, errors.New("connection lost before the welcome")
+		case <-c.Closed():
+			return nil, fmt.Errorf("session lost before the welcome: %w", c.Err())
 		case <-lctx.Done():
 			c.Close()
 			return nil, fmt.Errorf("no welcome: %w", lctx.Err())
@@ -407,14 +412,16 @@ func (p *player) run(ctx, play context.Context, quiet *sync.WaitGroup, release <
 			}
 			p.pending = 0 // the edge answered the command instead of the world
 			settle()
-		case <-p.c.Done():
-			p.cnt.disconnects.Add(1)
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := p.c.Reconnect(rctx)
-			cancel()
-			if err != nil {
+		case e := <-p.c.Events():
+			// The client reconnects by itself; a command in flight is sent
+			// again if the edge had not stored it, and answered once.
+			switch e.Kind {
+			case client.Reconnecting:
+				p.cnt.disconnects.Add(1)
+				p.cfg.Logger.Debug("reconnecting", "player", p.name, "err", e.Err)
+			case client.Lost:
 				p.cnt.errors.Add(1)
-				p.cfg.Logger.Warn("reconnect failed", "player", p.name, "err", err)
+				p.cfg.Logger.Warn("session lost", "player", p.name, "err", e.Err)
 				return
 			}
 		case <-out:

@@ -11,7 +11,10 @@
 // world's reply carrying the command's id. At the end the players stop,
 // wait for their last replies, the invariant check runs (Config.Check),
 // they log out, and it runs again. The [Summary] has throughput, latency
-// percentiles, errors and disconnects, and the checks' reports.
+// percentiles, errors and disconnects, and the checks' reports. Players
+// reconnect by themselves (edge/client's AutoReconnect, over every address
+// of Config.Addr): a disconnect is counted, and the session goes on, its
+// commands handled once each.
 //
 // # Goroutines
 //
