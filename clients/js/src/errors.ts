@@ -20,6 +20,8 @@ export const ErrorCode = {
   ShuttingDown: 15,
   Unsupported: 16,
   Throttled: 17,
+  OutOfOrder: 18,
+  BadLastSeq: 19,
 } as const;
 
 /** A code of the table (a server may send others: they are kept as numbers). */
@@ -43,7 +45,9 @@ export type ErrorName =
   | "registration-closed"
   | "shutting-down"
   | "unsupported"
-  | "throttled";
+  | "throttled"
+  | "out-of-order"
+  | "bad-last-seq";
 
 /**
  * Whether the server closes the connection after the error: "yes", "no",
@@ -79,6 +83,8 @@ export const errorTable: readonly ErrorInfo[] = [
   { code: 15, name: "shutting-down", closes: "yes", meaning: "the edge is going away" },
   { code: 16, name: "unsupported", closes: "no", meaning: "a valid frame this edge does not serve" },
   { code: 17, name: "throttled", closes: "no", meaning: "too many failed logins; the reason says when to retry" },
+  { code: 18, name: "out-of-order", closes: "yes", meaning: "version 2: a numbered send out of order" },
+  { code: 19, name: "bad-last-seq", closes: "no", meaning: "a RECONNECT's last-seq beyond anything sent" },
 ];
 
 const byCode = new Map<number, ErrorInfo>(errorTable.map((e) => [e.code, e]));

@@ -138,6 +138,7 @@ export function verdict(code: number | undefined): Verdict {
     case ErrorCode.AlreadyLoggedIn:
       return "taken-over";
     case ErrorCode.BadVersion:
+    case ErrorCode.BadLastSeq: // the client's own count is wrong: resuming with it again cannot help
       return "fatal";
     default:
       // Lost, login-timeout, slow-consumer, internal, shutting-down,

@@ -19,7 +19,9 @@ var ErrorCode = {
   RegistrationClosed: 14,
   ShuttingDown: 15,
   Unsupported: 16,
-  Throttled: 17
+  Throttled: 17,
+  OutOfOrder: 18,
+  BadLastSeq: 19
 };
 var errorTable = [
   { code: 1, name: "malformed", closes: "no", meaning: "a body does not match its opcode" },
@@ -38,7 +40,9 @@ var errorTable = [
   { code: 14, name: "registration-closed", closes: "no", meaning: "unknown name, and registration is closed" },
   { code: 15, name: "shutting-down", closes: "yes", meaning: "the edge is going away" },
   { code: 16, name: "unsupported", closes: "no", meaning: "a valid frame this edge does not serve" },
-  { code: 17, name: "throttled", closes: "no", meaning: "too many failed logins; the reason says when to retry" }
+  { code: 17, name: "throttled", closes: "no", meaning: "too many failed logins; the reason says when to retry" },
+  { code: 18, name: "out-of-order", closes: "yes", meaning: "version 2: a numbered send out of order" },
+  { code: 19, name: "bad-last-seq", closes: "no", meaning: "a RECONNECT's last-seq beyond anything sent" }
 ];
 var byCode = new Map(errorTable.map((e) => [e.code, e]));
 function errorInfo(code) {
@@ -439,6 +443,7 @@ function verdict(code) {
     case ErrorCode.AlreadyLoggedIn:
       return "taken-over";
     case ErrorCode.BadVersion:
+    case ErrorCode.BadLastSeq:
       return "fatal";
     default:
       return "retry";
