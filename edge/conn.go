@@ -622,7 +622,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.mu.Lock()
-		n := c.queued
+		n := c.queued + c.answers // frames, the world's and answers
 		b := c.take()
 		if b == nil {
 			switch {
@@ -669,7 +669,7 @@ func (c *conn) take() *[]byte {
 // closed; a LOGOUT's close has neither.
 func (c *conn) writeLast() {
 	c.mu.Lock()
-	n := c.queued
+	n := c.queued + c.answers
 	b := c.take()
 	c.closer = true // nothing more is queued
 	c.mu.Unlock()
