@@ -64,12 +64,6 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 		AllowAtomicPublish: true,
 		AllowMsgSchedules:  true,
 	}
-	// On a cluster, a create racing another process's create of the same
-	// stream may go unanswered, a cluster just formed may not yet know
-	// enough nodes to place the replicas, and a stream just created may
-	// not answer info requests at once: try in short attempts until the
-	// stream answers reads or ctx ends, so that callers can use it at
-	// once.
 	s, err := provision(ctx, js, w, sc)
 	if err != nil || !cfg.Bucket {
 		return s, err
@@ -109,65 +103,65 @@ func Provision(ctx context.Context, js jetstream.JetStream, w World, cfg StreamC
 // provision creates or updates the stream sc, retrying what a cluster
 // that is forming may not answer yet, until the stream answers reads.
 func provision(ctx context.Context, js jetstream.JetStream, w World, sc jetstream.StreamConfig) (jetstream.Stream, error) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	return await(ctx, "provision "+sc.Name, func(actx context.Context) (jetstream.Stream, error) {
 		s, err := js.CreateOrUpdateStream(actx, sc)
 		if err == nil {
-			_, err = js.Stream(actx, sc.Name)
+			_, err = js.Stream(actx, sc.Name) // a stream just created may not answer at once
 		}
 		if err == nil && len(sc.Sources) == 0 {
-			// Reads are direct gets, served by replicas once they are
-			// current; until one is, they find no responders.
-			_, err = s.GetLastMsgForSubject(actx, w.Check(0))
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				err = nil
-			}
+			err = readable(actx, s, w)
 		}
-		cancel()
-		switch {
-		case err == nil:
-			return s, nil
-		case ctx.Err() != nil:
-			return nil, fmt.Errorf("bus: provision %s: %w", sc.Name, errors.Join(err, ctx.Err()))
-		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrStreamNotFound) &&
-			!errors.Is(err, nats.ErrNoResponders) && !noPeers(err):
-			return nil, fmt.Errorf("bus: provision %s: %w", sc.Name, err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("bus: provision %s: %w", sc.Name, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return s, err
+	})
 }
 
 // Lookup waits until the stream of world w exists and answers reads, and
 // returns it: how a process that may not provision (an edge, see
 // [Role.Provisions]) starts.
 func Lookup(ctx context.Context, js jetstream.JetStream, w World) (jetstream.Stream, error) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	return await(ctx, "look up "+w.Stream(), func(actx context.Context) (jetstream.Stream, error) {
 		s, err := js.Stream(actx, w.Stream())
 		if err == nil {
-			_, err = s.GetLastMsgForSubject(actx, w.Check(0))
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				err = nil
-			}
+			err = readable(actx, s, w)
 		}
+		return s, err
+	})
+}
+
+// readable reports whether the world's stream answers reads: they are
+// direct gets, served by replicas once they are current; until one is,
+// they find no responders.
+func readable(ctx context.Context, s jetstream.Stream, w World) error {
+	_, err := s.GetLastMsgForSubject(ctx, w.Check(0))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		err = nil
+	}
+	return err
+}
+
+// await runs attempt in short tries until it succeeds, fails for good, or
+// ctx ends. On a cluster, a create racing another process's create of the
+// same stream may go unanswered, a cluster just formed may not yet know
+// enough nodes to place the replicas, and a stream just created may not
+// answer at once: those are tried again.
+func await(ctx context.Context, what string, attempt func(ctx context.Context) (jetstream.Stream, error)) (jetstream.Stream, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err := attempt(actx)
 		cancel()
 		switch {
 		case err == nil:
 			return s, nil
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("bus: look up %s: %w", w.Stream(), errors.Join(err, ctx.Err()))
+			return nil, fmt.Errorf("bus: %s: %w", what, errors.Join(err, ctx.Err()))
 		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrStreamNotFound) &&
-			!errors.Is(err, nats.ErrNoResponders):
-			return nil, fmt.Errorf("bus: look up %s: %w", w.Stream(), err)
+			!errors.Is(err, nats.ErrNoResponders) && !noPeers(err):
+			return nil, fmt.Errorf("bus: %s: %w", what, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("bus: look up %s: %w", w.Stream(), ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+			return nil, fmt.Errorf("bus: %s: %w", what, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -199,15 +199,7 @@ func TestReconnect(t *testing.T) {
 	}
 	// While the client is away, the world keeps sending to its session.
 	const away = 20
-	for i := range away {
-		if err := w.store.Update(ctx, func(tx *kv.Tx) error {
-			subj, _ := w.env.World.Session(c.Session())
-			m := natsMsg(subj, fmt.Appendf(nil, "away %d", i))
-			return tx.Publish(m)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w.sendAway(ctx, t, c.Session(), away)
 	if err := c.Reconnect(ctx); err != nil {
 		t.Fatal(err)
 	}

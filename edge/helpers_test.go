@@ -23,6 +23,7 @@ import (
 	"github.com/starbus/starbus/edge/client"
 	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/internal/natstest"
+	"github.com/starbus/starbus/kv"
 )
 
 func natsMsg(subject string, data []byte) *nats.Msg {
@@ -112,6 +113,24 @@ func (b *bareEdge) toSession(t testing.TB, session string, payload []byte) uint6
 		t.Fatal(err)
 	}
 	return ack.Sequence
+}
+
+// sendAway commits n messages "away 0", "away 1", ... to session, as a
+// task would, each in a transaction of its own: what the world says while
+// a client is away, for its reconnect to replay.
+func (w *world) sendAway(ctx context.Context, t testing.TB, session string, n int) {
+	t.Helper()
+	subj, err := w.env.World.Session(session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := w.store.Update(ctx, func(tx *kv.Tx) error {
+			return tx.Publish(natsMsg(subj, fmt.Appendf(nil, "away %d", i)))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // events returns the events stored so far.

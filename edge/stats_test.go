@@ -11,7 +11,6 @@ import (
 	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/client"
 	"github.com/starbus/starbus/internal/natstest"
-	"github.com/starbus/starbus/kv"
 )
 
 // replayObserver records the replays an edge reports.
@@ -84,14 +83,7 @@ func TestStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	const away = 3
-	for i := range away {
-		if err := w.store.Update(ctx, func(tx *kv.Tx) error {
-			subj, _ := w.env.World.Session(c.Session())
-			return tx.Publish(natsMsg(subj, fmt.Appendf(nil, "away %d", i)))
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w.sendAway(ctx, t, c.Session(), away)
 	if err := c.Reconnect(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -82,14 +82,7 @@ func TestWebSocket(t *testing.T) {
 			t.Fatal(err)
 		}
 		const away = 5
-		for i := range away {
-			if err := w.store.Update(ctx, func(tx *kv.Tx) error {
-				subj, _ := w.env.World.Session(c.Session())
-				return tx.Publish(natsMsg(subj, fmt.Appendf(nil, "away %d", i)))
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		w.sendAway(ctx, t, c.Session(), away)
 		if err := c.Reconnect(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,51 +10,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/client"
-	"github.com/starbus/starbus/handlers"
 	"github.com/starbus/starbus/internal/natstest"
 	"github.com/starbus/starbus/internal/ordertest"
-	"github.com/starbus/starbus/kv"
+	"github.com/starbus/starbus/starbustest"
 )
 
-// orderWorld is a world playing ordertest's game behind an edge.
-type orderWorld struct {
-	store *kv.Store
-	addr  string
-}
-
-func startOrderWorld(t *testing.T) *orderWorld {
+// startOrderWorld starts a world playing ordertest's game behind an edge
+// (the public test kit's world: server, runtime, edge, all stopped with
+// the test).
+func startOrderWorld(t *testing.T) *starbustest.World {
 	t.Helper()
-	env := natstest.Start(t, natstest.Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	store, err := kv.Open(ctx, env.JS, env.World, kv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := handlers.New(handlers.Config{Store: store, JS: env.JS, Handler: ordertest.Handler()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = rt.Run(ctx) })
-	srv := &edge.Server{JS: env.JS, World: env.World, Auth: edge.AuthFunc(func(_ context.Context, name, _ string) (string, error) { return name, nil })}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-		<-served
-		cancel()
-		wg.Wait()
-		store.Close()
-	})
-	return &orderWorld{store: store, addr: l.Addr().String()}
+	return starbustest.Start(t, starbustest.Options{Handler: ordertest.Handler()})
 }
 
 // proxy forwards loopback connections to an edge, and can cut them all at
@@ -167,7 +133,7 @@ func answers(t *testing.T, c *client.Client, from, to uint64) {
 // order. Sends made while it is away go out once it is back.
 func TestAutoReconnect(t *testing.T) {
 	w := startOrderWorld(t)
-	p := startProxy(t, w.addr)
+	p := startProxy(t, w.Addr)
 	c, err := client.Connect(t.Context(), client.Config{
 		Addrs: []string{p.addr()}, Name: "ann", AutoReconnect: true, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 	})
@@ -203,7 +169,7 @@ func TestAutoReconnect(t *testing.T) {
 	}
 	answers(t, c, 1, 40)
 	natstest.Eventually(t, 10*time.Second, func() bool { return c.Unacked() == 0 }, "every send acknowledged")
-	r, err := ordertest.Read(t.Context(), w.store, session)
+	r, err := ordertest.Read(t.Context(), w.Store, session)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +186,7 @@ func TestAutoReconnect(t *testing.T) {
 // within its grace reports Lost and is over.
 func TestAutoReconnectGivesUp(t *testing.T) {
 	w := startOrderWorld(t)
-	p := startProxy(t, w.addr)
+	p := startProxy(t, w.Addr)
 	c, err := client.Connect(t.Context(), client.Config{
 		Addrs: []string{p.addr()}, Name: "bob", AutoReconnect: true, Grace: 300 * time.Millisecond, MinBackoff: 10 * time.Millisecond,
 	})
@@ -250,7 +216,7 @@ func TestAutoReconnectGivesUp(t *testing.T) {
 // good; the next address of its list serves the session.
 func TestAutoReconnectOtherAddress(t *testing.T) {
 	w := startOrderWorld(t)
-	first, second := startProxy(t, w.addr), startProxy(t, w.addr)
+	first, second := startProxy(t, w.Addr), startProxy(t, w.Addr)
 	c, err := client.Connect(t.Context(), client.Config{
 		Addrs: []string{first.addr(), second.addr()}, Name: "cid", AutoReconnect: true, MinBackoff: 10 * time.Millisecond,
 	})
@@ -276,7 +242,7 @@ func TestAutoReconnectOtherAddress(t *testing.T) {
 // the session and sends what the edge did not store, once.
 func TestManualReconnectResends(t *testing.T) {
 	w := startOrderWorld(t)
-	p := startProxy(t, w.addr)
+	p := startProxy(t, w.Addr)
 	c, err := client.Dial(t.Context(), p.addr(), "dan", "pw")
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +259,7 @@ func TestManualReconnectResends(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers(t, c, 1, 20)
-	r, err := ordertest.Read(t.Context(), w.store, c.Session())
+	r, err := ordertest.Read(t.Context(), w.Store, c.Session())
 	if err != nil {
 		t.Fatal(err)
 	}
