@@ -1,10 +1,8 @@
 package edge_test
 
 import (
-	"bufio"
 	"encoding/binary"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -30,22 +28,9 @@ type rawWire interface {
 }
 
 // tcpWire is PROTOCOL.md's byte stream.
-type tcpWire struct {
-	t  testing.TB
-	nc net.Conn
-	r  *bufio.Reader
-}
+type tcpWire struct{ *rawConn }
 
-func dialTCPWire(t testing.TB, addr string) rawWire {
-	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-	return &tcpWire{t: t, nc: nc, r: bufio.NewReader(nc)}
-}
+func dialTCPWire(t testing.TB, addr string) rawWire { return &tcpWire{dialRaw(t, addr)} }
 
 func (w *tcpWire) frame(op byte, body ...[]byte) { w.nc.Write(rawFrame(op, body...)) }
 func (w *tcpWire) oversize(n int)                { w.nc.Write(rawFrame(0x03, make([]byte, n-1))) }

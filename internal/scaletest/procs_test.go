@@ -186,10 +186,7 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-var (
-	readyRe   = regexp.MustCompile(`node \S+ ready`)
-	clientsRe = regexp.MustCompile(`clients (nats://\S+),`)
-)
+var readyRe = regexp.MustCompile(`node \S+ ready`)
 
 // natsNode starts one `starbus nats` node alone and returns its URL.
 func natsNode(t *testing.T) (*proc, string) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
-	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -147,15 +146,7 @@ func TestScreenshot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chromium: %v\n%s", err, out)
 	}
-	f, err := os.Open(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := decodePNG(t, shot)
 	if b := img.Bounds(); b.Dx() < 64*cellPx || b.Dy() < 64*cellPx {
 		t.Fatalf("screenshot is %v", b)
 	}
