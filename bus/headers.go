@@ -51,6 +51,9 @@ const (
 	// NoticeRegion: the session's later events go to the region in
 	// [HeaderRegion].
 	NoticeRegion = "region"
+	// NoticeInterest: the session's interest in an area changed; the body
+	// is an [InterestNotice].
+	NoticeInterest = "interest"
 )
 
 // Values of [HeaderDelivery].

@@ -101,6 +101,7 @@ func (w World) Permissions(r Role) (*server.Permissions, error) {
 			Subscribe: &server.SubjectPermission{Allow: []string{
 				r.InboxPrefix() + ".>",
 				w.LiveChannelFilter(), // best-effort channel messages
+				w.LiveAreaFilter(),    // best-effort area events
 			}},
 		}, nil
 	}

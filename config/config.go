@@ -146,9 +146,25 @@ type Worker struct {
 	// or "bank" (transfers between accounts: the scale and failover
 	// workload, internal/bank).
 	Game string `json:"game"`
+	// Gridworld shapes the reference world (game gridworld); every process
+	// of a world must use the same shape. Zero fields keep the defaults.
+	Gridworld Gridworld `json:"gridworld"`
 	// StatsInterval, if positive, makes the worker print its counters on
 	// stdout at that interval, one line each, and once more at exit.
 	StatsInterval Duration `json:"stats_interval"`
+}
+
+// Gridworld is the shape of the reference world (examples/gridworld's
+// Config): 0 keeps a field's default (4×4 regions of 16 cells, view 8,
+// 8 NPCs, 64 items).
+type Gridworld struct {
+	RegionsX   int `json:"regions_x"`
+	RegionsY   int `json:"regions_y"`
+	RegionSize int `json:"region_size"`
+	// View is the radius, in cells, of what a player hears of moves.
+	View    int `json:"view"`
+	NPCs    int `json:"npcs"`
+	ItemCap int `json:"item_cap"`
 }
 
 // Default returns the configuration of `starbus dev`.
@@ -277,6 +293,9 @@ func (c Config) Validate() error {
 	}
 	if c.Worker.Game != "gridworld" && c.Worker.Game != "bank" {
 		return bad("worker.game", "%q; use gridworld or bank", c.Worker.Game)
+	}
+	if g := c.Worker.Gridworld; g.RegionsX < 0 || g.RegionsY < 0 || g.RegionSize < 0 || g.View < 0 || g.NPCs < 0 || g.ItemCap < 0 {
+		return bad("worker.gridworld", "sizes must not be negative")
 	}
 	if c.Worker.StatsInterval < 0 {
 		return bad("worker.stats_interval", "must not be negative")

@@ -15,12 +15,14 @@ import (
 type itemKind uint8
 
 const (
-	itemNone    itemKind = iota // not for the client (malformed, or a notice of another kind)
-	itemMessage                 // a message to the session
-	itemChannel                 // a message to a channel
-	itemJoin                    // the session joined a channel
-	itemLeave                   // the session left a channel
-	itemRegion                  // the session's events go to another region
+	itemNone     itemKind = iota // not for the client (malformed, or a notice of another kind)
+	itemMessage                  // a message to the session
+	itemChannel                  // a message to a channel
+	itemJoin                     // the session joined a channel
+	itemLeave                    // the session left a channel
+	itemRegion                   // the session's events go to another region
+	itemInterest                 // the session's interest in an area changed
+	itemArea                     // an event in an area
 )
 
 // outItem is one stored message to clients, as a session's delivery
@@ -32,6 +34,10 @@ type outItem struct {
 	delivery string // of a join or leave
 	payload  []byte
 	wire     []byte // the frame, encoded once for every member of a channel
+
+	cell     cellKey             // of an area event
+	x, y     float64             // an area event's position
+	interest *bus.InterestNotice // of an interest notice
 }
 
 // encoded is the frame the client receives for it, encoded (length prefix
@@ -46,7 +52,7 @@ func (it outItem) encoded() []byte {
 // frame is what the client receives for it.
 func (it outItem) frame() wire.Frame {
 	switch it.kind {
-	case itemChannel:
+	case itemChannel, itemArea:
 		return wire.Encode(wire.ChannelMessage{Channel: it.channel, Seq: it.seq, Payload: it.payload})
 	case itemJoin:
 		return wire.Encode(wire.ChannelJoin{Seq: it.seq, Channel: it.channel})
@@ -62,10 +68,20 @@ func (s *Server) item(m jetstream.Msg, seq uint64) outItem {
 	if name, ok := s.World.ParseChannel(m.Subject()); ok {
 		return outItem{seq: seq, kind: itemChannel, channel: name, payload: m.Data()}
 	}
+	if it, ok := s.areaItem(m.Subject(), m.Headers(), m.Data(), seq); ok {
+		return it
+	}
 	if it, ok := noticeItem(m.Headers(), seq); ok {
 		return it
 	}
-	if m.Headers().Get(bus.HeaderNotice) != "" {
+	switch m.Headers().Get(bus.HeaderNotice) {
+	case "":
+	case bus.NoticeInterest:
+		if it, ok := interestItem(m.Headers(), m.Data(), seq); ok {
+			return it
+		}
+		return outItem{seq: seq, kind: itemNone}
+	default:
 		return outItem{seq: seq, kind: itemNone}
 	}
 	return outItem{seq: seq, kind: itemMessage, payload: m.Data()}
@@ -212,6 +228,10 @@ func (s *Server) dispatch(m jetstream.Msg, d *dispatcher) {
 		return
 	}
 	it := s.item(m, meta.Sequence.Stream)
+	if it.kind == itemArea {
+		s.dispatchArea(it, d)
+		return
+	}
 	if it.kind == itemChannel {
 		it.wire = it.encoded()
 		d.members = s.members(it.channel, d.members[:0])
@@ -237,24 +257,11 @@ func (s *Server) dispatch(m jetstream.Msg, d *dispatcher) {
 	s.deliver(ss, it, &d.fl)
 }
 
-// localChannel is a channel some sessions of this edge are in.
-type localChannel struct {
-	members map[*session]struct{}
-	sub     *nats.Subscription // best-effort messages, while it has members
-}
-
 // members appends to out the sessions of this edge in the channel name.
 func (s *Server) members(name string, out []*session) []*session {
 	s.chmu.Lock()
 	defer s.chmu.Unlock()
-	lc := s.chans[name]
-	if lc == nil {
-		return out
-	}
-	for ss := range lc.members {
-		out = append(out, ss)
-	}
-	return out
+	return s.chans.appendMembers(name, out)
 }
 
 // indexAdd makes ss one of the edge's members of the channel name: the
@@ -263,70 +270,43 @@ func (s *Server) members(name string, out []*session) []*session {
 func (s *Server) indexAdd(ss *session, name, delivery string) {
 	s.chmu.Lock()
 	defer s.chmu.Unlock()
-	lc := s.chans[name]
-	if lc == nil {
-		lc = &localChannel{members: map[*session]struct{}{}}
-		s.chans[name] = lc
+	subj := ""
+	if delivery == bus.DeliveryBestEffort {
+		subj, _ = s.World.LiveChannel(name)
 	}
-	lc.members[ss] = struct{}{}
-	if delivery == bus.DeliveryBestEffort && lc.sub == nil {
-		subj, err := s.World.LiveChannel(name)
-		if err != nil {
-			return
-		}
-		lc.sub, err = s.JS.Conn().Subscribe(subj, func(m *nats.Msg) { s.in.push(s.ctx, inMsg{live: m}) })
-		if err != nil {
-			s.log.Warn("best-effort channel not subscribed", "channel", name, logErr, err)
-		}
-	}
+	s.chans.add(s, name, ss, subj)
 }
 
 // indexRemove undoes indexAdd. ss.mu is held.
 func (s *Server) indexRemove(ss *session, name string) {
 	s.chmu.Lock()
 	defer s.chmu.Unlock()
-	s.unindex(ss, name)
-}
-
-func (s *Server) unindex(ss *session, name string) {
-	lc := s.chans[name]
-	if lc == nil {
-		return
-	}
-	delete(lc.members, ss)
-	if len(lc.members) == 0 {
-		if lc.sub != nil {
-			_ = lc.sub.Unsubscribe()
-		}
-		delete(s.chans, name)
-	}
+	s.chans.remove(name, ss)
 }
 
 // indexSync makes the index hold ss in exactly its channels. ss.mu is held.
 func (s *Server) indexSync(ss *session) {
 	s.chmu.Lock()
-	for name, lc := range s.chans {
-		if _, in := lc.members[ss]; in {
-			if _, keep := ss.chans[name]; !keep {
-				s.unindex(ss, name)
-			}
+	for name := range s.chans {
+		if _, keep := ss.chans[name]; !keep && s.chans.has(name, ss) {
+			s.chans.remove(name, ss)
 		}
 	}
 	s.chmu.Unlock()
 	for name, d := range ss.chans {
 		s.indexAdd(ss, name, d)
 	}
+	s.areaSync(ss)
 }
 
 // indexDrop removes ss from every channel of the index. ss.mu is held.
 func (s *Server) indexDrop(ss *session) {
 	s.chmu.Lock()
-	defer s.chmu.Unlock()
-	for name, lc := range s.chans {
-		if _, in := lc.members[ss]; in {
-			s.unindex(ss, name)
-		}
+	for name := range s.chans {
+		s.chans.remove(name, ss)
 	}
+	s.chmu.Unlock()
+	s.areaDrop(ss)
 }
 
 // dispatchLive hands a best-effort channel message to this edge's members,
@@ -334,6 +314,7 @@ func (s *Server) indexDrop(ss *session) {
 func (s *Server) dispatchLive(m *nats.Msg, d *dispatcher) {
 	name, ok := s.World.ParseLiveChannel(m.Subject)
 	if !ok {
+		s.dispatchLiveArea(m, d)
 		return
 	}
 	wire := wire.AppendFrame(nil, wire.Encode(wire.ChannelMessage{Channel: name, Payload: m.Data}))

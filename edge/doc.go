@@ -105,12 +105,27 @@
 //   - Best effort: a best-effort channel's messages go over core NATS on
 //     sbe.<world>.c.<name>, outside the stream; the edge subscribes while
 //     it has members of the channel and delivers them with sequence 0.
+//   - Areas of interest (handlers.Area): a session's interest is a notice
+//     on its subject (bus.InterestNotice, applied in order like a join),
+//     and the edge keeps an index from each cell of an area to the
+//     sessions whose square touches it (area.go). A reliable area event,
+//     stored on sb.<world>.out.a.<area>.<cx>.<cy>, reaches the sessions
+//     indexed at its cell whose square, as of the same point in the
+//     stream, holds its position (bus.HeaderAt); a best-effort one comes
+//     over core NATS on sbe.<world>.a.<area>.<cx>.<cy>, to which the edge
+//     subscribes while some session's square touches the cell, and is
+//     judged against the squares as they are when it arrives. The first
+//     interest in an area is a CHANNEL_JOIN of its name, its end a
+//     CHANNEL_LEAVE; a move of the square sends the client nothing.
 //   - Replay: a RECONNECT says the last sequence the client received. The
 //     channels the session was in at that point are derived (its channels
 //     now, from the state, corrected by the notices since: see replay), and
 //     a short-lived ordered consumer on the session's subject and those
 //     channels reads the stream from there to its end, membership
-//     following the notices.
+//     following the notices. Areas likewise: where the session looked at
+//     that point is its interest now, or the previous interest carried by
+//     the first interest notice since, and the reliable areas' events are
+//     judged against the square as the notices move it.
 //   - Handoff: while a session is being logged in or replayed, live
 //     messages for it wait in a bounded buffer; they are queued after the
 //     replay. Every session keeps the sequence of the last message it

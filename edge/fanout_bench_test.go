@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -257,7 +258,8 @@ func (l *fanoutLatency) close() {
 
 // wait waits for want deliveries (or, if lossy, for deliveries to stop
 // coming for a second), then reports deliveries/s, the latency
-// percentiles, and for a lossy path the share lost.
+// percentiles, and for a lossy path the share lost (unless want is
+// math.MaxInt64: not known).
 func (l *fanoutLatency) wait(b *testing.B, start time.Time, want int64, lossy bool) {
 	last, lastChange := int64(-1), time.Now()
 	var end time.Time
@@ -293,7 +295,7 @@ func (l *fanoutLatency) wait(b *testing.B, start time.Time, want int64, lossy bo
 	b.ReportMetric(float64(got)/end.Sub(start).Seconds(), "deliveries/s")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
-	if lossy {
+	if lossy && want != math.MaxInt64 {
 		b.ReportMetric(100*float64(want-got)/float64(want), "lost-%")
 	}
 	b.ReportMetric(0, "ns/op")

@@ -90,10 +90,12 @@ type Server struct {
 	closed    bool
 	wg        sync.WaitGroup // connection goroutines and grace timers
 
-	// chmu guards chans: the channels this edge's sessions are in. Lock
-	// order: session.mu before chmu.
+	// chmu guards chans and cells: the channels this edge's sessions are
+	// in and the area cells they look at (with each session's cells).
+	// Lock order: session.mu before chmu.
 	chmu  sync.Mutex
-	chans map[string]*localChannel
+	chans localIndex[string]
+	cells localIndex[cellKey]
 
 	// in is the queue of the dispatcher, which delivers what the live
 	// consumer and the best-effort subscriptions receive.
@@ -141,7 +143,8 @@ func (s *Server) init() {
 		s.conns = make(map[*conn]struct{})
 		s.sessions = make(map[string]*session)
 		s.takeUps = make(map[string]chan struct{})
-		s.chans = make(map[string]*localChannel)
+		s.chans = make(localIndex[string])
+		s.cells = make(localIndex[cellKey])
 		s.in.ready = make(chan struct{}, 1)
 	})
 }

@@ -60,6 +60,11 @@ type session struct {
 	// chans are the channels the session is in, by name, with their
 	// delivery, as of delivered (while holding, as of the replay's end).
 	chans map[string]string
+	// areas are the session's interests, by area, as of delivered (while
+	// holding, as of the replay's end); cells are the cells of the edge's
+	// index it is in (see area.go), guarded by Server.chmu too.
+	areas map[string]bus.Interest
+	cells map[cellKey]struct{}
 	grace *time.Timer
 	ended bool
 }
@@ -163,6 +168,7 @@ func (s *Server) login(c *conn, m wire.Login) {
 		version: m.Version,
 		limiter: rate.NewLimiter(rate.Limit(s.RatePerSecond), s.Burst),
 		conn:    c, holding: true, chans: map[string]string{},
+		areas: map[string]bus.Interest{}, cells: map[cellKey]struct{}{},
 	}
 	rec := sessionRecord{Player: player, Region: ss.region, SecretHash: hashSecret(ss.secret), Epoch: ss.epoch, NextSeq: 1}
 	if ss.version > wire.Version1 {
@@ -405,6 +411,7 @@ func (s *Server) takeUp(id, secret string, c *conn, m wire.Reconnect) (*session,
 		version: sessionVersion(rec.Version),
 		limiter: rate.NewLimiter(rate.Limit(s.RatePerSecond), s.Burst),
 		conn:    c, holding: true, delivered: m.LastSeq, chans: map[string]string{},
+		areas: map[string]bus.Interest{}, cells: map[cellKey]struct{}{},
 	}
 	if ss.version >= wire.Version2 {
 		if ss.sent, err = s.lastSent(ctx, id, rec.Sent); err != nil {
@@ -471,20 +478,27 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 		return err
 	}
 	now := map[string]string{}
+	nowAreas := map[string]bus.Interest{}
 	err = s.store.View(ctx, func(tx *kv.Tx) error {
 		if err := tx.Get(ctx, bus.SessionChannelsKey(ss.id), &now); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
-		return nil
+		return s.readInterests(ctx, tx, ss.id, nowAreas)
 	})
 	if err != nil {
 		return err
 	}
-	first := map[string]outItem{} // a channel's first notice after last
+	first := map[string]outItem{}     // a channel's first notice after last
+	firstArea := map[string]outItem{} // an area's first interest notice after last
 	err = s.scan(ctx, []string{subj}, last, func(m jetstream.Msg, seq uint64) (bool, error) {
 		if it, ok := noticeItem(m.Headers(), seq); ok && it.kind != itemRegion {
 			if _, seen := first[it.channel]; !seen {
 				first[it.channel] = it
+			}
+		}
+		if it := s.item(m, seq); it.kind == itemInterest {
+			if _, seen := firstArea[it.channel]; !seen {
+				firstArea[it.channel] = it
 			}
 		}
 		return true, nil
@@ -506,12 +520,31 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 			member[name] = it.delivery
 		}
 	}
+	// Areas likewise: where the session looked at last, and the areas the
+	// replay reads.
+	look := map[string]bus.Interest{}
+	areas := map[string]string{}
+	for name, in := range nowAreas {
+		areas[name] = in.Delivery
+		if _, noticed := firstArea[name]; !noticed {
+			look[name] = in
+		}
+	}
+	for name, it := range firstArea {
+		areas[name] = it.interest.Delivery
+		if it.interest.Prev != nil {
+			look[name] = *it.interest.Prev
+		}
+	}
 	// From here the live dispatch holds back the messages of every channel
-	// the replay reads, so that none falls between the replay's end and
-	// the release.
+	// the replay reads, and the events of the squares the session looks at
+	// now, so that none falls between the replay's end and the release.
 	ss.mu.Lock()
 	for name, d := range watched {
 		s.indexAdd(ss, name, d)
+	}
+	for _, in := range nowAreas {
+		s.areaAdd(ss, in)
 	}
 	ss.mu.Unlock()
 	pos, sent := last, 0
@@ -523,11 +556,30 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 				filter = append(filter, cs)
 			}
 		}
+		for name, d := range areas {
+			if d == bus.DeliveryReliable {
+				filter = append(filter, s.World.AreaFilter(name))
+			}
+		}
 		restart := false
 		err := s.scan(ctx, filter, pos, func(m jetstream.Msg, seq uint64) (bool, error) {
 			pos = seq
 			it := s.item(m, seq)
 			switch it.kind {
+			case itemInterest:
+				n := it.interest
+				if _, ok := areas[n.Area]; !ok {
+					areas[n.Area] = n.Delivery
+					restart = n.Delivery == bus.DeliveryReliable
+				}
+				var tell bool
+				if it, tell = lookAt(look, it); !tell {
+					return !restart, nil
+				}
+			case itemArea:
+				if in, ok := look[it.channel]; !ok || !in.Covers(it.x, it.y) {
+					return true, nil
+				}
 			case itemJoin:
 				member[it.channel] = it.delivery
 				if _, ok := watched[it.channel]; !ok {
@@ -567,6 +619,7 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 	}
 	ss.mu.Lock()
 	ss.chans = member
+	ss.areas = look
 	ss.delivered = max(ss.delivered, pos)
 	ss.mu.Unlock()
 	if s.Observer != nil {
@@ -671,6 +724,15 @@ func (s *Server) apply(ss *session, it outItem) ([]byte, bool) {
 		return nil, false
 	}
 	switch it.kind {
+	case itemInterest:
+		var tell bool
+		if it, tell = s.applyInterest(ss, it); !tell {
+			return nil, false
+		}
+	case itemArea:
+		if !ss.sees(it) {
+			return nil, false
+		}
 	case itemJoin:
 		ss.chans[it.channel] = it.delivery
 		s.indexAdd(ss, it.channel, it.delivery)
@@ -699,9 +761,12 @@ func (s *Server) deliver(ss *session, it outItem, fl *flusher) {
 		return
 	}
 	if ss.holding {
-		if it.kind == itemJoin {
+		switch it.kind {
+		case itemJoin:
 			// Its messages must be held too, from now.
 			s.indexAdd(ss, it.channel, it.delivery)
+		case itemInterest:
+			s.areaAdd(ss, it.interest.Interest)
 		}
 		if len(ss.pending) >= maxPending*s.OutboundQueue {
 			ss.conn.slow()

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/kv"
 )
@@ -202,9 +200,7 @@ func (c *Channel) Send(data []byte) error {
 		if err != nil {
 			return err
 		}
-		m := nats.NewMsg(subj)
-		m.Data = data
-		c.t.live = append(c.t.live, m)
+		c.t.liveMsg(subj, data)
 		return nil
 	}
 	subj, err := c.t.world.Channel(c.name)

@@ -76,6 +76,19 @@
 // [ForwardChannel] forwards those of members, with an optional filter.
 // [Task.MoveSession] sends a session's later events to another region.
 //
+// # Areas of interest
+//
+// An [Area] cuts the world's plane into cells, each a subject. A task
+// publishes an event at a position ([Task.PublishAt]); a session looks at
+// the area from a position ([Task.SetInterest]), moved atomically with the
+// task's other writes, and its client receives the events within the
+// area's Radius of it, on the channel named after the area. The edges
+// deliver: each indexes its sessions by the cells their squares touch and
+// subscribes to those cells, so an event costs the sessions that see it,
+// not the sessions in the world. [Area] says exactly what a session sees,
+// and when; [Task.Peek] reads the snapshot a move owes its player without
+// adding to the transaction.
+//
 // # Several workers
 //
 // The workers of a world form a group (Config.Consumer) and share the

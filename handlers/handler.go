@@ -156,6 +156,15 @@ func (t *Task) out(subj string) *nats.Msg {
 	return m
 }
 
+// liveMsg queues a best-effort message on subj, sent once the task has
+// committed, and returns it for its headers.
+func (t *Task) liveMsg(subj string, data []byte) *nats.Msg {
+	m := nats.NewMsg(subj)
+	m.Data = data
+	t.live = append(t.live, m)
+	return m
+}
+
 // Send queues data for the client session id, sent if the task commits.
 func (t *Task) Send(session string, data []byte) error {
 	subj, err := t.world.Session(session)

@@ -528,7 +528,9 @@ func (r *Runtime) run(ctx context.Context, m jetstream.Msg, seq uint64, attempt 
 		if err == nil && t.Type == bus.EventDisconnect && t.Session != "" {
 			// A session's end ends its memberships, after the game has
 			// had its say.
-			err = t.leaveAll(tctx, t.Session)
+			if err = t.leaveAll(tctx, t.Session); err == nil {
+				err = t.clearInterests(tctx, t.Session)
+			}
 		}
 	}
 	overran := tctx.Err() != nil && ctx.Err() == nil

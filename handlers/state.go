@@ -52,6 +52,16 @@ func (t *Task) GetBytes(ctx context.Context, key string) ([]byte, error) {
 	return t.tx.GetBytes(ctx, key)
 }
 
+// Peek decodes into v the latest committed value of key this worker knows,
+// and reports whether the key has one, without reading it in the task's
+// transaction: the commit does not check it, so it costs no conflict, and
+// the value may be a moment old. Use it for what a task shows, never for
+// what it decides: a snapshot of what a player starts to see (see
+// [Area]), not whether a cell is free. It sees the task's own writes.
+func (t *Task) Peek(ctx context.Context, key string, v any) (bool, error) {
+	return t.tx.Peek(ctx, key, v)
+}
+
 // Exists reports whether key has a value, recording the read like Get.
 func (t *Task) Exists(ctx context.Context, key string) (bool, error) { return t.tx.Exists(ctx, key) }
 

@@ -564,3 +564,49 @@ func TestViewManyKeys(t *testing.T) {
 		t.Fatalf("prefetched sum %d, stats %+v", sum, st)
 	}
 }
+
+// TestPeek: a peeked key is committed state and the transaction's own
+// writes, and it is never checked: a write of it by another transaction
+// since does not fail the commit, as the same read by Get would.
+func TestPeek(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	s := open(t, env, kv.Options{})
+	if err := s.Update(ctx, func(tx *kv.Tx) error { return tx.Put("peek.a", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	tx := s.Begin()
+	var n int
+	if ok, err := tx.Peek(ctx, "peek.a", &n); err != nil || !ok || n != 1 {
+		t.Fatalf("Peek: %d %v %v", n, ok, err)
+	}
+	if ok, err := tx.Peek(ctx, "peek.none", &n); err != nil || ok {
+		t.Fatalf("Peek of a missing key: %v %v", ok, err)
+	}
+	if err := s.Update(ctx, func(tx *kv.Tx) error { return tx.Put("peek.a", 2) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Put("peek.b", 7); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tx.Peek(ctx, "peek.b", &n); err != nil || !ok || n != 7 {
+		t.Fatalf("Peek of the transaction's own write: %d %v %v", n, ok, err)
+	}
+	if err := s.Commit(ctx, tx); err != nil {
+		t.Fatalf("commit after a peeked key changed: %v", err)
+	}
+	// The same with Get conflicts.
+	tx = s.Begin()
+	if err := tx.Get(ctx, "peek.a", &n); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *kv.Tx) error { return tx.Put("peek.a", 3) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Put("peek.b", 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, tx); !errors.Is(err, kv.ErrConflict) {
+		t.Fatalf("commit after a read key changed: %v, want ErrConflict", err)
+	}
+}

@@ -97,6 +97,41 @@ func (tx *Tx) GetBytes(ctx context.Context, key string) ([]byte, error) {
 	return e.value()
 }
 
+// Peek decodes into v the latest value of key that the store knows, and
+// reports whether the key has one. Unlike Get it records no read: the
+// commit does not check it, and the transaction never conflicts over it.
+// The value is committed state, from the store's cache (which follows the
+// world's stream) or the server, and may be a moment old: use it for what
+// a task shows, never for what it decides (a snapshot of what a player
+// starts to see, not whether a cell is free). It sees the transaction's
+// own writes, and what the transaction has read.
+func (tx *Tx) Peek(ctx context.Context, key string, v any) (bool, error) {
+	if tx.done {
+		return false, ErrTxDone
+	}
+	subj, err := tx.s.world.Key(key)
+	if err != nil {
+		return false, fmt.Errorf("kv: key %q: %w", key, err)
+	}
+	e, ok := tx.writes[subj]
+	if !ok {
+		e, ok = tx.seen[subj]
+	}
+	if !ok {
+		if e, err = tx.s.load(ctx, subj); err != nil {
+			return false, err
+		}
+	}
+	b, err := e.value()
+	if found, err := found(err); !found {
+		return false, err
+	}
+	if err := tx.s.codec.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("kv: decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
 // Prefetch loads the latest values of keys that the transaction has not
 // read yet and the store's cache does not hold, in one round trip per
 // 1,000 keys, so that the Gets that follow are answered from memory. It
@@ -272,6 +307,9 @@ func outgoing(w bus.World, subject string) bool {
 		return true
 	}
 	if _, ok := w.ParseChannel(subject); ok {
+		return true
+	}
+	if _, _, _, ok := w.ParseArea(subject); ok {
 		return true
 	}
 	_, ok := w.ParseSchedule(subject)

@@ -479,7 +479,7 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 	if err := srv.StageInMemory(wd.w.Stream()); err != nil {
 		log.Warn("atomic batches staged on disk: commits are slower", "err", err)
 	}
-	game, err := gridworld.New(gridworld.Default())
+	game, err := gridworld.New(gridConfig(cfg.Worker.Gridworld))
 	if err != nil {
 		return err
 	}
@@ -667,7 +667,7 @@ func runWorker(ctx context.Context, cfg config.Config, stdout io.Writer, log *sl
 	defer closeWorld()
 	var game *gridworld.Game
 	if cfg.Worker.Game == "gridworld" {
-		if game, err = gridworld.New(gridworld.Default()); err != nil {
+		if game, err = gridworld.New(gridConfig(cfg.Worker.Gridworld)); err != nil {
 			return err
 		}
 	}
@@ -859,4 +859,21 @@ func drain(ctx context.Context, c *client.Client) error {
 	case <-ctx.Done():
 	}
 	return nil
+}
+
+// gridConfig is the reference world's shape that c describes.
+func gridConfig(c config.Gridworld) gridworld.Config {
+	g := gridworld.Default()
+	for _, f := range []struct {
+		to *int
+		v  int
+	}{
+		{&g.RegionsX, c.RegionsX}, {&g.RegionsY, c.RegionsY}, {&g.RegionSize, c.RegionSize},
+		{&g.View, c.View}, {&g.NPCs, c.NPCs}, {&g.ItemCap, c.ItemCap},
+	} {
+		if f.v > 0 {
+			*f.to = f.v
+		}
+	}
+	return g
 }

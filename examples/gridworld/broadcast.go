@@ -7,23 +7,30 @@ import (
 	"github.com/starbus/starbus/handlers"
 )
 
-// Who hears what: every player is in three channels, which the world
-// creates once (in ensure):
+// Who hears what: every player is in two channels, which the world
+// creates once (in ensure), and looks at one area:
 //
-//	global        reliable      shouts
-//	chat-<r>      reliable      what is said in region r
-//	pos-<r>       best effort   moves, NPC steps, departures in region r
+//	global        reliable channel       shouts
+//	chat-<r>      reliable channel       what is said in region r
+//	near          best-effort area       moves, NPC steps, departures within View
 //
-// A login joins the three of the player's region and moves the session's
-// events to that region (Task.MoveSession); a move across a region border
-// leaves the old region's two and joins the new one's. The end of a
-// session leaves them all (the runtime does it).
+// A login joins the two channels of the player's region, moves the
+// session's events to that region (Task.MoveSession) and sets its
+// interest in near at its cell; a move across a region border leaves the
+// old region's chat and joins the new one's, and every move moves the
+// interest, in the same transaction as the move. The end of a session
+// leaves them all (the runtime does it).
+//
+// Worlds created before the area kept moves in a best-effort channel per
+// region, pos-<r>; such channels stay, unused.
 
 // Channel names.
-const chanGlobal = "global"
+const (
+	chanGlobal = "global"
+	chanNear   = "near" // the area's channel at the client
+)
 
 func chanChat(region string) string { return "chat-" + region }
-func chanPos(region string) string  { return "pos-" + region }
 
 // createChannels creates every channel of the world.
 func (g *Game) createChannels(ctx context.Context, t *handlers.Task) error {
@@ -33,9 +40,6 @@ func (g *Game) createChannels(ctx context.Context, t *handlers.Task) error {
 	}
 	for _, r := range g.cfg.Regions() {
 		if _, err := t.CreateChannel(ctx, chanChat(r), reliable); err != nil {
-			return err
-		}
-		if _, err := t.CreateChannel(ctx, chanPos(r), handlers.ChannelOptions{Delivery: handlers.BestEffort}); err != nil {
 			return err
 		}
 	}
@@ -59,7 +63,7 @@ func (g *Game) leave(ctx context.Context, t *handlers.Task, session, region stri
 
 // eachChannel calls fn with the channels of region, and the global one.
 func eachChannel(ctx context.Context, t *handlers.Task, region string, global bool, fn func(*handlers.Channel) error) error {
-	names := []string{chanChat(region), chanPos(region)}
+	names := []string{chanChat(region)}
 	if global {
 		names = append(names, chanGlobal)
 	}
@@ -86,4 +90,51 @@ func tell(ctx context.Context, t *handlers.Task, name string, r Reply) error {
 		return err
 	}
 	return ch.Send(b)
+}
+
+// look moves the session's interest in near to (x, y).
+func (g *Game) look(ctx context.Context, t *handlers.Task, x, y int) error {
+	return t.SetInterest(ctx, g.near, t.Session, float64(x), float64(y))
+}
+
+// publishAt sends r to the players within View of (x, y), if the task
+// commits.
+func (g *Game) publishAt(t *handlers.Task, x, y int, r Reply) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return t.PublishAt(g.near, float64(x), float64(y), b)
+}
+
+// seen returns who stands in the part of the square of View around (x, y)
+// that the square around (fromX, fromY) does not hold (all of it if !from),
+// name aside: the snapshot a move owes its player, since its interest
+// shows only what moves from now on. It peeks (Task.Peek): the cells are
+// not read in the transaction, so a move never conflicts over what its
+// player merely sees, and what it shows may be a moment old.
+func (g *Game) seen(ctx context.Context, t *handlers.Task, name string, fromX, fromY int, from bool, x, y int) ([]Player, error) {
+	var out []Player
+	for _, r := range g.near.Seen(float64(fromX), float64(fromY), from, float64(x), float64(y)) {
+		for cy := int(r.MinY); cy <= int(r.MaxY); cy++ {
+			for cx := int(r.MinX); cx <= int(r.MaxX); cx++ {
+				if !g.cfg.Open(cx, cy) || from && g.near.Covers(float64(fromX), float64(fromY), float64(cx), float64(cy)) {
+					continue
+				}
+				var c cell
+				if ok, err := t.Peek(ctx, keyCell(cx, cy), &c); err != nil {
+					return nil, err
+				} else if !ok {
+					continue
+				}
+				switch {
+				case c.P != "" && c.P != name:
+					out = append(out, Player{N: c.P, X: cx, Y: cy})
+				case c.NPC > 0:
+					out = append(out, Player{N: npcName(c.NPC - 1), X: cx, Y: cy, NPC: true})
+				}
+			}
+		}
+	}
+	return out, nil
 }

@@ -35,10 +35,11 @@ const maxViolations = 50
 //     a player is a member of exactly the region it stands in;
 //   - nothing stands on a wall; every NPC's cell holds it;
 //   - every online player's session is in the global channel and in the
-//     chat and position channels of its region, and in no other region's.
+//     chat channel of its region, and in no other region's; and it looks
+//     at the area near from the cell it stands on.
 //
-// It reads every cell, so it is a diagnostic for tests and tools, not
-// something to run every second.
+// It reads every player and every occupied cell, so it is a diagnostic
+// for tests and tools, not something to run every second.
 func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 	var rep Report
 	err := store.View(ctx, func(tx *kv.Tx) error {
@@ -96,11 +97,6 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 		for i := range g.cfg.NPCs {
 			keys = append(keys, keyNPC(i))
 		}
-		for y := range g.cfg.Height() {
-			for x := range g.cfg.Width() {
-				keys = append(keys, keyCell(x, y))
-			}
-		}
 		if err := tx.Prefetch(ctx, keys...); err != nil {
 			return err
 		}
@@ -154,7 +150,8 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 				bad("%s is a member of %s but not online", name, member[name])
 			}
 		}
-		// Channels: a player hears its region and the world, nothing else.
+		// Channels: a player hears its region and the world, nothing else;
+		// and it looks at the area from where it stands.
 		sessions := map[string]string{} // online session -> region
 		for name, p := range at {
 			var session string
@@ -162,6 +159,13 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 				return err
 			}
 			sessions[session] = g.cfg.Region(p.X, p.Y)
+			x, y, ok, err := handlers.SessionInterest(ctx, tx, g.near, session)
+			if err != nil {
+				return err
+			}
+			if !ok || x != float64(p.X) || y != float64(p.Y) {
+				bad("%s stands at %d,%d but its session looks at the area from %v,%v (%v)", name, p.X, p.Y, x, y, ok)
+			}
 		}
 		hears := func(channel string, want func(region string) bool) error {
 			members, err := handlers.ChannelMembers(ctx, tx, channel)
@@ -186,7 +190,7 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 			return err
 		}
 		for _, r := range g.cfg.Regions() {
-			for _, ch := range []string{chanChat(r), chanPos(r)} {
+			for _, ch := range []string{chanChat(r)} {
 				if err := hears(ch, func(region string) bool { return region == r }); err != nil {
 					return err
 				}
@@ -201,37 +205,41 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 				npcs[i+1] = p
 			}
 		}
-		// Every cell.
+		// Every cell that holds someone (listed, not read one by one: a big
+		// world has tens of thousands).
 		seen := map[string]bool{}
-		for y := range g.cfg.Height() {
-			for x := range g.cfg.Width() {
-				var c cell
-				ok, err := tx.Lookup(ctx, keyCell(x, y), &c)
-				if err != nil {
-					return err
+		cells, err := tx.List(ctx, cellPrefix)
+		if err != nil {
+			return err
+		}
+		for _, k := range cells {
+			x, y, ok := parseCell(k)
+			if !ok {
+				bad("%s is not a cell", k)
+				continue
+			}
+			var c cell
+			if err := tx.Get(ctx, k, &c); err != nil {
+				return err
+			}
+			if g.cfg.Wall(x, y) {
+				bad("cell %d,%d is a wall but holds %+v", x, y, c)
+			}
+			switch {
+			case c.P != "":
+				if p, ok := at[c.P]; !ok || p.X != x || p.Y != y {
+					bad("cell %d,%d holds %s, who is at %+v (online %v)", x, y, c.P, p, ok)
 				}
-				if !ok {
-					continue
+				if seen[c.P] {
+					bad("%s occupies two cells", c.P)
 				}
-				if g.cfg.Wall(x, y) {
-					bad("cell %d,%d is a wall but holds %+v", x, y, c)
+				seen[c.P] = true
+			case c.NPC > 0:
+				if p, ok := npcs[c.NPC]; !ok || p.X != x || p.Y != y {
+					bad("cell %d,%d holds NPC %d, which is at %+v", x, y, c.NPC-1, p)
 				}
-				switch {
-				case c.P != "":
-					if p, ok := at[c.P]; !ok || p.X != x || p.Y != y {
-						bad("cell %d,%d holds %s, who is at %+v (online %v)", x, y, c.P, p, ok)
-					}
-					if seen[c.P] {
-						bad("%s occupies two cells", c.P)
-					}
-					seen[c.P] = true
-				case c.NPC > 0:
-					if p, ok := npcs[c.NPC]; !ok || p.X != x || p.Y != y {
-						bad("cell %d,%d holds NPC %d, which is at %+v", x, y, c.NPC-1, p)
-					}
-				default:
-					bad("cell %d,%d holds nobody but exists", x, y)
-				}
+			default:
+				bad("cell %d,%d holds nobody but exists", x, y)
 			}
 		}
 		for name := range at {

@@ -49,17 +49,23 @@
 // drops and the spawner). A trade reads and writes both inventories in one
 // transaction: both sides happen or neither.
 //
-// # Who hears what: channels
+// # Who hears what: channels and an area
 //
-// Every player is in three channels: "global" (reliable: shouts),
-// "chat-<region>" (reliable: what is said in its region) and
-// "pos-<region>" (best effort: moves, NPC steps and departures in its
-// region). Messages on them are the same JSON replies, arriving as
-// CHANNEL_MESSAGE frames. A login joins them and moves the session's
-// events to its region (handlers.Task.MoveSession); crossing a region
-// border leaves the old region's two and joins the new one's, in the same
-// transaction as the move. A move sends one message to its region's
-// position channel, however many players are there.
+// Every player is in two channels, "global" (reliable: shouts) and
+// "chat-<region>" (reliable: what is said in its region), and looks at the
+// area "near" (handlers.Area, best effort: moves, NPC steps and logouts
+// within View cells, 8 by default, of where it stands). Messages on them
+// are the same JSON replies, arriving as CHANNEL_MESSAGE frames. A login
+// joins the channels, moves the session's events to its region
+// (handlers.Task.MoveSession) and sets its interest at its cell; every
+// move moves the interest, and crossing a region border leaves the old
+// region's chat and joins the new one's, in the same transaction as the
+// move. A move publishes one event at its new cell, which reaches the
+// players within View of it however many play the world. What a player
+// hears of moves starts with the move: so the welcome and each "moved"
+// reply carry "seen", who stands in the part of the square the player
+// sees from now on (peeked at, a moment old), and a client forgets those
+// who end up out of its square.
 //
 // # Invariants
 //

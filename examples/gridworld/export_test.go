@@ -52,11 +52,14 @@ func (g *Game) teleport(ctx context.Context, t *handlers.Task, tp Teleport) erro
 	if err := t.Put(keyPos(tp.Name), pos{X: tp.X, Y: tp.Y, Online: true}); err != nil {
 		return err
 	}
+	t.Session = session // look and cross work on the task's session
+	if err := g.look(ctx, t, tp.X, tp.Y); err != nil {
+		return err
+	}
 	from, to := g.cfg.Region(p.X, p.Y), g.cfg.Region(tp.X, tp.Y)
 	if from == to {
 		return nil
 	}
-	t.Session = session // cross works on the task's session
 	return g.cross(ctx, t, tp.Name, from, to)
 }
 

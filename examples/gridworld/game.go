@@ -20,7 +20,8 @@ const (
 // Game is the reference world's rules. Its handlers are safe for
 // concurrent use: all state is in the task's transaction.
 type Game struct {
-	cfg Config
+	cfg  Config
+	near handlers.Area // who hears moves: the players within View cells
 }
 
 // New returns the game for cfg.
@@ -28,7 +29,8 @@ func New(cfg Config) (*Game, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Game{cfg: cfg}, nil
+	near := handlers.Area{Name: chanNear, Cell: float64(cfg.View), Radius: float64(cfg.View), Delivery: handlers.BestEffort}
+	return &Game{cfg: cfg, near: near}, nil
 }
 
 // Config returns the game's configuration.
@@ -172,6 +174,9 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 		if err := g.setMember(ctx, t, region, name, t.Session); err != nil {
 			return err
 		}
+		if err := g.look(ctx, t, p.X, p.Y); err != nil {
+			return err
+		}
 	} else {
 		x, y, ok := 0, 0, false
 		for try := 0; !ok && try < 4; try++ {
@@ -205,7 +210,10 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 		if err := g.enter(ctx, t, t.Session, region, true); err != nil {
 			return err
 		}
-		if err := tell(ctx, t, chanPos(region), posReply(name, false, x, y)); err != nil {
+		if err := g.look(ctx, t, x, y); err != nil {
+			return err
+		}
+		if err := g.publishAt(t, x, y, posReply(name, false, x, y)); err != nil {
 			return err
 		}
 	}
@@ -219,7 +227,10 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 	if err != nil {
 		return err
 	}
-	w.T, w.N, w.W, w.H, w.RS = TypeWelcome, name, g.cfg.Width(), g.cfg.Height(), g.cfg.RegionSize
+	w.T, w.N, w.W, w.H, w.RS, w.V = TypeWelcome, name, g.cfg.Width(), g.cfg.Height(), g.cfg.RegionSize, g.cfg.View
+	if w.Seen, err = g.seen(ctx, t, name, p.X, p.Y, false, p.X, p.Y); err != nil {
+		return err
+	}
 	if _, err := t.Lookup(ctx, keyInv(name), &w.Inv); err != nil {
 		return err
 	}
@@ -327,7 +338,7 @@ func (g *Game) disconnect(ctx context.Context, t *handlers.Task) error {
 	if err := g.setMember(ctx, t, region, name, ""); err != nil {
 		return err
 	}
-	return tell(ctx, t, chanPos(region), Reply{T: TypeGone, N: name})
+	return g.publishAt(t, p.X, p.Y, Reply{T: TypeGone, N: name})
 }
 
 func (g *Game) message(ctx context.Context, t *handlers.Task) error {
@@ -443,7 +454,13 @@ func (g *Game) move(ctx context.Context, t *handlers.Task, name string, c Comman
 		}
 		r.T, r.Re = TypeMoved, c.ID
 	}
-	if err := tell(ctx, t, chanPos(newR), posReply(name, false, nx, ny)); err != nil {
+	if err := g.look(ctx, t, nx, ny); err != nil {
+		return err
+	}
+	if r.Seen, err = g.seen(ctx, t, name, p.X, p.Y, true, nx, ny); err != nil {
+		return err
+	}
+	if err := g.publishAt(t, nx, ny, posReply(name, false, nx, ny)); err != nil {
 		return err
 	}
 	return send(t, t.Session, r)
@@ -460,10 +477,7 @@ func (g *Game) cross(ctx context.Context, t *handlers.Task, name, from, to strin
 	if err := g.leave(ctx, t, t.Session, from, false); err != nil {
 		return err
 	}
-	if err := g.enter(ctx, t, t.Session, to, false); err != nil {
-		return err
-	}
-	return tell(ctx, t, chanPos(from), Reply{T: TypeGone, N: name})
+	return g.enter(ctx, t, t.Session, to, false)
 }
 
 // ground returns the region a player stands in, its items, and the key of
@@ -704,13 +718,7 @@ func (g *Game) wander(ctx context.Context, t *handlers.Task) error {
 		if err := t.Put(keyNPC(i), pos{X: nx, Y: ny, Online: true}); err != nil {
 			return err
 		}
-		oldR, newR := g.cfg.Region(p.X, p.Y), g.cfg.Region(nx, ny)
-		if oldR != newR {
-			if err := tell(ctx, t, chanPos(oldR), Reply{T: TypeGone, N: npcName(i), NPC: true}); err != nil {
-				return err
-			}
-		}
-		if err := tell(ctx, t, chanPos(newR), posReply(npcName(i), true, nx, ny)); err != nil {
+		if err := g.publishAt(t, nx, ny, posReply(npcName(i), true, nx, ny)); err != nil {
 			return err
 		}
 	}

@@ -98,19 +98,35 @@ func TestMove(t *testing.T) {
 	if r := ann.Do(move("n")); r.T != gridworld.TypeRefused || r.Why != "edge" {
 		t.Fatalf("off the edge: %+v", r)
 	}
-	// Crossing into region r1-0: bob is told ann is gone, ann sees her new
-	// region.
+	// Crossing into region r1-0: ann sees her new region.
 	r := ann.Do(move("e"))
 	if r.T != gridworld.TypeMoved || xy(r) != [2]int{16, 0} || r.Region != "r1-0" {
 		t.Fatalf("crossing: %+v", r)
 	}
-	bob.Wait(func(r gridworld.Reply) bool { return r.T == gridworld.TypeGone && r.N == "ann" })
-	// Look shows who is near.
+	// Look shows who is near; moves are heard within View (8 cells).
 	teleport(t, w, "bob", 17, 1)
 	look := ann.Do(gridworld.Command{Op: "look"})
 	if look.T != gridworld.TypeLook || len(look.Near) != 1 || look.Near[0] != (gridworld.Player{N: "bob", X: 17, Y: 1}) {
 		t.Fatalf("look: %+v", look)
 	}
+	if r := ann.Do(move("e")); xy(r) != [2]int{17, 0} {
+		t.Fatalf("move e: %+v", r)
+	}
+	bob.Wait(func(r gridworld.Reply) bool {
+		return r.T == gridworld.TypePos && r.N == "ann" && xy(r) == [2]int{17, 0}
+	})
+	// A move shows who comes into view: bob, 9 columns east, is seen once
+	// ann steps east; and he hears her from then on.
+	teleport(t, w, "bob", 26, 2)
+	if r := ann.Do(move("e")); xy(r) != [2]int{18, 0} || !slices.Contains(r.Seen, gridworld.Player{N: "bob", X: 26, Y: 2}) {
+		t.Fatalf("move e: %+v, want bob seen at 26,2", r)
+	}
+	if r := ann.Do(move("s")); xy(r) != [2]int{18, 1} || len(r.Seen) != 0 {
+		t.Fatalf("move s: %+v, want no one newly seen", r)
+	}
+	bob.Wait(func(r gridworld.Reply) bool {
+		return r.T == gridworld.TypePos && r.N == "ann" && xy(r) == [2]int{18, 1}
+	})
 	if rep := check(t, w); rep.Online != 2 {
 		t.Fatalf("report: %+v", rep)
 	}

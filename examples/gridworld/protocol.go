@@ -45,7 +45,7 @@ func knownKind(k string) bool { return k == "gem" || k == "coin" || k == "herb" 
 const (
 	// Replies to a command (Re set when the command had an ID).
 	TypeWelcome = "welcome" // after login: where you are, what you carry, what is around
-	TypeMoved   = "moved"   // a move succeeded: X, Y (Region, Items, Near after a region crossing)
+	TypeMoved   = "moved"   // a move succeeded: X, Y, Seen (Region, Items, Near after a region crossing)
 	TypeLook    = "look"    // X, Y, Region, Items of the region, Near players
 	TypeTook    = "took"    // Inv after picking up what lay on the cell
 	TypeDropped = "dropped" // Inv after dropping Item
@@ -57,8 +57,8 @@ const (
 	TypeError   = "error"   // the command was malformed or unknown: Why
 
 	// Notices (no Re).
-	TypePos      = "pos"      // N (a player, or an NPC with NPC set) is now at X, Y in your region
-	TypeGone     = "gone"     // N left your region (moved away or logged out)
+	TypePos      = "pos"      // N (a player, or an NPC with NPC set) is now at X, Y, within View of you
+	TypeGone     = "gone"     // N, within View of you, logged out
 	TypeChat     = "chat"     // From said Text; Scope "region" or "global"
 	TypeOffer    = "offer"    // From offers Give for Want; answer with accept
 	TypeReplaced = "replaced" // your player logged in from another session; this one is over
@@ -86,6 +86,10 @@ type Reply struct {
 	W      int      `json:"w,omitempty"`  // welcome: the world's width
 	H      int      `json:"h,omitempty"`  // welcome: the world's height
 	RS     int      `json:"rs,omitempty"` // welcome: a region's side
+	V      int      `json:"v,omitempty"`  // welcome: the radius of what you hear of moves (View)
+	// Seen is, on a welcome or a move, who stands in the part of your
+	// square of View that you see from now on (a moment old).
+	Seen []Player `json:"seen,omitempty"`
 }
 
 // Pile is the items lying on one cell.

@@ -36,7 +36,7 @@ func keySess(session string) string   { return "gw.sess." + session }
 func keyOnline(name string) string    { return "gw.online." + name }
 func keyPos(name string) string       { return "gw.pos." + name }
 func keyInv(name string) string       { return "gw.inv." + name }
-func keyCell(x, y int) string         { return "gw.cell." + strconv.Itoa(x) + "." + strconv.Itoa(y) }
+func keyCell(x, y int) string         { return cellPrefix + "." + strconv.Itoa(x) + "." + strconv.Itoa(y) }
 func keyMembers(region string) string { return "gw.region." + region + ".members" }
 func keyItems(region string) string   { return "gw.region." + region + ".items" }
 func keyOffer(to, from string) string { return "gw.offer." + to + "." + from }
@@ -77,5 +77,23 @@ func parsePile(k string) (x, y int, ok bool) {
 	}
 	x, err1 := strconv.Atoi(a)
 	y, err2 := strconv.Atoi(b)
+	return x, y, err1 == nil && err2 == nil
+}
+
+// cellPrefix is the prefix of the cells' keys.
+const cellPrefix = "gw.cell"
+
+// parseCell returns the cell of a key made by keyCell.
+func parseCell(key string) (x, y int, ok bool) {
+	rest, ok := strings.CutPrefix(key, cellPrefix+".")
+	if !ok {
+		return 0, 0, false
+	}
+	xs, ys, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, 0, false
+	}
+	x, err1 := strconv.Atoi(xs)
+	y, err2 := strconv.Atoi(ys)
 	return x, y, err1 == nil && err2 == nil
 }

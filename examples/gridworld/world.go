@@ -27,6 +27,9 @@ type Config struct {
 	// Near is the radius, in cells, of what look shows of the players
 	// around (a square of side 2·Near+1).
 	Near int
+	// View is the radius, in cells, of what a player hears of the moves
+	// around it (a square of side 2·View+1): its area of interest.
+	View int
 }
 
 // Default returns the reference world: 4×4 regions of 16×16 cells, up to
@@ -36,7 +39,7 @@ func Default() Config {
 		RegionsX: 4, RegionsY: 4, RegionSize: 16,
 		ItemCap: 64, SpawnEvery: time.Second,
 		NPCs: 8, NPCEvery: 500 * time.Millisecond,
-		Near: 3,
+		Near: 3, View: 8,
 	}
 }
 
@@ -58,6 +61,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: NPCs %d must be 0 to 64", ErrConfig, c.NPCs)
 	case c.Near < 0 || c.Near > 8:
 		return fmt.Errorf("%w: Near %d must be 0 to 8", ErrConfig, c.Near)
+	case c.View < 1 || c.View > 64:
+		return fmt.Errorf("%w: View %d must be 1 to 64", ErrConfig, c.View)
 	}
 	return nil
 }

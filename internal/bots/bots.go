@@ -269,7 +269,8 @@ type player struct {
 	region  string
 	inv     gridworld.Items
 	items   map[[2]int]bool   // piles seen in the region
-	seen    map[string][2]int // players seen in the region
+	seen    map[string][2]int // players seen within view
+	view    int               // the radius of what it hears of moves (the welcome's V)
 	offers  []string          // players whose offers to accept
 	heading string            // the direction it keeps walking in
 	detour  int               // steps to wander before heading for items again
@@ -348,6 +349,22 @@ func (p *player) learn(r gridworld.Reply) {
 		for _, n := range r.Near {
 			if !n.NPC {
 				p.seen[n.N] = [2]int{n.X, n.Y}
+			}
+		}
+	}
+	if r.V > 0 {
+		p.view = r.V
+	}
+	for _, n := range r.Seen {
+		if !n.NPC {
+			p.seen[n.N] = [2]int{n.X, n.Y}
+		}
+	}
+	if r.T == gridworld.TypeMoved && p.view > 0 {
+		// Moves are heard within view only: forget who is out of it.
+		for n, at := range p.seen {
+			if abs(at[0]-p.x) > p.view || abs(at[1]-p.y) > p.view {
+				delete(p.seen, n)
 			}
 		}
 	}

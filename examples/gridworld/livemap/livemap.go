@@ -88,12 +88,13 @@ type World struct {
 	W     int      `json:"w"`
 	H     int      `json:"h"`
 	RS    int      `json:"rs"`
+	V     int      `json:"v"` // a player's view: the radius of its area of interest
 	Walls [][2]int `json:"walls"`
 }
 
 func (m *Map) world() World {
 	cfg := m.Game.Config()
-	w := World{W: cfg.Width(), H: cfg.Height(), RS: cfg.RegionSize, Walls: [][2]int{}}
+	w := World{W: cfg.Width(), H: cfg.Height(), RS: cfg.RegionSize, V: cfg.View, Walls: [][2]int{}}
 	for y := range w.H {
 		for x := range w.W {
 			if cfg.Wall(x, y) {

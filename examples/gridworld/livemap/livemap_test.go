@@ -24,6 +24,7 @@ import (
 var (
 	playerColour = color.RGBA{0xff, 0x37, 0x5f, 0xff}
 	background   = color.RGBA{0x0b, 0x13, 0x20, 0xff}
+	areaColour   = color.RGBA{0x64, 0xd2, 0xff, 0xff}
 )
 
 // cellPx is the side of a cell on the page for a 64×64 world (640 px).
@@ -120,8 +121,9 @@ func chromium(t *testing.T) string {
 }
 
 // TestScreenshot loads the page in headless Chromium and checks the
-// picture: players are drawn in the player colour at their cells, and an
-// empty cell is background.
+// picture: players are drawn in the player colour at their cells, an
+// empty cell is background, and the focused player's area of interest is
+// outlined.
 func TestScreenshot(t *testing.T) {
 	browser := chromium(t)
 	_, srv, at := serve(t, "ann", "bob", "cat")
@@ -134,7 +136,7 @@ func TestScreenshot(t *testing.T) {
 		"--no-first-run", "--disable-extensions", "--disable-background-networking",
 		"--user-data-dir="+filepath.Join(dir, "profile"),
 		"--force-device-scale-factor=1", "--window-size=1000,700",
-		"--virtual-time-budget=3000", "--screenshot="+shot, srv.URL+"/")
+		"--virtual-time-budget=3000", "--screenshot="+shot, srv.URL+"/?focus=ann")
 	out, err := cmd.CombinedOutput()
 	if err != nil && ctx.Err() == nil {
 		// Chromium has been seen to crash once on a fresh machine (its font
@@ -165,6 +167,15 @@ func TestScreenshot(t *testing.T) {
 	}
 	if c := centre(empty[0], empty[1]); !near(c, background) {
 		t.Errorf("empty cell %v: pixel %v, want the background %v", empty, c, background)
+	}
+	// ann's square: its left side if it is on the map, else its right.
+	a, v := at["ann"], gridworld.Default().View
+	edge := (a[0] - v) * cellPx
+	if a[0]-v < 0 {
+		edge = (a[0] + v + 1) * cellPx
+	}
+	if c := img.At(edge+1, a[1]*cellPx+cellPx/2); !near(c, areaColour) {
+		t.Errorf("ann's area at x=%d: pixel %v, want the area colour %v", edge+1, c, areaColour)
 	}
 	if t.Failed() || os.Getenv("LIVEMAP_KEEP") != "" {
 		keep := filepath.Join(os.TempDir(), fmt.Sprintf("livemap-%d.png", time.Now().UnixNano()))
