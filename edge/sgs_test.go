@@ -206,7 +206,9 @@ func TestSGSRelocate(t *testing.T) {
 		if err := ev.c.Send(ctx, []byte("echo "+names[i])); err != nil {
 			t.Fatal(err)
 		}
-		ev.expect(t, "echo", func(e sgsclient.Event) bool { return e.Kind == sgsclient.Message && string(e.Payload) == "echo "+names[i] })
+		ev.expect(t, "echo", func(e sgsclient.Event) bool {
+			return e.Kind == sgsclient.Message && string(e.Payload) == "echo "+names[i]
+		})
 	}
 }
 
@@ -390,7 +392,9 @@ func TestSGSBadInput(t *testing.T) {
 		if err := ev.c.Send(t.Context(), []byte("still here")); err != nil {
 			t.Fatal(err)
 		}
-		ev.expect(t, "the echo", func(e sgsclient.Event) bool { return e.Kind == sgsclient.Message && bytes.Equal(e.Payload, []byte("still here")) })
+		ev.expect(t, "the echo", func(e sgsclient.Event) bool {
+			return e.Kind == sgsclient.Message && bytes.Equal(e.Payload, []byte("still here"))
+		})
 	})
 
 	// The edge serves on.
