@@ -45,6 +45,9 @@ type peerEntry struct {
 	sent int
 }
 
+// maxHostLen bounds the host name of an announced address (DNS's limit).
+const maxHostLen = 253
+
 // peerExpiry is how many announcement intervals of silence expire a peer.
 const peerExpiry = 3
 
@@ -52,9 +55,11 @@ func newPeerTable(self string, interval time.Duration) *peerTable {
 	return &peerTable{self: self, expiry: peerExpiry * interval, peers: map[string]*peerEntry{}}
 }
 
-// observe records an announcement received at now.
+// observe records an announcement received at now. One without a
+// usable address (host:port, the host at most maxHostLen bytes) is
+// ignored.
 func (pt *peerTable) observe(info peerInfo, now time.Time) {
-	if info.ID == "" || info.ID == pt.self || info.SGS == "" {
+	if host, _, ok := hostPort(info.SGS); !ok || len(host) > maxHostLen || info.ID == "" || info.ID == pt.self {
 		return
 	}
 	pt.mu.Lock()
@@ -162,7 +167,7 @@ func hostPort(addr string) (string, int32, bool) {
 		return "", 0, false
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || p == 0 {
+	if err != nil || p == 0 || host == "" {
 		return "", 0, false
 	}
 	return host, int32(p), true

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,7 +31,8 @@ func TestPeerTable(t *testing.T) {
 			[]pick{{0, 3, ""}, {0, 4, "a:1"}, {0, 4, ""}}},
 		{"silent peers expire", []peerInfo{{ID: "a", SGS: "a:1"}},
 			[]pick{{3 * time.Second, -1, "a:1"}, {3*time.Second + time.Millisecond, -1, ""}}},
-		{"no address, no peer", []peerInfo{{ID: "a"}}, []pick{{0, -1, ""}}},
+		{"no address, no peer", []peerInfo{{ID: "a"}, {ID: "b", SGS: "b"}, {ID: "c", SGS: ":1"}, {ID: "d", SGS: "d:0"},
+			{ID: "e", SGS: strings.Repeat("e", 254) + ":1"}}, []pick{{0, -1, ""}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pt := newPeerTable("me", time.Second)

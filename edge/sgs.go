@@ -57,7 +57,8 @@ func (s *Server) Drain(ctx context.Context) error {
 	case s.announceNow <- struct{}{}:
 	default:
 	}
-	suspend := wire.AppendFrame(nil, rawFrame(sgs.SuspendMessages{}))
+	sf, _ := rawFrame(sgs.SuspendMessages{}) // no content: it encodes
+	suspend := wire.AppendFrame(nil, sf)
 	var waits []*sgsTransport
 	for _, t := range moving {
 		target, ok := s.peers.pick(time.Now(), -1)
@@ -125,8 +126,13 @@ func (s *Server) relocate(c *conn, t *sgsTransport, target string) {
 		return
 	}
 	c.sess = nil
-	key := relocationKey(ss.token(), last)
-	c.send(rawFrame(sgs.RelocateNotification{Host: host, Port: port, RelocationKey: key}))
+	f, err := rawFrame(sgs.RelocateNotification{Host: host, Port: port, RelocationKey: relocationKey(ss.token(), last)})
+	if err != nil {
+		s.log.Error("relocation not sent", logSession, ss.id, logErr, err)
+		c.close()
+		return
+	}
+	c.send(f)
 	c.flushAndClose()
 	close(t.moved)
 	s.log.Info("session relocated", logSession, ss.id, logPlayer, ss.player, "to", target)
@@ -176,12 +182,9 @@ func parseRelocationKey(key []byte) (token string, last uint64, ok bool) {
 const opRaw byte = 0xff
 
 // rawFrame is m, encoded, in an opRaw frame.
-func rawFrame(m sgs.Message) wire.Frame {
+func rawFrame(m sgs.Message) (wire.Frame, error) {
 	b, err := sgs.Append(nil, m)
-	if err != nil {
-		panic(fmt.Sprintf("edge: an edge's own SimpleSgs message does not encode: %v", err)) // a bug
-	}
-	return wire.Frame{Op: opRaw, Body: b}
+	return wire.Frame{Op: opRaw, Body: b}, err
 }
 
 // errSGSDone ends a SimpleSgs connection after a frame that ends it: a
@@ -259,8 +262,9 @@ func (t *sgsTransport) readFrame(max int) (wire.Frame, error) {
 				continue // undefined by the protocol: ignored
 			}
 			if to, ok := t.s.redirect(); ok {
-				if host, port, ok := hostPort(to); ok {
-					t.c.send(rawFrame(sgs.LoginRedirect{Host: host, Port: port}))
+				host, port, _ := hostPort(to) // the peer table holds valid addresses only
+				if f, err := rawFrame(sgs.LoginRedirect{Host: host, Port: port}); err == nil {
+					t.c.send(f)
 					t.c.flushAndClose()
 					t.s.log.Info("login redirected", logRemote, t.remoteAddr(), "to", to)
 					continue

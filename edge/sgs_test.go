@@ -77,7 +77,7 @@ type events struct {
 }
 
 // expect returns the first event, seen or to come, that match accepts,
-// and forgets it and those before it.
+// and forgets it; the others stay, in order, for later waits.
 func (ev *events) expect(t *testing.T, what string, match func(sgsclient.Event) bool) sgsclient.Event {
 	t.Helper()
 	timeout := time.NewTimer(20 * time.Second)
@@ -85,7 +85,7 @@ func (ev *events) expect(t *testing.T, what string, match func(sgsclient.Event) 
 	for {
 		for i, e := range ev.seen {
 			if match(e) {
-				ev.seen = ev.seen[i+1:]
+				ev.seen = slices.Delete(ev.seen, i, i+1)
 				return e
 			}
 		}
@@ -252,40 +252,22 @@ func TestSGSRedirect(t *testing.T) {
 
 // sgsRaw is a SimpleSgs connection for the messages the client never
 // sends.
-type sgsRaw struct {
-	nc net.Conn
-}
+type sgsRaw struct{ *rawConn }
 
-func dialSGSRaw(t *testing.T, addr string) *sgsRaw {
-	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-	return &sgsRaw{nc: nc}
-}
+func dialSGSRaw(t *testing.T, addr string) sgsRaw { return sgsRaw{dialRaw(t, addr)} }
 
-func (r *sgsRaw) send(t *testing.T, m sgs.Message) {
+func (r sgsRaw) send(t *testing.T, m sgs.Message) {
 	t.Helper()
 	b, err := sgs.Append(nil, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.write(t, b)
+	r.write(b)
 }
 
-func (r *sgsRaw) write(t *testing.T, b []byte) {
+func (r sgsRaw) next(t *testing.T) sgs.Message {
 	t.Helper()
-	if _, err := r.nc.Write(b); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (r *sgsRaw) next(t *testing.T) sgs.Message {
-	t.Helper()
-	f, err := sgs.ReadFrame(r.nc)
+	f, err := sgs.ReadFrame(r.r)
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
@@ -298,10 +280,10 @@ func (r *sgsRaw) next(t *testing.T) sgs.Message {
 
 // expectClosed waits for the server to close the connection, having
 // sent nothing more.
-func (r *sgsRaw) expectClosed(t *testing.T) {
+func (r sgsRaw) expectClosed(t *testing.T) {
 	t.Helper()
 	var b [64]byte
-	n, err := io.ReadFull(r.nc, b[:1])
+	n, err := io.ReadFull(r.r, b[:1])
 	if n != 0 || (!errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed)) {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -346,10 +328,10 @@ func TestSGSBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := dialSGSRaw(t, w.SGSAddr)
-			r.write(t, tc.in)
+			r.write(tc.in)
 			var got []sgs.Message
 			for {
-				f, err := sgs.ReadFrame(r.nc)
+				f, err := sgs.ReadFrame(r.r)
 				if err != nil {
 					var ne net.Error
 					if errors.As(err, &ne) && ne.Timeout() {
@@ -375,7 +357,7 @@ func TestSGSBadInput(t *testing.T) {
 		r.send(t, sgs.SessionMessage{Message: []byte("early")})
 		r.send(t, sgs.ChannelMessage{ID: []byte(hellochannels.Foo), Message: []byte("early")})
 		r.send(t, sgs.SuspendMessagesComplete{})
-		r.write(t, login())
+		r.write(login())
 		if m := r.next(t); m.Op() != sgs.OpLoginSuccess {
 			t.Fatalf("login answered %T", m)
 		}

@@ -2,7 +2,7 @@
 // protocol of Project Darkstar and RedDwarf Server clients (the Java
 // SimpleClient, the C client), so that an edge can serve them unchanged
 // (see PROTOCOL.md, "SimpleSgsProtocol"). It depends on the standard
-// library alone: a client (package sgsclient) links nothing of the server.
+// library alone (with edge/internal/fields, its body reader, which does too): a client (package sgsclient) links nothing of the server.
 //
 // The authoritative text is RedDwarf's SimpleSgsProtocol.java (sgs-shared,
 // com/sun/sgs/protocol/simple/SimpleSgsProtocol.java, version 0x05, as in

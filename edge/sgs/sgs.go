@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
+
+	"github.com/starbus/starbus/edge/internal/fields"
 )
 
 // Version is the protocol version this package speaks, the version byte
@@ -51,6 +52,23 @@ const (
 	OpChannelMessage          byte = 0x52 // C↔S: id length u16, id, message ByteArray
 )
 
+// opNames are the opcodes' names in SimpleSgsProtocol.java.
+var opNames = map[byte]string{
+	OpLoginRequest: "LOGIN_REQUEST", OpLoginSuccess: "LOGIN_SUCCESS", OpLoginFailure: "LOGIN_FAILURE",
+	OpLoginRedirect: "LOGIN_REDIRECT", OpSuspendMessages: "SUSPEND_MESSAGES",
+	OpSuspendMessagesComplete: "SUSPEND_MESSAGES_COMPLETE", OpResumeMessages: "RESUME_MESSAGES",
+	OpRelocateNotification: "RELOCATE_NOTIFICATION", OpRelocateRequest: "RELOCATE_REQUEST",
+	OpRelocateSuccess: "RELOCATE_SUCCESS", OpRelocateFailure: "RELOCATE_FAILURE",
+	OpReconnectRequest: "RECONNECT_REQUEST", OpReconnectSuccess: "RECONNECT_SUCCESS",
+	OpReconnectFailure: "RECONNECT_FAILURE", OpSessionMessage: "SESSION_MESSAGE",
+	OpLogoutRequest: "LOGOUT_REQUEST", OpLogoutSuccess: "LOGOUT_SUCCESS", OpChannelJoin: "CHANNEL_JOIN",
+	OpChannelLeave: "CHANNEL_LEAVE", OpChannelMessage: "CHANNEL_MESSAGE",
+}
+
+// OpName returns the name of opcode op, as SimpleSgsProtocol.java names
+// it, or "" for an opcode the protocol does not define.
+func OpName(op byte) string { return opNames[op] }
+
 // Errors of the codec.
 var (
 	// ErrTooLong reports a message over the protocol's limits.
@@ -84,11 +102,8 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	case n > MaxFrameLength:
 		return Frame{}, fmt.Errorf("%w: length %d, limit %d", ErrTooLong, n, MaxFrameLength)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	buf, err := fields.ReadBody(r, n)
+	if err != nil {
 		return Frame{}, err
 	}
 	return Frame{Op: buf[0], Content: buf[1:]}, nil
@@ -259,13 +274,13 @@ func Encode(m Message) (Frame, error) {
 
 // Decode returns the message f holds. Its byte slices alias f.Content.
 func Decode(f Frame) (Message, error) {
-	r := &reader{b: f.Content}
+	r := reader{fields.NewReader(f.Content, ErrMalformed)}
 	var m Message
 	switch f.Op {
 	case OpLoginRequest:
-		m = LoginRequest{Version: r.u8(), Name: r.str(), Password: r.str()}
+		m = LoginRequest{Version: r.U8(), Name: r.str(), Password: r.str()}
 	case OpLoginSuccess:
-		m = LoginSuccess{ReconnectionKey: r.rest()}
+		m = LoginSuccess{ReconnectionKey: r.Rest()}
 	case OpLoginFailure:
 		m = LoginFailure{Reason: r.str()}
 	case OpLoginRedirect:
@@ -277,106 +292,54 @@ func Decode(f Frame) (Message, error) {
 	case OpResumeMessages:
 		m = ResumeMessages{}
 	case OpRelocateNotification:
-		m = RelocateNotification{Host: r.str(), Port: r.i32(), RelocationKey: r.rest()}
+		m = RelocateNotification{Host: r.str(), Port: r.i32(), RelocationKey: r.Rest()}
 	case OpRelocateRequest:
-		m = RelocateRequest{Version: r.u8(), RelocationKey: r.rest()}
+		m = RelocateRequest{Version: r.U8(), RelocationKey: r.Rest()}
 	case OpRelocateSuccess:
-		m = RelocateSuccess{ReconnectionKey: r.rest()}
+		m = RelocateSuccess{ReconnectionKey: r.Rest()}
 	case OpRelocateFailure:
 		m = RelocateFailure{Reason: r.str()}
 	case OpReconnectRequest:
-		m = ReconnectRequest{Version: r.u8(), ReconnectionKey: r.rest()}
+		m = ReconnectRequest{Version: r.U8(), ReconnectionKey: r.Rest()}
 	case OpReconnectSuccess:
-		m = ReconnectSuccess{ReconnectionKey: r.rest()}
+		m = ReconnectSuccess{ReconnectionKey: r.Rest()}
 	case OpReconnectFailure:
 		m = ReconnectFailure{Reason: r.str()}
 	case OpSessionMessage:
-		m = SessionMessage{Message: r.rest()}
+		m = SessionMessage{Message: r.Rest()}
 	case OpLogoutRequest:
 		m = LogoutRequest{}
 	case OpLogoutSuccess:
 		m = LogoutSuccess{}
 	case OpChannelJoin:
-		m = ChannelJoin{Name: r.str(), ID: r.rest()}
+		m = ChannelJoin{Name: r.str(), ID: r.Rest()}
 	case OpChannelLeave:
-		m = ChannelLeave{ID: r.rest()}
+		m = ChannelLeave{ID: r.Rest()}
 	case OpChannelMessage:
-		m = ChannelMessage{ID: r.take(int(r.u16())), Message: r.rest()}
+		m = ChannelMessage{ID: r.Take(int(r.U16())), Message: r.Rest()}
 	default:
 		return nil, fmt.Errorf("%w: 0x%02x", ErrUnknownOpcode, f.Op)
 	}
-	if err := r.end(); err != nil {
+	if err := r.End(); err != nil {
 		return nil, fmt.Errorf("opcode 0x%02x: %w", f.Op, err)
 	}
 	return m, nil
 }
 
 // reader decodes content. The first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
+type reader struct{ *fields.Reader }
 
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) < n {
-		r.err = fmt.Errorf("%w: truncated content", ErrMalformed)
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
+func (r reader) i32() int32 { return int32(r.U32()) }
 
-func (r *reader) u8() byte {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if v := r.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-
-func (r *reader) i32() int32 {
-	if v := r.take(4); v != nil {
-		return int32(binary.BigEndian.Uint32(v))
-	}
-	return 0
-}
-
-func (r *reader) str() string {
-	v := r.take(int(r.u16()))
-	if r.err != nil {
+// str reads a String: a u16 length, then modified UTF-8.
+func (r reader) str() string {
+	v := r.Take(int(r.U16()))
+	if r.Err() != nil {
 		return ""
 	}
 	s, err := ParseString(v)
 	if err != nil {
-		r.err = err
+		r.Fail(err)
 	}
 	return s
-}
-
-// rest returns the remaining bytes (a ByteArray that ends the content).
-func (r *reader) rest() []byte {
-	if r.err != nil {
-		return nil
-	}
-	v := slices.Clip(r.b)
-	r.b = nil
-	return v
-}
-
-// end reports trailing bytes after the last field as malformed.
-func (r *reader) end() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.b))
-	}
-	return r.err
 }

@@ -1,28 +1,17 @@
 package sgsclient_test
 
 import (
-	"os/exec"
-	"strings"
 	"testing"
+
+	"github.com/starbus/starbus/internal/depstest"
 )
 
-// TestLinksNoServer: the client links nothing of the server: no
-// nats-server, no NATS client, no edge, no state.
+// TestLinksNoServer: the client links nothing of the server (no
+// nats-server, no NATS client, no edge, no state), nor the Starbus
+// protocol's codec: it is written from SimpleSgsProtocol's.
 func TestLinksNoServer(t *testing.T) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("no go command on PATH: %v", err)
-	}
-	out, err := exec.Command(gobin, "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		server := dep == "github.com/starbus/starbus/edge"
-		for _, prefix := range []string{"github.com/nats-io/", "github.com/starbus/starbus/kv", "github.com/starbus/starbus/bus", "github.com/starbus/starbus/edge/wire"} {
-			server = server || strings.HasPrefix(dep, prefix)
-		}
-		if server {
+	for _, dep := range depstest.Deps(t) {
+		if depstest.Server(dep) || dep == "github.com/starbus/starbus/edge/wire" {
 			t.Errorf("sgsclient links %s", dep)
 		}
 	}

@@ -152,17 +152,13 @@ func (m *Machine) Step(msg sgs.Message) ([]Action, error) {
 	event := func(e Event) []Action { return []Action{{Event: &e}} }
 	switch msg := msg.(type) {
 	case sgs.LoginSuccess:
-		if m.state != StateLoggingIn {
-			break
+		if m.state == StateLoggingIn {
+			return m.admitted(LoggedIn, msg.ReconnectionKey), nil
 		}
-		m.state, m.key = StateLoggedIn, msg.ReconnectionKey
-		return event(Event{Kind: LoggedIn, Key: msg.ReconnectionKey}), nil
 	case sgs.LoginFailure:
-		if m.state != StateLoggingIn {
-			break
+		if m.state == StateLoggingIn {
+			return m.refused(LoginFailed, msg.Reason), nil
 		}
-		m.state = StateDone
-		return append(event(Event{Kind: LoginFailed, Reason: msg.Reason}), Action{Close: true}), nil
 	case sgs.LoginRedirect:
 		if m.state != StateLoggingIn {
 			break
@@ -196,17 +192,13 @@ func (m *Machine) Step(msg sgs.Message) ([]Action, error) {
 		return append(event(Event{Kind: Relocating, Addr: addr, Key: msg.RelocationKey}),
 			Action{Dial: addr, Then: sgs.RelocateRequest{Version: sgs.Version, RelocationKey: msg.RelocationKey}}), nil
 	case sgs.RelocateSuccess:
-		if m.state != StateRelocating {
-			break
+		if m.state == StateRelocating {
+			return m.admitted(Relocated, msg.ReconnectionKey), nil
 		}
-		m.state, m.key = StateLoggedIn, msg.ReconnectionKey
-		return event(Event{Kind: Relocated, Key: msg.ReconnectionKey}), nil
 	case sgs.RelocateFailure:
-		if m.state != StateRelocating {
-			break
+		if m.state == StateRelocating {
+			return m.refused(RelocateFailed, msg.Reason), nil
 		}
-		m.state = StateDone
-		return append(event(Event{Kind: RelocateFailed, Reason: msg.Reason}), Action{Close: true}), nil
 	case sgs.SessionMessage:
 		if !m.running() {
 			break
@@ -240,6 +232,18 @@ func (m *Machine) Step(msg sgs.Message) ([]Action, error) {
 	}
 	m.state = StateDone
 	return nil, fmt.Errorf("%w: %T while %v", ErrProtocol, msg, m.state)
+}
+
+// admitted runs the session, logged in or relocated with key.
+func (m *Machine) admitted(kind EventKind, key []byte) []Action {
+	m.state, m.key = StateLoggedIn, key
+	return []Action{{Event: &Event{Kind: kind, Key: key}}}
+}
+
+// refused ends the session, whose login or relocation was refused.
+func (m *Machine) refused(kind EventKind, reason string) []Action {
+	m.state = StateDone
+	return []Action{{Event: &Event{Kind: kind, Reason: reason}}, {Close: true}}
 }
 
 // running reports whether the server may send the session its messages:
