@@ -55,7 +55,7 @@ func TestRelocationKey(t *testing.T) {
 	if !ok || token != "S1.secret" || last != 42 {
 		t.Fatalf("%q %d %v", token, last, ok)
 	}
-	for _, bad := range [][]byte{nil, {1}, {2, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}, key[:9]} {
+	for _, bad := range [][]byte{nil, {1}, {2, 0, 0, 0, 0, 0, 0, 0, 1, 'x'}, key[:9], {1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff}} {
 		if _, _, ok := parseRelocationKey(bad); ok {
 			t.Errorf("% x parsed", bad)
 		}

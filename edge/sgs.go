@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/starbus/starbus/edge/sgs"
 	"github.com/starbus/starbus/edge/wire"
@@ -169,7 +170,7 @@ func relocationKey(token string, last uint64) []byte {
 }
 
 func parseRelocationKey(key []byte) (token string, last uint64, ok bool) {
-	if len(key) < 10 || key[0] != relocationKeyFormat {
+	if len(key) < 10 || key[0] != relocationKeyFormat || !utf8.Valid(key[9:]) {
 		return "", 0, false
 	}
 	return string(key[9:]), binary.BigEndian.Uint64(key[1:9]), true
@@ -279,7 +280,10 @@ func (t *sgsTransport) readFrame(max int) (wire.Frame, error) {
 			if ss != nil {
 				continue
 			}
-			token, last, _ := parseRelocationKey(m.RelocationKey) // a bad key is a bad token
+			token, last, ok := parseRelocationKey(m.RelocationKey)
+			if !ok {
+				token, last = "", 0 // a bad key is a bad token: RELOCATE_FAILURE
+			}
 			t.relocating.Store(true)
 			return wire.Encode(wire.Reconnect{Version: wire.Version1, Token: token, LastSeq: last}), nil
 		case sgs.SessionMessage:

@@ -325,6 +325,7 @@ func TestSGSBadInput(t *testing.T) {
 		{"a malformed channel message before login", frame(sgs.OpChannelMessage, 0, 9)},
 		{"a malformed message after login", append(login(), frame(sgs.OpLogoutRequest, 1)...)},
 		{"relocation with a bad key", frame(sgs.OpRelocateRequest, sgs.Version, 1, 2, 3)},
+		{"relocation with a key whose token is not UTF-8", frame(sgs.OpRelocateRequest, sgs.Version, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := dialSGSRaw(t, w.SGSAddr)
