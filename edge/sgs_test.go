@@ -387,3 +387,43 @@ func TestSGSBadInput(t *testing.T) {
 	}
 	ev.expect(t, "the echo", func(e sgsclient.Event) bool { return e.Kind == sgsclient.Message && string(e.Payload) == "fine" })
 }
+
+// TestSGSDrainTimeout: a client that does not answer SUSPEND_MESSAGES in
+// time is closed as Shutdown closes it, without a relocation, and does
+// not hold the drain up; a client that answers is relocated meanwhile.
+func TestSGSDrainTimeout(t *testing.T) {
+	w := sgsWorld(t, func(e *edge.Server) { e.SuspendTimeout = 300 * time.Millisecond })
+	a := w.Edge
+	b, _, _ := anotherEdge(t, w, nil)
+	knowEachOther(t, a, b)
+
+	deaf := dialSGSRaw(t, w.SGSAddr)
+	deaf.send(t, sgs.LoginRequest{Version: sgs.Version, Name: "deaf", Password: "pw"})
+	if m := deaf.next(t); m.Op() != sgs.OpLoginSuccess {
+		t.Fatalf("login answered %T", m)
+	}
+	good := dialSGS(t, w.SGSAddr, "good")
+
+	start := time.Now()
+	if err := a.Drain(t.Context()); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the drain took %v", d)
+	}
+	good.expect(t, "relocated", func(e sgsclient.Event) bool { return e.Kind == sgsclient.Relocated })
+	for {
+		f, err := sgs.ReadFrame(deaf.r)
+		if err != nil {
+			break // closed
+		}
+		switch f.Op {
+		case sgs.OpChannelJoin, sgs.OpSuspendMessages:
+		default:
+			t.Fatalf("the deaf client was sent opcode 0x%02x", f.Op)
+		}
+	}
+	if b.Sessions() != 1 {
+		t.Errorf("edge b holds %d sessions, want 1", b.Sessions())
+	}
+}
