@@ -90,7 +90,7 @@ wait:
 		}
 	}
 	if len(waits) > 0 {
-		s.log.Info("SimpleSgs sessions relocated", "relocated", moved, "of", len(moving))
+		s.log.Info("SimpleSgs sessions relocated", "relocated", moved, "sessions", len(moving))
 	}
 	return s.Shutdown(ctx)
 }
@@ -120,8 +120,9 @@ func (s *Server) relocate(c *conn, t *sgsTransport, target string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.LoginTimeout)
 	defer cancel()
 	if err := s.suspend(ctx, ss); err != nil {
-		// Its record may not say it is suspended: the other edge would
-		// refuse it. The session waits for a reconnect as after Shutdown.
+		// Its record may not say it is suspended, so no edge would take
+		// it up by a key: the client is closed, and the session is left as
+		// an edge that dies leaves its sessions (doc.go, Sessions).
 		s.log.Error("session not suspended for relocation", logSession, ss.id, logErr, err)
 		c.close()
 		return
@@ -217,9 +218,9 @@ type sgsTransport struct {
 	counted atomic.Bool
 
 	mu     sync.Mutex
-	target string        // set by Drain: where the session goes
-	moved  chan struct{} // closed once the client has been told where
-	out    []byte        // the writer's buffer
+	target string // set by Drain: where the session goes
+
+	moved chan struct{} // closed by the reader once the client has been told where
 }
 
 var _ transport = (*sgsTransport)(nil)
@@ -333,7 +334,10 @@ func (t *sgsTransport) violation(err error) error {
 // 65,535-byte limit) is dropped and logged. After a LOGIN_FAILURE or
 // RELOCATE_FAILURE it returns errSGSDone, which closes the connection.
 func (t *sgsTransport) write(b []byte) error {
-	out := t.out[:0]
+	buf := t.s.getBuf() // lent for the burst, as the conn's own buffers are
+	defer t.s.putBuf(buf)
+	out := *buf
+	defer func() { *buf = out[:0] }()
 	var done error
 	for len(b) >= wire.HeaderLen && done == nil {
 		n := int(binary.BigEndian.Uint32(b))
@@ -358,7 +362,6 @@ func (t *sgsTransport) write(b []byte) error {
 			done = errSGSDone
 		}
 	}
-	t.out = out
 	if len(out) == 0 {
 		return done
 	}
@@ -388,9 +391,9 @@ func (t *sgsTransport) translate(f wire.Frame) (sgs.Message, bool) {
 		return sgs.LoginSuccess{ReconnectionKey: []byte(v.Session)}, false
 	case wire.LoginFailed:
 		if t.relocating.Load() {
-			return sgs.RelocateFailure{Reason: v.Code.String()}, true
+			return sgs.RelocateFailure{Reason: v.Code.Name()}, true
 		}
-		return sgs.LoginFailure{Reason: v.Code.String()}, true
+		return sgs.LoginFailure{Reason: v.Code.Name()}, true
 	case wire.Message:
 		return sgs.SessionMessage{Message: v.Payload}, false
 	case wire.ChannelJoin:

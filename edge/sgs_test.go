@@ -180,8 +180,8 @@ func TestSGSRelocate(t *testing.T) {
 		// The key was good once.
 		raw := dialSGSRaw(t, bSGS)
 		raw.send(t, sgs.RelocateRequest{Version: sgs.Version, RelocationKey: moving.Key})
-		if m := raw.next(t); m.Op() != sgs.OpRelocateFailure {
-			t.Errorf("%s's relocation key used again: %T", name, m)
+		if m, ok := raw.next(t).(sgs.RelocateFailure); !ok || m.Reason != "bad-token" {
+			t.Errorf("%s's relocation key used again: %#v", name, m)
 		}
 		raw.expectClosed(t)
 	}
