@@ -389,12 +389,15 @@ func TestSGSBadInput(t *testing.T) {
 }
 
 // TestSGSDrainTimeout: a client that does not answer SUSPEND_MESSAGES in
-// time is closed as Shutdown closes it, without a relocation, and does
-// not hold the drain up; a client that answers is relocated meanwhile.
+// time is closed as Shutdown closes it, without a relocation, and holds
+// the drain up no longer than SuspendTimeout; a client that answers is
+// relocated meanwhile, and a login that comes while the edge drains is
+// redirected to another edge.
 func TestSGSDrainTimeout(t *testing.T) {
-	w := sgsWorld(t, func(e *edge.Server) { e.SuspendTimeout = 300 * time.Millisecond })
+	const suspendTimeout = 2 * time.Second
+	w := sgsWorld(t, func(e *edge.Server) { e.SuspendTimeout = suspendTimeout })
 	a := w.Edge
-	b, _, _ := anotherEdge(t, w, nil)
+	b, _, bSGS := anotherEdge(t, w, nil)
 	knowEachOther(t, a, b)
 
 	deaf := dialSGSRaw(t, w.SGSAddr)
@@ -405,25 +408,36 @@ func TestSGSDrainTimeout(t *testing.T) {
 	good := dialSGS(t, w.SGSAddr, "good")
 
 	start := time.Now()
-	if err := a.Drain(t.Context()); err != nil {
+	drained := make(chan error, 1)
+	go func() { drained <- a.Drain(t.Context()) }()
+	good.expect(t, "relocated", func(e sgsclient.Event) bool { return e.Kind == sgsclient.Relocated })
+	for {
+		if m := deaf.next(t); m.Op() == sgs.OpSuspendMessages {
+			break
+		}
+	}
+	// a drains, held up by deaf: a login goes to b.
+	late := dialSGS(t, w.SGSAddr, "late")
+	if !slices.ContainsFunc(late.seen, func(e sgsclient.Event) bool { return e.Kind == sgsclient.Redirected && e.Addr == bSGS }) {
+		// The redirect comes before the login's events: it was seen.
+		t.Errorf("a login during the drain was not redirected to b")
+	}
+	if err := <-drained; err != nil {
 		t.Fatalf("drain: %v", err)
 	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("the drain took %v", d)
+	if d := time.Since(start); d < suspendTimeout || d > suspendTimeout+10*time.Second {
+		t.Errorf("the drain took %v, with a client that never suspends and a SuspendTimeout of %v", d, suspendTimeout)
 	}
-	good.expect(t, "relocated", func(e sgsclient.Event) bool { return e.Kind == sgsclient.Relocated })
 	for {
 		f, err := sgs.ReadFrame(deaf.r)
 		if err != nil {
 			break // closed
 		}
-		switch f.Op {
-		case sgs.OpChannelJoin, sgs.OpSuspendMessages:
-		default:
-			t.Fatalf("the deaf client was sent opcode 0x%02x", f.Op)
+		if f.Op != sgs.OpChannelJoin {
+			t.Fatalf("the deaf client was sent opcode 0x%02x after SUSPEND_MESSAGES", f.Op)
 		}
 	}
-	if b.Sessions() != 1 {
-		t.Errorf("edge b holds %d sessions, want 1", b.Sessions())
+	if b.Sessions() != 2 {
+		t.Errorf("edge b holds %d sessions, want 2 (good, relocated; late, redirected)", b.Sessions())
 	}
 }
