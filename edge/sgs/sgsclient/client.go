@@ -24,9 +24,11 @@ const dialTimeout = 10 * time.Second
 // Sends wait while the server has suspended the client's messages, until
 // the session runs again, relocated. It is safe for concurrent use.
 type Client struct {
-	events chan Event
-	done   chan struct{} // closed when the reader has ended
-	wg     sync.WaitGroup
+	events   chan Event
+	done     chan struct{} // closed when the reader has ended
+	stop     chan struct{} // closed by Close: the reader gives up delivering
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 
 	// wmu orders writes and the state changes that decide whether a send
 	// may be written (a suspension); taken before mu.
@@ -48,8 +50,8 @@ func Dial(ctx context.Context, addr, name, password string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{events: make(chan Event, 1024), done: make(chan struct{}), m: NewMachine(name, password),
-		nc: nc, changed: make(chan struct{})}
+	c := &Client{events: make(chan Event, 1024), done: make(chan struct{}), stop: make(chan struct{}),
+		m: NewMachine(name, password), nc: nc, changed: make(chan struct{})}
 	if err := c.write(nc, c.m.Login()); err != nil {
 		nc.Close()
 		return nil, err
@@ -86,7 +88,8 @@ func Dial(ctx context.Context, addr, name, password string) (*Client, error) {
 
 // Events returns the session's events, in order: its messages, channel
 // joins, leaves and messages, suspension and relocation. It is closed
-// when the session is over.
+// when the session is over. While 1,024 events wait unread, the client
+// reads nothing more from the server.
 func (c *Client) Events() <-chan Event { return c.events }
 
 // Done is closed when the session is over; Err then says why.
@@ -196,6 +199,7 @@ func (c *Client) Logout(ctx context.Context) error {
 // Close closes the connection without logging out, and waits for the
 // reader.
 func (c *Client) Close() error {
+	c.stopOnce.Do(func() { close(c.stop) })
 	c.mu.Lock()
 	c.closing = true
 	nc := c.nc
@@ -272,7 +276,11 @@ func (c *Client) step(msg sgs.Message) (net.Conn, error) {
 	for _, a := range actions {
 		switch {
 		case a.Event != nil:
-			c.events <- *a.Event
+			select {
+			case c.events <- *a.Event:
+			case <-c.stop:
+				return moved, ErrClosed
+			}
 		case a.Send != nil:
 			if err := c.write(nc, a.Send); err != nil {
 				return moved, err
