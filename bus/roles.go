@@ -97,11 +97,13 @@ func (w World) Permissions(r Role) (*server.Permissions, error) {
 				w.prefix+"kv.starbus.auth.>", // account records
 				w.prefix+"kv.auth.user.>",    // account records where Starbus kept them before (moved at login)
 				w.prefix+"chk.>",             // read checks of its commits (they write nothing)
+				w.Edges(),                    // announcing itself to the other edges
 			)},
 			Subscribe: &server.SubjectPermission{Allow: []string{
 				r.InboxPrefix() + ".>",
 				w.LiveChannelFilter(), // best-effort channel messages
 				w.LiveAreaFilter(),    // best-effort area events
+				w.Edges(),             // the other edges' announcements
 			}},
 		}, nil
 	}

@@ -262,6 +262,14 @@ func (w World) Commits(member string) (string, error) {
 	return "sbe." + w.name + ".commit." + member, nil
 }
 
+// Edges returns the core NATS subject on which a world's edges announce
+// themselves to each other (their SimpleSgs listeners and loads, for
+// LOGIN_REDIRECT and RELOCATE_NOTIFICATION; see package edge). Like
+// [World.LiveChannel] it lies outside the world's stream: the
+// announcements are soft state, renewed every second, and would only
+// churn a durable store.
+func (w World) Edges() string { return "sbe." + w.name + ".edges" }
+
 // Contains reports whether subject is one of the world's stored subjects.
 func (w World) Contains(subject string) bool {
 	return strings.HasPrefix(subject, w.prefix) && len(subject) > len(w.prefix)

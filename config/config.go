@@ -117,6 +117,19 @@ type Edge struct {
 	// ws.
 	TLSCert string `json:"tls_cert"`
 	TLSKey  string `json:"tls_key"`
+	// SGS is the address of the edge's SimpleSgs listener, for Project
+	// Darkstar and RedDwarf clients (SimpleSgsProtocol version 5, see
+	// PROTOCOL.md); "" (the default) serves none.
+	SGS string `json:"sgs"`
+	// SGSAdvertise is the host:port other edges send SimpleSgs clients to
+	// to reach this one (redirects, relocations); "" (the default): the
+	// listener's address, with the machine's host name for an
+	// unspecified IP.
+	SGSAdvertise string `json:"sgs_advertise"`
+	// SGSMaxSessions bounds the edge's SimpleSgs sessions: beyond it, new
+	// logins are redirected to a less loaded edge; 0 (the default):
+	// never.
+	SGSMaxSessions int `json:"sgs_max_sessions"`
 	// Register lets unknown names register on first login.
 	Register bool `json:"register"`
 	// The limits of edge.Server of the same names.
@@ -214,6 +227,15 @@ func (c Config) Validate() error {
 		if !hostPort(c.Edge.WebSocket) {
 			return bad("edge.websocket", "%q is not host:port (or empty for none)", c.Edge.WebSocket)
 		}
+	}
+	if c.Edge.SGS != "" && !hostPort(c.Edge.SGS) {
+		return bad("edge.sgs", "%q is not host:port (or empty for none)", c.Edge.SGS)
+	}
+	if c.Edge.SGSAdvertise != "" && !hostPort(c.Edge.SGSAdvertise) {
+		return bad("edge.sgs_advertise", "%q is not host:port (or empty for the listener's)", c.Edge.SGSAdvertise)
+	}
+	if c.Edge.SGSMaxSessions < 0 {
+		return bad("edge.sgs_max_sessions", "%d; use 0 for no bound", c.Edge.SGSMaxSessions)
 	}
 	for _, p := range c.Edge.WebSocketOrigins {
 		if _, err := path.Match(p, ""); err != nil || p == "" {

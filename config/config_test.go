@@ -33,6 +33,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		"edge.listen":              func(c *config.Config) { c.Edge.Listen = "nowhere" },
 		"edge.websocket":           func(c *config.Config) { c.Edge.WebSocket = "7422" },
 		"edge.websocket_origins":   func(c *config.Config) { c.Edge.WebSocketOrigins = []string{"[bad"} },
+		"edge.sgs":                 func(c *config.Config) { c.Edge.SGS = "62964" },
+		"edge.sgs_advertise":       func(c *config.Config) { c.Edge.SGSAdvertise = "host" },
+		"edge.sgs_max_sessions":    func(c *config.Config) { c.Edge.SGSMaxSessions = -1 },
 		"edge.tls_key":             func(c *config.Config) { c.Edge.TLSCert = pem },
 		"edge.tls_cert":            func(c *config.Config) { c.Edge.TLSKey = pem },
 		"edge.tls_cert unreadable": func(c *config.Config) { c.Edge.TLSCert, c.Edge.TLSKey = missing, pem },
@@ -97,6 +100,7 @@ func TestTLSFiles(t *testing.T) {
 	}
 	c.Edge.WebSocket = "127.0.0.1:7422"
 	c.Edge.WebSocketOrigins = []string{"*.example.com", "https://example.com"}
+	c.Edge.SGS, c.Edge.SGSAdvertise, c.Edge.SGSMaxSessions = "127.0.0.1:62964", "edge1.example.com:62964", 5000
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

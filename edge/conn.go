@@ -72,12 +72,16 @@ type conn struct {
 }
 
 func (s *Server) newConn(t transport) *conn {
-	return &conn{
+	c := &conn{
 		s:        s,
 		t:        t,
 		done:     make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
+	if b, ok := t.(interface{ bind(*conn) }); ok {
+		b.bind(c)
+	}
+	return c
 }
 
 // closeWait bounds the writing of the last frames of a closing connection.

@@ -27,6 +27,33 @@
 // with ERROR malformed and the connection goes on, since messages, unlike
 // a byte stream, stay in step after a bad one.
 //
+// [Server.ServeSGS] serves Project Darkstar's clients on a listener of
+// their own, speaking SimpleSgsProtocol version 5 (codec: package
+// edge/sgs; the authoritative text is RedDwarf's SimpleSgsProtocol.java,
+// sgs-shared com/sun/sgs/protocol/simple, read with the server's
+// impl/protocol/simple/SimpleSgsProtocolImpl.java). It is a third
+// transport under the same conn (sgs.go): each SimpleSgs message is
+// translated to the Starbus frame it means and each Starbus frame for the
+// client to its SimpleSgs message, so a Darkstar client gets the same
+// limits, sessions (at version 1), replay and channels, in the same world
+// as Starbus clients; what SimpleSgs has and Starbus lacks (version
+// pinning, LOGIN_REDIRECT, SUSPEND_MESSAGES, RELOCATE_NOTIFICATION) is the
+// transport's, which writes such messages from edge-internal opRaw
+// frames. PROTOCOL.md, SimpleSgsProtocol, is the contract.
+//
+// Edges with a SimpleSgs listener announce themselves (peerInfo: id,
+// address, SimpleSgs sessions, draining) every PeerInterval on the core
+// NATS subject bus.World.Edges, never in the stream, and keep a table of
+// the others (peerTable, pure; a peer silent for three intervals is
+// forgotten). A login past SGSMaxSessions is redirected to the least
+// loaded peer. [Server.Drain] relocates each SimpleSgs session to one:
+// SUSPEND_MESSAGES; on SUSPEND_MESSAGES_COMPLETE, read after every earlier
+// message of the client (so each is stored), the reader suspends the
+// session and sends RELOCATE_NOTIFICATION with a key holding the token and
+// the last stream sequence sent; RELOCATE_REQUEST on the peer is a
+// RECONNECT that may only take up a suspended session within its grace,
+// so the key is good once.
+//
 // Failed logins are counted per remote address, per name and address, and
 // per name, and slow the next attempts down (throttle.go, PROTOCOL.md):
 // the edge logs "failed logins throttled" at WARN when a count starts
@@ -173,7 +200,8 @@
 // nothing meanwhile, so that a client that pipelines requests is slowed
 // down by TCP's flow control instead (TestTransportContract, "pipelined"). Nothing a client sends can crash the edge or affect other
 // clients (see TestBadInput, TestWebSocketBadInput,
-// TestWebSocketBadConnections, FuzzDecode and FuzzWebSocketWire).
+// TestWebSocketBadConnections, TestSGSBadInput, FuzzDecode,
+// FuzzWebSocketWire and edge/sgs's FuzzDecode).
 //
 // # Counters
 //
@@ -195,8 +223,10 @@
 // subscriptions' callbacks, on the NATS client's goroutines, only queue
 // what they receive for one dispatcher goroutine, which delivers it burst
 // by burst and starts each connection's writer once per burst.
-// [Server.Shutdown] closes everything, stops the live consumer and the
-// dispatcher, and waits for all of them.
+// With a SimpleSgs listener, one announcer goroutine publishes this edge's
+// announcements, and the NATS client's goroutine feeds the peer table.
+// [Server.Shutdown] closes everything, stops the live consumer, the
+// dispatcher and the announcer, and waits for all of them.
 //
 // # Locks
 //
@@ -205,5 +235,6 @@
 // mutex (conn.mu) is taken after session.mu, and nothing is taken while it
 // is held; a connection's deadline mutex is taken last. A WebSocket's
 // cork mutex (corkWriter.mu) is taken under the library's own write lock,
-// and nothing is taken while it is held.
+// and nothing is taken while it is held. A SimpleSgs transport's mutex
+// (sgsTransport.mu) and the peer table's (peerTable.mu) are taken alone.
 package edge

@@ -25,3 +25,11 @@ const (
 	WSPing         = wsPing
 	WSPong         = wsPong
 )
+
+// Peers returns the number of other edges s knows of.
+func (s *Server) Peers() int {
+	s.init()
+	s.peers.mu.Lock()
+	defer s.peers.mu.Unlock()
+	return len(s.peers.peers)
+}

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/edge/wire"
@@ -68,6 +70,26 @@ type Server struct {
 	// metrics); [Server.Stats] has the counters.
 	Observer Observer
 
+	// SimpleSgs (see [Server.ServeSGS]).
+
+	// SGSAddress is the host:port other edges send SimpleSgs clients to
+	// (LOGIN_REDIRECT, RELOCATE_NOTIFICATION) to reach this edge's
+	// SimpleSgs listener (default: the listener's address, with this
+	// machine's host name for an unspecified IP).
+	SGSAddress string
+	// SGSMaxSessions bounds the SimpleSgs sessions of this edge: a login
+	// that would exceed it is redirected (LOGIN_REDIRECT) to the least
+	// loaded other edge, if one has fewer (default 0: never redirect).
+	SGSMaxSessions int
+	// SuspendTimeout bounds the wait for a SimpleSgs client's
+	// SUSPEND_MESSAGES_COMPLETE when [Server.Drain] relocates it
+	// (default 5s).
+	SuspendTimeout time.Duration
+	// PeerInterval is how often an edge with a SimpleSgs listener
+	// announces itself to the world's other edges (default 1s); one not
+	// heard of for three intervals is forgotten.
+	PeerInterval time.Duration
+
 	initOnce sync.Once
 	// startMu serialises the first Serve's setup.
 	startMu  sync.Mutex
@@ -106,6 +128,17 @@ type Server struct {
 
 	throttle throttle // failed logins, by address and by name
 	stats    serverStats
+
+	// SimpleSgs: this edge's id and announced address, its sessions, and
+	// the other edges it knows of (peers.go).
+	id          string
+	sgsAddr     string // set once by startPeers
+	sgsSessions atomic.Int64
+	draining    bool // guarded by mu: Drain has begun
+	peers       *peerTable
+	peerOnce    sync.Once
+	peering     sync.WaitGroup // the announcer
+	announceNow chan struct{}  // capacity 1: announce at once (Drain)
 }
 
 func (s *Server) init() {
@@ -138,6 +171,15 @@ func (s *Server) init() {
 		if s.ReconnectGrace == 0 {
 			s.ReconnectGrace = 30 * time.Second
 		}
+		if s.SuspendTimeout <= 0 {
+			s.SuspendTimeout = 5 * time.Second
+		}
+		if s.PeerInterval <= 0 {
+			s.PeerInterval = time.Second
+		}
+		s.id = nuid.Next()
+		s.peers = newPeerTable(s.id, s.PeerInterval)
+		s.announceNow = make(chan struct{}, 1)
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
@@ -161,6 +203,13 @@ const (
 // Serve accepts connections on l until Shutdown. It always returns a
 // non-nil error; after Shutdown, [ErrServerClosed].
 func (s *Server) Serve(l net.Listener) error {
+	return s.serve(l, func(nc net.Conn) transport { return newTCPTransport(nc) }, nil)
+}
+
+// serve accepts connections on l until Shutdown, each over the transport
+// newTransport makes of it. started, if set, runs once the server is
+// ready, before the first accept.
+func (s *Server) serve(l net.Listener, newTransport func(net.Conn) transport, started func()) error {
 	s.init()
 	if err := s.ready(); err != nil {
 		return err
@@ -177,6 +226,9 @@ func (s *Server) Serve(l net.Listener) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
+	if started != nil {
+		started()
+	}
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -196,7 +248,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := s.newConn(newTCPTransport(nc))
+		c := s.newConn(newTransport(nc))
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -279,7 +331,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for range min(len(sessions), shutdownEnders) {
 		enders.Go(func() {
 			for ss := range ends {
-				s.suspend(ctx, ss)
+				if err := s.suspend(ctx, ss); err != nil {
+					s.log.Error("session not suspended", logSession, ss.id, logErr, err)
+				}
 			}
 		})
 	}
@@ -303,6 +357,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.cancel()
+	s.peering.Wait()
 	s.reaper.Wait()
 	s.dispatcher.Wait()
 	delivery.Stop()

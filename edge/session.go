@@ -248,6 +248,11 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 	}
 	var old *conn
 	switch {
+	case ss != nil && c.relocation():
+		// A relocation takes up a session that no edge holds: its key is
+		// spent once it has (see relocationKey).
+		c.send(badToken)
+		return
 	case ss != nil:
 		if subtle.ConstantTimeCompare([]byte(ss.secret), []byte(secret)) != 1 {
 			c.send(badToken)
@@ -263,7 +268,7 @@ func (s *Server) reconnect(c *conn, m wire.Reconnect) {
 		}
 	default:
 		var err error
-		ss, err = s.takeUp(id, secret, c, m)
+		ss, err = s.takeUp(id, secret, c, m, c.relocation())
 		takenUp()
 		if err != nil {
 			var pe *wire.ProtocolError
@@ -374,8 +379,9 @@ func sessionVersionError(v byte) *wire.ProtocolError {
 
 // takeUp resumes on this edge a session that no edge holds, from its
 // record: the record's epoch moves on, so that the edge that held it
-// before cannot end it any more.
-func (s *Server) takeUp(id, secret string, c *conn, m wire.Reconnect) (*session, error) {
+// before cannot end it any more. A relocation takes up only a suspended
+// session within its grace.
+func (s *Server) takeUp(id, secret string, c *conn, m wire.Reconnect, relocation bool) (*session, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.LoginTimeout)
 	defer cancel()
 	var rec sessionRecord
@@ -392,6 +398,9 @@ func (s *Server) takeUp(id, secret string, c *conn, m wire.Reconnect) (*session,
 		}
 		if v := sessionVersion(rec.Version); v != m.Version {
 			return sessionVersionError(v)
+		}
+		if relocation && (rec.GraceUntil.IsZero() || time.Now().After(rec.GraceUntil)) {
+			return errBadToken
 		}
 		if err := tx.Get(ctx, bus.SessionRegionKey(id), &region); err != nil && !errors.Is(err, kv.ErrNotFound) {
 			return err
@@ -914,15 +923,15 @@ func (s *Server) end(ctx context.Context, id string, epoch uint64, region string
 // suspend leaves a session for another edge (or this one, restarted) to
 // take up: its record says until when it may be, and where its event
 // numbers stand. The edge that finds it past that time ends it.
-func (s *Server) suspend(ctx context.Context, ss *session) {
+func (s *Server) suspend(ctx context.Context, ss *session) error {
 	if !s.stop(ss) {
-		return
+		return nil
 	}
 	s.dropSession(ss)
 	ss.pub.Lock()
 	next, sent := ss.nextSeq, ss.sent
 	ss.pub.Unlock()
-	err := s.store.Update(ctx, func(tx *kv.Tx) error {
+	return s.store.Update(ctx, func(tx *kv.Tx) error {
 		var rec sessionRecord
 		if err := tx.Get(ctx, bus.SessionKey(ss.id), &rec); err != nil {
 			if errors.Is(err, kv.ErrNotFound) {
@@ -937,9 +946,6 @@ func (s *Server) suspend(ctx context.Context, ss *session) {
 		rec.Sent = max(rec.Sent, sent)
 		return tx.Put(bus.SessionKey(ss.id), rec)
 	})
-	if err != nil {
-		s.log.Error("session not suspended", logSession, ss.id, logErr, err)
-	}
 }
 
 // reap ends the suspended sessions whose grace has run out, until ctx

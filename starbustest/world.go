@@ -51,6 +51,9 @@ type Options struct {
 	// Timeout bounds every wait of the world and its sessions: for a
 	// message, a condition, a login (default [DefaultTimeout]).
 	Timeout time.Duration
+	// SGS also serves the edge's SimpleSgs listener, for Darkstar clients
+	// (edge.Server.ServeSGS), on another loopback port: [World.SGSAddr].
+	SGS bool
 }
 
 // World is a running world: an embedded JetStream server ([bustest.Env]), the
@@ -68,6 +71,9 @@ type World struct {
 	// Addr is the edge's address (127.0.0.1 and a free port), for
 	// [github.com/starbus/starbus/edge/client.Dial].
 	Addr string
+	// SGSAddr is the address of the edge's SimpleSgs listener, with
+	// [Options.SGS], for [github.com/starbus/starbus/edge/sgs/sgsclient.Dial].
+	SGSAddr string
 	// Timeout bounds the world's waits (see [Options.Timeout]).
 	Timeout time.Duration
 
@@ -155,13 +161,14 @@ func Start(tb testing.TB, opts Options) *World {
 		return len(w.Runtime.Partitions()) == bus.Partitions
 	}, "starbustest: the runtime takes every partition of the world's events")
 	if !opts.NoEdge {
-		w.serve(&wg, opts.Edge, log)
+		w.serve(&wg, opts.Edge, log, opts.SGS)
 	}
 	return w
 }
 
-// serve starts the edge e (a new one if nil) on a loopback port.
-func (w *World) serve(wg *sync.WaitGroup, e *edge.Server, log *slog.Logger) {
+// serve starts the edge e (a new one if nil) on a loopback port, and its
+// SimpleSgs listener on another if sgs.
+func (w *World) serve(wg *sync.WaitGroup, e *edge.Server, log *slog.Logger, sgs bool) {
 	w.tb.Helper()
 	if e == nil {
 		e = &edge.Server{}
@@ -181,6 +188,19 @@ func (w *World) serve(wg *sync.WaitGroup, e *edge.Server, log *slog.Logger) {
 	wg.Go(func() {
 		if err := e.Serve(l); err != nil && !errors.Is(err, edge.ErrServerClosed) {
 			w.tb.Errorf("starbustest: edge: %v", err)
+		}
+	})
+	if !sgs {
+		return
+	}
+	ls, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		w.tb.Fatalf("starbustest: listen: %v", err)
+	}
+	w.SGSAddr = ls.Addr().String()
+	wg.Go(func() {
+		if err := e.ServeSGS(ls); err != nil && !errors.Is(err, edge.ErrServerClosed) {
+			w.tb.Errorf("starbustest: edge's SimpleSgs listener: %v", err)
 		}
 	})
 }

@@ -46,9 +46,11 @@ commands:
            the worker runtime with the reference game (examples/gridworld),
            an edge for clients, and the live map, a page to play it in a
            browser (/play) and /metrics on -http, which also serves the
-           edge's WebSocket at /ws
+           edge's WebSocket at /ws; -sgs serves Darkstar clients
   edge     an edge against an external NATS (-nats); -websocket serves
-           WebSocket too, -tls-cert and -tls-key TLS on both; /metrics on -http
+           WebSocket too, -tls-cert and -tls-key TLS on both; /metrics on -http;
+           -sgs serves Darkstar clients (SimpleSgsProtocol), relocated to
+           other edges when it stops
   worker   a worker running the reference game (or -game bank) against an
            external NATS (-nats); start several to share the world's events;
            /metrics on -http
@@ -147,6 +149,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	natsPort := fs.Int("nats-port", 0, "client port of the embedded NATS server (dev; default: a free port)")
 	listen := fs.String("listen", "", "TCP address of the edge (default "+cfg.Edge.Listen+")")
 	wsAddr := fs.String("websocket", "", "address of the edge's WebSocket listener, at /ws (default none)")
+	sgsAddr := fs.String("sgs", "", "address of the edge's SimpleSgs listener, for Darkstar clients (edge, dev; default none)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate of the edge's listeners: TLS over TCP, wss (and https for dev's -http)")
 	tlsKey := fs.String("tls-key", "", "PEM key of -tls-cert")
 	httpAddr := fs.String("http", "", httpHelp)
@@ -173,7 +176,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	for env, dst := range map[string]*string{
 		"STARBUS_WORLD": &cfg.World, "STARBUS_NATS": &cfg.NATS.URL, "STARBUS_NATS_USER": &cfg.NATS.User,
 		"STARBUS_DATA": &cfg.NATS.DataDir, "STARBUS_LISTEN": &cfg.Edge.Listen, "STARBUS_HTTP": &cfg.HTTP,
-		"STARBUS_WEBSOCKET": &cfg.Edge.WebSocket,
+		"STARBUS_WEBSOCKET": &cfg.Edge.WebSocket, "STARBUS_SGS": &cfg.Edge.SGS,
 	} {
 		if v, ok := os.LookupEnv(env); ok {
 			*dst = v
@@ -182,7 +185,7 @@ func loadConfig(cmd string, args []string, stderr io.Writer) (config.Config, err
 	for flagValue, dst := range map[*string]*string{
 		world: &cfg.World, natsURL: &cfg.NATS.URL, data: &cfg.NATS.DataDir, listen: &cfg.Edge.Listen, logLevel: &cfg.LogLevel,
 		httpAddr: &cfg.HTTP, member: &cfg.Worker.Member, game: &cfg.Worker.Game, pprofAddr: &cfg.Pprof,
-		wsAddr: &cfg.Edge.WebSocket, tlsCert: &cfg.Edge.TLSCert, tlsKey: &cfg.Edge.TLSKey,
+		wsAddr: &cfg.Edge.WebSocket, tlsCert: &cfg.Edge.TLSCert, tlsKey: &cfg.Edge.TLSKey, sgsAddr: &cfg.Edge.SGS,
 	} {
 		if *flagValue != "" {
 			*dst = *flagValue
@@ -309,6 +312,8 @@ func newEdge(wd *world, cfg config.Config, log *slog.Logger, reg *metrics.Regist
 		OutboundQueue:  cfg.Edge.OutboundQueue,
 		WriteTimeout:   cfg.Edge.WriteTimeout.D(),
 		ReconnectGrace: cmp.Or(cfg.Edge.ReconnectGrace.D(), -1), // 0 in the config: none
+		SGSAddress:     cfg.Edge.SGSAdvertise,
+		SGSMaxSessions: cfg.Edge.SGSMaxSessions,
 	}
 	if reg != nil {
 		srv.Observer = reg.EdgeObserver()
@@ -401,9 +406,58 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 }
 
-// serveEdge runs an edge until ctx ends, then shuts it down.
-func serveEdge(ctx context.Context, srv *edge.Server, l net.Listener) error {
-	return serveUntil(ctx, func() error { return srv.Serve(l) }, srv.Shutdown, edge.ErrServerClosed, 10*time.Second)
+// serveEdge runs an edge on l, and on sl, its SimpleSgs listener, if
+// set, until ctx ends (SIGTERM, SIGINT), then shuts it down: with a
+// SimpleSgs listener it drains first, relocating its SimpleSgs clients
+// to other edges of the world (edge.Server.Drain).
+func serveEdge(ctx context.Context, srv *edge.Server, l, sl net.Listener) error {
+	if sl == nil {
+		return serveUntil(ctx, func() error { return srv.Serve(l) }, srv.Shutdown, edge.ErrServerClosed, 10*time.Second)
+	}
+	serve := func() error {
+		// Either listener's failure stops the other.
+		sgsErr := make(chan error, 1)
+		go func() {
+			err := srv.ServeSGS(sl)
+			if !errors.Is(err, edge.ErrServerClosed) {
+				stopEdge(srv)
+			}
+			sgsErr <- err
+		}()
+		err := srv.Serve(l)
+		if !errors.Is(err, edge.ErrServerClosed) {
+			stopEdge(srv)
+		}
+		if serr := <-sgsErr; !errors.Is(serr, edge.ErrServerClosed) {
+			err = errors.Join(err, fmt.Errorf("sgs: %w", serr))
+		}
+		return err
+	}
+	return serveUntil(ctx, serve, srv.Drain, edge.ErrServerClosed, drainGrace)
+}
+
+// drainGrace bounds an edge's drain: the wait for its SimpleSgs clients
+// to suspend (edge.Server.SuspendTimeout, 5 s), then its shutdown.
+const drainGrace = 15 * time.Second
+
+// stopEdge shuts an edge down after one of its listeners failed.
+func stopEdge(srv *edge.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+}
+
+// listenSGS opens the edge's SimpleSgs listener, if the config has one,
+// and returns the banner's words for it.
+func listenSGS(cfg config.Config) (net.Listener, string, error) {
+	if cfg.Edge.SGS == "" {
+		return nil, "", nil
+	}
+	l, err := net.Listen("tcp", cfg.Edge.SGS)
+	if err != nil {
+		return nil, "", fmt.Errorf("-sgs: %w", err)
+	}
+	return l, ", sgs " + l.Addr().String(), nil
 }
 
 // serveHTTP runs an HTTP server until ctx ends, then shuts it down.
@@ -502,8 +556,15 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 		return err
 	}
 	listeners = append(listeners, l)
+	sl, sgsWords, err := listenSGS(cfg)
+	if err != nil {
+		return err
+	}
+	if sl != nil {
+		listeners = append(listeners, sl)
+	}
 	e := es
-	run := []func(context.Context) error{rt.Run, func(ctx context.Context) error { return serveEdge(ctx, e, l) }}
+	run := []func(context.Context) error{rt.Run, func(ctx context.Context) error { return serveEdge(ctx, e, l, sl) }}
 	httpLines := ""
 	if cfg.HTTP != "" {
 		hl, err := listen(cfg.HTTP, httpTLS(tc))
@@ -532,7 +593,7 @@ func runDev(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.
 		hs := newHTTPServer(webSocketMux(e, cfg, nil), log)
 		run = append(run, func(ctx context.Context) error { return serveHTTP(ctx, hs, wl) })
 	}
-	edgeLine := l.Addr().String()
+	edgeLine := l.Addr().String() + sgsWords
 	try := fmt.Sprintf("try: go run ./cmd/starbus client -addr %s -name ann\n     go run ./cmd/starbus bots -addr %s -players 100 -duration 30s\n", l.Addr(), l.Addr())
 	if tc != nil { // the bots speak plain TCP only
 		edgeLine += " (tls)"
@@ -597,15 +658,23 @@ func runEdge(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog
 		web.close()
 		return err
 	}
-	run := []func(context.Context) error{func(ctx context.Context) error { return serveEdge(ctx, e, l) }, web.serve}
-	more := ""
+	sl, more, err := listenSGS(cfg)
+	if err != nil {
+		l.Close()
+		web.close()
+		return err
+	}
+	run := []func(context.Context) error{func(ctx context.Context) error { return serveEdge(ctx, e, l, sl) }, web.serve}
 	if tc != nil {
-		more = " (tls)"
+		more = " (tls)" + more
 	}
 	if cfg.Edge.WebSocket != "" {
 		wl, err := listen(cfg.Edge.WebSocket, httpTLS(tc))
 		if err != nil {
 			l.Close()
+			if sl != nil {
+				sl.Close()
+			}
 			web.close()
 			return fmt.Errorf("websocket: %w", err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/config"
+	"github.com/starbus/starbus/edge/sgs/sgsclient"
 	"github.com/starbus/starbus/internal/metricstest"
 	"github.com/starbus/starbus/internal/natstest"
 	"github.com/starbus/starbus/internal/tlstest"
@@ -245,6 +246,36 @@ func TestEdgeTLSAndWebSocket(t *testing.T) {
 	// Without trusting the certificate, the client refuses the edge.
 	if err := run(ctx, []string{"client", "-addr", m[1], "-name", "eve"}, strings.NewReader(""), io.Discard, io.Discard); err == nil {
 		t.Error("a client that does not trust the edge's certificate logged in")
+	}
+	cancel()
+	p.wait(t)
+}
+
+// TestEdgeSGS runs `starbus edge -sgs`: a Darkstar client logs in to the
+// reference world over SimpleSgsProtocol and is welcomed; at the end the
+// edge drains (no other edge to relocate to) and stops.
+func TestEdgeSGS(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{World: "dark"})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	p := startEdgeAndWorker(ctx, t, env.Server.ClientURL(), "dark", nil, []string{"-sgs", "127.0.0.1:0"})
+	m := regexp.MustCompile(`, sgs (127\.0\.0\.1:\d+)`).FindStringSubmatch(p.banner)
+	if m == nil {
+		t.Fatalf("edge banner %q", p.banner)
+	}
+	c, err := sgsclient.Dial(ctx, m[1], "duke", "starbus")
+	if err != nil {
+		t.Fatalf("login over SimpleSgs: %v\n%s", err, p.logs.String())
+	}
+	defer c.Close()
+	welcomed := false
+	for e := range c.Events() {
+		if welcomed = e.Kind == sgsclient.Message && strings.Contains(string(e.Payload), `"t":"welcome"`); welcomed {
+			break
+		}
+	}
+	if !welcomed {
+		t.Fatalf("no welcome: %v\n%s", c.Err(), p.logs.String())
 	}
 	cancel()
 	p.wait(t)

@@ -1,8 +1,9 @@
 // Package wire is the codec of the Starbus client protocol (PROTOCOL.md):
 // frames, their opcodes and bodies, the error codes of the one code table,
 // and the WebSocket subprotocol's name. It depends on the standard library
-// alone, so that a client (package edge/client, or a game's own) links
-// nothing of the server: no NATS, no JetStream, no state.
+// alone (with edge/internal/fields, its body reader, which does too), so
+// that a client (package edge/client, or a game's own) links nothing of
+// the server: no NATS, no JetStream, no state.
 //
 // On a stream transport (TCP) a frame is a u32 length, then the opcode and
 // the body: [ReadFrame] and [AppendFrame]. On WebSocket a binary message

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/starbus/starbus/edge/internal/fields"
 )
 
 // WebSocketSubprotocol is the WebSocket subprotocol of PROTOCOL.md's
@@ -86,11 +88,8 @@ func ReadFrame(r io.Reader, max int) (Frame, error) {
 	if uint64(n) > uint64(max) {
 		return Frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	buf, err := fields.ReadBody(r, int(n))
+	if err != nil {
 		return Frame{}, err
 	}
 	return Frame{Op: buf[0], Body: buf[1:]}, nil
@@ -119,77 +118,15 @@ func (b body) str(s string) body {
 func (b body) rest(p []byte) body { return append(b, p...) }
 
 // reader decodes frame bodies. The first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
+type reader struct{ *fields.Reader }
 
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) < n {
-		r.err = fmt.Errorf("%w: truncated body", ErrMalformed)
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) u8() byte {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if v := r.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-
-func (r *reader) u32() uint32 {
-	if v := r.take(4); v != nil {
-		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-
-func (r *reader) u64() uint64 {
-	if v := r.take(8); v != nil {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
-}
-
-func (r *reader) str() string {
-	n := int(r.u16())
-	v := r.take(n)
-	if r.err == nil && !utf8.Valid(v) {
-		r.err = fmt.Errorf("%w: string is not UTF-8", ErrMalformed)
+// str reads a str: a u16 length, then that many bytes of UTF-8.
+func (r reader) str() string {
+	v := r.Take(int(r.U16()))
+	if r.Err() == nil && !utf8.Valid(v) {
+		r.Fail(fmt.Errorf("%w: string is not UTF-8", ErrMalformed))
 	}
 	return string(v)
-}
-
-// rest returns the remaining bytes.
-func (r *reader) rest() []byte {
-	if r.err != nil {
-		return nil
-	}
-	v := r.b
-	r.b = nil
-	return v
-}
-
-// end reports trailing bytes after the last field as malformed.
-func (r *reader) end() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.b))
-	}
-	return r.err
 }
 
 // Decoded frames. Decode turns a Frame into one of these; Encode does the
@@ -274,57 +211,57 @@ type (
 
 // Decode parses a frame's body according to its opcode.
 func Decode(f Frame) (any, error) {
-	r := &reader{b: f.Body}
+	r := reader{fields.NewReader(f.Body, ErrMalformed)}
 	var v any
 	switch f.Op {
 	case OpLogin:
-		v = Login{Version: r.u8(), Name: r.str(), Password: r.str()}
+		v = Login{Version: r.U8(), Name: r.str(), Password: r.str()}
 	case OpReconnect:
-		m := Reconnect{Version: r.u8(), Token: r.str(), LastSeq: r.u64()}
+		m := Reconnect{Version: r.U8(), Token: r.str(), LastSeq: r.U64()}
 		if m.Version >= Version2 {
-			m.Acked = r.u64()
+			m.Acked = r.U64()
 		}
 		v = m
 	case OpSend:
-		v = Send{Payload: r.rest()}
+		v = Send{Payload: r.Rest()}
 	case OpLogout:
 		v = Logout{}
 	case OpPing:
-		v = Ping{Nonce: r.u64()}
+		v = Ping{Nonce: r.U64()}
 	case OpChannelSend:
-		v = ChannelSend{Channel: r.str(), Payload: r.rest()}
+		v = ChannelSend{Channel: r.str(), Payload: r.Rest()}
 	case OpSeqSend:
-		v = SeqSend{Seq: r.u64(), Payload: r.rest()}
+		v = SeqSend{Seq: r.U64(), Payload: r.Rest()}
 	case OpSeqChannelSend:
-		v = SeqChannelSend{Seq: r.u64(), Channel: r.str(), Payload: r.rest()}
+		v = SeqChannelSend{Seq: r.U64(), Channel: r.str(), Payload: r.Rest()}
 	case OpLoginOK:
-		m := LoginOK{Version: r.u8(), Session: r.str(), Token: r.str(), MaxFrame: r.u32(), RatePerSecond: r.u32()}
+		m := LoginOK{Version: r.U8(), Session: r.str(), Token: r.str(), MaxFrame: r.U32(), RatePerSecond: r.U32()}
 		if m.Version >= Version2 {
-			m.LastSend = r.u64()
+			m.LastSend = r.U64()
 		}
 		v = m
 	case OpLoginFailed:
-		v = LoginFailed{Code: Code(r.u16()), Reason: r.str()}
+		v = LoginFailed{Code: Code(r.U16()), Reason: r.str()}
 	case OpMessage:
-		v = Message{Seq: r.u64(), Payload: r.rest()}
+		v = Message{Seq: r.U64(), Payload: r.Rest()}
 	case OpChannelJoin:
-		v = ChannelJoin{Seq: r.u64(), Channel: r.str()}
+		v = ChannelJoin{Seq: r.U64(), Channel: r.str()}
 	case OpChannelLeave:
-		v = ChannelLeave{Seq: r.u64(), Channel: r.str()}
+		v = ChannelLeave{Seq: r.U64(), Channel: r.str()}
 	case OpChannelMessage:
-		v = ChannelMessage{Channel: r.str(), Seq: r.u64(), Payload: r.rest()}
+		v = ChannelMessage{Channel: r.str(), Seq: r.U64(), Payload: r.Rest()}
 	case OpLogoutOK:
 		v = LogoutOK{}
 	case OpError:
-		v = ErrorInfo{Code: Code(r.u16()), Reason: r.str()}
+		v = ErrorInfo{Code: Code(r.U16()), Reason: r.str()}
 	case OpPong:
-		v = Pong{Nonce: r.u64()}
+		v = Pong{Nonce: r.U64()}
 	case OpAck:
-		v = Ack{Seq: r.u64()}
+		v = Ack{Seq: r.U64()}
 	default:
 		return nil, &ProtocolError{Code: CodeUnknownOpcode, Reason: fmt.Sprintf("unknown opcode 0x%02x", f.Op)}
 	}
-	if err := r.end(); err != nil {
+	if err := r.End(); err != nil {
 		return nil, err
 	}
 	return v, nil
