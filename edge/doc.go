@@ -158,7 +158,8 @@
 // nothing meanwhile, so that a client that pipelines requests is slowed
 // down by TCP's flow control instead (TestTransportContract, "pipelined"). Nothing a client sends can crash the edge or affect other
 // clients (see TestBadInput, TestWebSocketBadInput,
-// TestWebSocketBadConnections, FuzzDecode and FuzzWebSocketWire).
+// TestWebSocketBadConnections, edge/wire's FuzzDecode and
+// edge/internal/link's FuzzWebSocketWire).
 //
 // # Counters
 //
@@ -189,6 +190,6 @@
 // then Server.mu or Server.chmu), never the reverse; a connection's queue
 // mutex (conn.mu) is taken after session.mu, and nothing is taken while it
 // is held; a connection's deadline mutex is taken last. A WebSocket's
-// cork mutex (corkWriter.mu) is taken under the library's own write lock,
-// and nothing is taken while it is held.
+// cork mutex (corkWriter.mu, in edge/internal/link) is taken under the
+// library's own write lock, and nothing is taken while it is held.
 package edge

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/edge/internal/link"
 	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/kv"
 )
@@ -193,7 +194,7 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := s.newConn(newTCPTransport(nc))
+		c := s.newConn(link.NewTCP(nc))
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
