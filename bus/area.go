@@ -142,19 +142,15 @@ func (w World) Area(area string, cx, cy int64) (string, error) {
 	if err := ValidName(area); err != nil {
 		return "", fmt.Errorf("area %q: %w", area, err)
 	}
-	return w.prefix + "out.a." + area + "." + cellTokens(cx, cy), nil
+	return w.s.Area(area, cx, cy), nil
 }
 
 // AreaFilter matches the reliable events of every cell of area.
-func (w World) AreaFilter(area string) string { return w.prefix + "out.a." + area + ".*.*" }
+func (w World) AreaFilter(area string) string { return w.s.AreaFilter(area) }
 
 // ParseArea returns the area and cell of a reliable area event's subject.
 func (w World) ParseArea(subject string) (area string, cx, cy int64, ok bool) {
-	rest, ok := strings.CutPrefix(subject, w.prefix+"out.a.")
-	if !ok {
-		return "", 0, 0, false
-	}
-	return parseAreaCell(rest)
+	return w.s.ParseArea(subject)
 }
 
 // LiveArea returns the core NATS subject of best-effort events at cell
@@ -164,40 +160,14 @@ func (w World) LiveArea(area string, cx, cy int64) (string, error) {
 	if err := ValidName(area); err != nil {
 		return "", fmt.Errorf("area %q: %w", area, err)
 	}
-	return "sbe." + w.name + ".a." + area + "." + cellTokens(cx, cy), nil
+	return w.s.LiveArea(area, cx, cy), nil
 }
 
 // LiveAreaFilter matches the best-effort events of every area.
-func (w World) LiveAreaFilter() string { return "sbe." + w.name + ".a.>" }
+func (w World) LiveAreaFilter() string { return w.s.LiveAreaFilter() }
 
 // ParseLiveArea returns the area and cell of a best-effort area event's
 // subject.
 func (w World) ParseLiveArea(subject string) (area string, cx, cy int64, ok bool) {
-	rest, ok := strings.CutPrefix(subject, "sbe."+w.name+".a.")
-	if !ok {
-		return "", 0, 0, false
-	}
-	return parseAreaCell(rest)
-}
-
-func cellTokens(cx, cy int64) string {
-	return strconv.FormatInt(cx, 10) + "." + strconv.FormatInt(cy, 10)
-}
-
-// parseAreaCell reads "<area>.<cx>.<cy>".
-func parseAreaCell(s string) (area string, cx, cy int64, ok bool) {
-	area, rest, ok := strings.Cut(s, ".")
-	if !ok || ValidName(area) != nil {
-		return "", 0, 0, false
-	}
-	xs, ys, ok := strings.Cut(rest, ".")
-	if !ok {
-		return "", 0, 0, false
-	}
-	x, err1 := strconv.ParseInt(xs, 10, 64)
-	y, err2 := strconv.ParseInt(ys, 10, 64)
-	if err1 != nil || err2 != nil || strconv.FormatInt(x, 10) != xs || strconv.FormatInt(y, 10) != ys {
-		return "", 0, 0, false
-	}
-	return area, x, y, true
+	return w.s.ParseLiveArea(subject)
 }

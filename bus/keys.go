@@ -28,7 +28,7 @@ func ChannelMemberKey(name, session string) string { return ChannelMembersPrefix
 
 // SessionRecordsFilter matches the subjects of every session record (and
 // nothing else).
-func (w World) SessionRecordsFilter() string { return w.prefix + "kv.starbus.sess.*" }
+func (w World) SessionRecordsFilter() string { return w.s.Prefix() + "kv.starbus.sess.*" }
 
 // AuthKey holds the account record (password hash) of the player name.
 func AuthKey(name string) string { return "starbus.auth.user." + name }

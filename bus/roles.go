@@ -76,7 +76,7 @@ func (w World) Permissions(r Role) (*server.Permissions, error) {
 	case RoleWorker:
 		return &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: append(common,
-				w.All(), "sbe."+w.name+".>", // the world, its best-effort channels, forwarded commits
+				w.All(), "sbe."+w.Name()+".>", // the world, its best-effort channels, forwarded commits
 				"$JS.ACK."+stream+".>",                                           // acknowledging events
 				"$JS.API.STREAM.CREATE."+stream, "$JS.API.STREAM.UPDATE."+stream, // provisioning
 				"$JS.API.STREAM.INFO."+w.BucketStream(), "$JS.API.STREAM.CREATE."+w.BucketStream(), "$JS.API.STREAM.UPDATE."+w.BucketStream(),
@@ -86,18 +86,18 @@ func (w World) Permissions(r Role) (*server.Permissions, error) {
 			)},
 			Subscribe: &server.SubjectPermission{Allow: []string{
 				r.InboxPrefix() + ".>",
-				"sbe." + w.name + ".commit.>", // serving forwarded commits as the leader
+				"sbe." + w.Name() + ".commit.>", // serving forwarded commits as the leader
 			}},
 		}, nil
 	case RoleEdge:
 		return &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: append(common,
-				w.prefix+"ev.>",              // clients' events
-				w.prefix+"kv.starbus.sess.>", // session records
-				w.prefix+"kv.starbus.auth.>", // account records
-				w.prefix+"kv.auth.user.>",    // account records where Starbus kept them before (moved at login)
-				w.prefix+"chk.>",             // read checks of its commits (they write nothing)
-				w.Edges(),                    // announcing itself to the other edges
+				w.s.Prefix()+"ev.>",              // clients' events
+				w.s.Prefix()+"kv.starbus.sess.>", // session records
+				w.s.Prefix()+"kv.starbus.auth.>", // account records
+				w.s.Prefix()+"kv.auth.user.>",    // account records where Starbus kept them before (moved at login)
+				w.s.Prefix()+"chk.>",             // read checks of its commits (they write nothing)
+				w.Edges(),                        // announcing itself to the other edges
 			)},
 			Subscribe: &server.SubjectPermission{Allow: []string{
 				r.InboxPrefix() + ".>",

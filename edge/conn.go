@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/edge/internal/link"
 	"github.com/starbus/starbus/edge/wire"
 )
 
@@ -188,7 +189,7 @@ func (c *conn) slow() {
 	e := &wire.ProtocolError{Code: wire.CodeSlowConsumer, Reason: fmt.Sprintf("more than %d frames waiting", c.s.OutboundQueue)}
 	if c.shut(e, false, 0) {
 		c.s.stats.slow.Add(1)
-		c.s.log.Info("client disconnected", logRemote, c.t.remoteAddr(), logCode, wire.CodeSlowConsumer.String())
+		c.s.log.Info("client disconnected", logRemote, c.t.RemoteAddr(), logCode, wire.CodeSlowConsumer.String())
 	}
 }
 
@@ -265,7 +266,7 @@ func errorFrame(e *wire.ProtocolError) wire.Frame {
 // already queued. It never blocks.
 func (c *conn) fail(e *wire.ProtocolError) {
 	if c.shut(e, true, 0) && e.Code != wire.CodeShuttingDown {
-		c.s.log.Info("client disconnected", logRemote, c.t.remoteAddr(), logCode, e.Code.String(), logErr, e.Reason)
+		c.s.log.Info("client disconnected", logRemote, c.t.RemoteAddr(), logCode, e.Code.String(), logErr, e.Reason)
 	}
 }
 
@@ -346,7 +347,7 @@ func (c *conn) serve() {
 	defer c.end()
 	c.setReadDeadline(time.Now().Add(c.s.LoginTimeout))
 	for {
-		f, err := c.t.readFrame(c.s.MaxFrame)
+		f, err := c.t.ReadFrame(c.s.MaxFrame)
 		if c.closing() && c.linger == 0 {
 			return // c.linger was set before done was closed
 		}
@@ -367,7 +368,7 @@ func (c *conn) end() {
 	close(c.readDone)
 	c.close()
 	c.writer.Wait() // no writer starts after close has returned
-	c.t.close(c.final)
+	c.t.Close(c.final)
 	if c.sess != nil {
 		s.detach(c.sess, c)
 	}
@@ -382,7 +383,7 @@ func (c *conn) end() {
 func (c *conn) readFailed(err error) bool {
 	s := c.s
 	var ne net.Error
-	var bad *badMessage
+	var bad *link.BadMessage
 	switch {
 	case c.closing():
 	case errors.As(err, &bad):
@@ -393,9 +394,9 @@ func (c *conn) readFailed(err error) bool {
 	case c.sess == nil && errors.As(err, &ne) && ne.Timeout():
 		c.fail(&wire.ProtocolError{Code: wire.CodeLoginTimeout, Reason: fmt.Sprintf("no login within %v", s.LoginTimeout)})
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		s.log.Info("truncated frame", logRemote, c.t.remoteAddr())
+		s.log.Info("truncated frame", logRemote, c.t.RemoteAddr())
 	default:
-		s.log.Debug("connection read ended", logRemote, c.t.remoteAddr(), logErr, err)
+		s.log.Debug("connection read ended", logRemote, c.t.RemoteAddr(), logErr, err)
 	}
 	return false
 }
@@ -563,7 +564,7 @@ func (c *conn) sendNumbered(seq uint64, typ, channel string, payload []byte) {
 // client has sent nothing more yet, or if ackEvery sends wait for it.
 func (c *conn) ackSoon() {
 	c.unacked++
-	if c.unacked < ackEvery && c.t.buffered() > 0 {
+	if c.unacked < ackEvery && c.t.Buffered() > 0 {
 		return
 	}
 	c.unacked = 0
@@ -606,6 +607,12 @@ func (s *Server) getBuf() *[]byte {
 	return &b
 }
 
+// bufPool lends the server's write buffers to its WebSocket transports.
+type bufPool struct{ s *Server }
+
+func (p bufPool) Get() *[]byte  { return p.s.getBuf() }
+func (p bufPool) Put(b *[]byte) { p.s.putBuf(b) }
+
 // putBuf returns a write buffer to the pool.
 func (s *Server) putBuf(b *[]byte) {
 	if cap(*b) > maxPooledBuf {
@@ -645,11 +652,11 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Unlock()
 		c.armWrite()
-		err := c.t.write(*b)
+		err := c.t.Write(*b)
 		c.s.putBuf(b)
 		if err != nil { // the stream may end mid-frame: nothing more
 			c.close()
-			c.t.closeWrite()
+			c.t.CloseWrite()
 			return
 		}
 		c.s.stats.frames.Add(uint64(n))
@@ -687,10 +694,10 @@ func (c *conn) writeLast() {
 		*b, n = wire.AppendFrame(*b, errorFrame(c.final)), n+1
 	}
 	if len(*b) > 0 {
-		if err := c.t.write(*b); err == nil {
+		if err := c.t.Write(*b); err == nil {
 			c.s.stats.frames.Add(uint64(n))
 		}
 	}
 	c.s.putBuf(b)
-	c.t.closeWrite()
+	c.t.CloseWrite()
 }

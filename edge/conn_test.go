@@ -5,35 +5,25 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/starbus/starbus/edge/internal/link"
+	"github.com/starbus/starbus/edge/internal/linktest"
 	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/internal/natstest"
 )
 
-// countingConn counts the writes made to a net.Conn.
-type countingConn struct {
-	net.Conn
-	writes atomic.Int64
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
-
 // pipeConn returns a connection of a server with the given outbound queue
 // over an in-memory pipe, the client's end of it, and the write counter.
 // The connection's writers are joined when the test ends.
-func pipeConn(t *testing.T, queue int) (*conn, *bufio.Reader, *countingConn) {
+func pipeConn(t *testing.T, queue int) (*conn, *bufio.Reader, *linktest.CountingConn) {
 	t.Helper()
 	s := &Server{OutboundQueue: queue}
 	s.init()
 	server, client := net.Pipe()
-	cc := &countingConn{Conn: server}
-	c := s.newConn(newTCPTransport(cc))
+	cc := &linktest.CountingConn{Conn: server}
+	c := s.newConn(link.NewTCP(cc))
 	t.Cleanup(func() {
 		c.close()
 		client.Close()
@@ -80,7 +70,7 @@ func TestWriterCoalesces(t *testing.T) {
 	}
 	fl.flush()
 	readMessages(t, r, 100)
-	if n := cc.writes.Load(); n != 1 {
+	if n := cc.Writes.Load(); n != 1 {
 		t.Fatalf("%d writes for a burst, want 1", n)
 	}
 	// The next frame, sent alone, starts a writer of its own.

@@ -200,8 +200,8 @@
 // nothing meanwhile, so that a client that pipelines requests is slowed
 // down by TCP's flow control instead (TestTransportContract, "pipelined"). Nothing a client sends can crash the edge or affect other
 // clients (see TestBadInput, TestWebSocketBadInput,
-// TestWebSocketBadConnections, TestSGSBadInput, FuzzDecode,
-// FuzzWebSocketWire and edge/sgs's FuzzDecode).
+// TestWebSocketBadConnections, TestSGSBadInput, edge/wire's FuzzDecode,
+// edge/internal/link's FuzzWebSocketWire and edge/sgs's FuzzDecode).
 //
 // # Counters
 //
@@ -234,7 +234,8 @@
 // then Server.mu or Server.chmu), never the reverse; a connection's queue
 // mutex (conn.mu) is taken after session.mu, and nothing is taken while it
 // is held; a connection's deadline mutex is taken last. A WebSocket's
-// cork mutex (corkWriter.mu) is taken under the library's own write lock,
-// and nothing is taken while it is held. A SimpleSgs transport's mutex
-// (sgsTransport.mu) and the peer table's (peerTable.mu) are taken alone.
+// cork mutex (corkWriter.mu, in edge/internal/link) is taken under the
+// library's own write lock, and nothing is taken while it is held. A
+// SimpleSgs transport's mutex (sgsTransport.mu) and the peer table's
+// (peerTable.mu) are taken alone.
 package edge

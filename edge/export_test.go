@@ -1,5 +1,7 @@
 package edge
 
+import "github.com/starbus/starbus/edge/internal/linktest"
+
 // What the tests of package edge_test need of the package's insides.
 
 // Conns returns the number of connections s holds, TCP and WebSocket.
@@ -12,18 +14,18 @@ func (s *Server) Conns() int {
 
 // Raw WebSocket frames, for the bad input the Go client never sends.
 var (
-	ClientWSFrame     = clientFrame
-	ReadServerWSFrame = readServerFrame
+	ClientWSFrame     = linktest.ClientFrame
+	ReadServerWSFrame = linktest.ReadServerFrame
 )
 
 // WebSocket opcodes (RFC 6455, 5.2).
 const (
-	WSContinuation = wsContinuation
-	WSText         = wsText
-	WSBinary       = wsBinary
-	WSClose        = wsClose
-	WSPing         = wsPing
-	WSPong         = wsPong
+	WSContinuation = linktest.WSContinuation
+	WSText         = linktest.WSText
+	WSBinary       = linktest.WSBinary
+	WSClose        = linktest.WSClose
+	WSPing         = linktest.WSPing
+	WSPong         = linktest.WSPong
 )
 
 // Peers returns the number of other edges s knows of.

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/edge/internal/link"
 	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/kv"
 )
@@ -203,7 +204,7 @@ const (
 // Serve accepts connections on l until Shutdown. It always returns a
 // non-nil error; after Shutdown, [ErrServerClosed].
 func (s *Server) Serve(l net.Listener) error {
-	return s.serve(l, func(nc net.Conn) transport { return newTCPTransport(nc) }, nil)
+	return s.serve(l, func(nc net.Conn) transport { return link.NewTCP(nc) }, nil)
 }
 
 // serve accepts connections on l until Shutdown, each over the transport

@@ -131,7 +131,7 @@ func (s *Server) login(c *conn, m wire.Login) {
 		c.fail(badVersion)
 		return
 	}
-	addr := addrKey(c.t.remoteAddr())
+	addr := addrKey(c.t.RemoteAddr())
 	if wait := s.throttle.wait(m.Name, addr, time.Now()); wait > 0 {
 		s.stats.throttled.Add(1)
 		reason := fmt.Sprintf("too many failed logins; retry in %v", wait.Round(time.Second/10))
@@ -197,7 +197,7 @@ func (s *Server) login(c *conn, m wire.Login) {
 	c.sess = ss
 	c.send(s.loginOK(ss))
 	s.release(ss, c)
-	s.log.Info("login", logSession, ss.id, logPlayer, player, logRemote, c.t.remoteAddr())
+	s.log.Info("login", logSession, ss.id, logPlayer, player, logRemote, c.t.RemoteAddr())
 }
 
 // forget deletes the record of a session the game never heard of.

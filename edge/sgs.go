@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/starbus/starbus/edge/internal/link"
 	"github.com/starbus/starbus/edge/sgs"
 	"github.com/starbus/starbus/edge/wire"
 )
@@ -201,12 +203,14 @@ var errSGSDone = errors.New("edge: SimpleSgs connection done")
 // handled here: the version checks, LOGIN_REDIRECT, the suspension that
 // precedes a relocation, the messages Darkstar drops.
 //
-// readFrame runs in the conn's reader, so it may use the conn's reader
+// ReadFrame runs in the conn's reader, so it may use the conn's reader
 // state (c.sess) and queue answers (c.send).
 type sgsTransport struct {
-	*tcpTransport // the byte stream: closeWrite, deadlines, remoteAddr
-	s             *Server
-	c             *conn
+	*link.TCP // the byte stream: CloseWrite, deadlines, RemoteAddr, Buffered
+	nc        net.Conn
+	r         *bufio.Reader // the stream's, read through
+	s         *Server
+	c         *conn
 
 	// suspended: the client has sent SUSPEND_MESSAGES_COMPLETE; its
 	// messages are dropped from then. The reader's.
@@ -226,19 +230,22 @@ type sgsTransport struct {
 var _ transport = (*sgsTransport)(nil)
 
 func newSGSTransport(s *Server, nc net.Conn) *sgsTransport {
-	return &sgsTransport{tcpTransport: newTCPTransport(nc), s: s, moved: make(chan struct{})}
+	tcp := link.NewTCP(nc)
+	t := &sgsTransport{TCP: tcp, s: s, moved: make(chan struct{})}
+	t.nc, t.r = tcp.Stream()
+	return t
 }
 
 // bind ties the transport to its conn, before the conn's reader starts.
 func (t *sgsTransport) bind(c *conn) { t.c = c }
 
-// readFrame reads SimpleSgs messages until one means a Starbus frame. A
+// ReadFrame reads SimpleSgs messages until one means a Starbus frame. A
 // malformed message, an unknown opcode, a server-to-client opcode, a
 // RECONNECT_REQUEST, a version other than 5 or a LOGOUT_REQUEST before
 // login end the connection, as they do on Darkstar's server; a session or
 // channel message before login, or after SUSPEND_MESSAGES_COMPLETE, and a
 // channel message to a channel the session is not in, are dropped.
-func (t *sgsTransport) readFrame(max int) (wire.Frame, error) {
+func (t *sgsTransport) ReadFrame(max int) (wire.Frame, error) {
 	for {
 		f, err := sgs.ReadFrame(t.r)
 		if err != nil {
@@ -268,7 +275,7 @@ func (t *sgsTransport) readFrame(max int) (wire.Frame, error) {
 				if f, err := rawFrame(sgs.LoginRedirect{Host: host, Port: port}); err == nil {
 					t.c.send(f)
 					t.c.flushAndClose()
-					t.s.log.Info("login redirected", logRemote, t.remoteAddr(), "to", to)
+					t.s.log.Info("login redirected", logRemote, t.RemoteAddr(), "to", to)
 					continue
 				}
 			}
@@ -325,15 +332,15 @@ func (t *sgsTransport) readFrame(max int) (wire.Frame, error) {
 // violation logs a client's breach of the protocol, which ends its
 // connection, and returns err.
 func (t *sgsTransport) violation(err error) error {
-	t.s.log.Info("SimpleSgs client disconnected", logRemote, t.remoteAddr(), logErr, err)
+	t.s.log.Info("SimpleSgs client disconnected", logRemote, t.RemoteAddr(), logErr, err)
 	return err
 }
 
-// write translates a burst of Starbus frames and writes it with one
+// Write translates a burst of Starbus frames and writes it with one
 // write(2). A message the SimpleSgs protocol cannot carry (over its
 // 65,535-byte limit) is dropped and logged. After a LOGIN_FAILURE or
 // RELOCATE_FAILURE it returns errSGSDone, which closes the connection.
-func (t *sgsTransport) write(b []byte) error {
+func (t *sgsTransport) Write(b []byte) error {
 	buf := t.s.getBuf() // lent for the burst, as the conn's own buffers are
 	defer t.s.putBuf(buf)
 	out := *buf
@@ -356,7 +363,7 @@ func (t *sgsTransport) write(b []byte) error {
 		}
 		var err error
 		if out, err = sgs.Append(out, m); err != nil {
-			t.s.log.Warn("message not sent to a SimpleSgs client", logRemote, t.remoteAddr(), logErr, err)
+			t.s.log.Warn("message not sent to a SimpleSgs client", logRemote, t.RemoteAddr(), logErr, err)
 		}
 		if end {
 			done = errSGSDone
@@ -411,8 +418,8 @@ func (t *sgsTransport) translate(f wire.Frame) (sgs.Message, bool) {
 	return nil, false
 }
 
-func (t *sgsTransport) close(final *wire.ProtocolError) {
-	t.tcpTransport.close(final)
+func (t *sgsTransport) Close(final *wire.ProtocolError) {
+	t.TCP.Close(final)
 	if t.counted.CompareAndSwap(true, false) {
 		t.s.sgsSessions.Add(-1)
 	}

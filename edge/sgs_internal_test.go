@@ -48,7 +48,7 @@ func FuzzSGSRead(f *testing.F) {
 			client.Close()
 		}()
 		for range len(data) + 1 { // every message takes at least three bytes
-			fr, err := tr.readFrame(64 << 10)
+			fr, err := tr.ReadFrame(64 << 10)
 			if err != nil {
 				return
 			}

@@ -2,7 +2,6 @@ package kv
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/kv/internal/forward"
 )
 
 // Commit forwarding.
@@ -39,56 +39,22 @@ import (
 // forwarded group that the leader does not answer in time has an unknown
 // outcome ([ErrCommitUnknown]), as a commit to the server would.
 
-// forwardVersion leads every encoded request and reply.
-const forwardVersion = 1
+// The wire form of forwarded requests and of their outcomes is package
+// kv/internal/forward's, which depends on the standard library alone so
+// that its fuzz target runs fast (see scripts/fuzz); this file converts
+// between it and the committer's requests and errors.
 
-// Outcome codes of a forwarded commit, one per request in a reply.
-const (
-	outcomeOK          byte = iota // committed; the first message's stream sequence follows
-	outcomeConflict                // a *ConflictError: key, read, now follow
-	outcomeUnavailable             // nothing was decided; message follows
-	outcomeUnknown                 // may have landed; message follows
-	outcomeRejected                // the server refused it; message follows
-	outcomeClosed                  // the leader is closing: nothing was decided, commit directly
-)
-
-// errBadForward reports a forwarded request or reply that does not decode.
-var errBadForward = errors.New("kv: malformed forwarded commit")
-
-// encodeRequests appends the wire form of rs to b: for each request its
-// reads (subject, revision), its written subjects, and its messages
-// (subject, headers, data).
+// encodeRequests appends the wire form of rs to b.
 func encodeRequests(b []byte, rs []*commitReq) []byte {
-	b = append(b, forwardVersion)
-	b = binary.AppendUvarint(b, uint64(len(rs)))
-	for _, r := range rs {
-		b = binary.AppendUvarint(b, uint64(len(r.reads)))
-		for subj, rev := range r.reads {
-			b = appendString(b, subj)
-			b = binary.AppendUvarint(b, rev)
+	wire := make([]forward.Request, len(rs))
+	for i, r := range rs {
+		msgs := make([]forward.Msg, len(r.msgs))
+		for j, m := range r.msgs {
+			msgs[j] = forward.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}
 		}
-		b = binary.AppendUvarint(b, uint64(len(r.writes)))
-		for subj := range r.writes {
-			b = appendString(b, subj)
-		}
-		b = binary.AppendUvarint(b, uint64(len(r.msgs)))
-		for _, m := range r.msgs {
-			b = appendString(b, m.Subject)
-			n := 0
-			for _, vs := range m.Header {
-				n += len(vs)
-			}
-			b = binary.AppendUvarint(b, uint64(n))
-			for k, vs := range m.Header {
-				for _, v := range vs {
-					b = appendString(b, k)
-					b = appendString(b, v)
-				}
-			}
-			b = appendString(b, string(m.Data))
-		}
+		wire[i] = forward.Request{Reads: r.reads, Writes: r.writes, Msgs: msgs}
 	}
-	return b
+	return forward.AppendRequests(b, wire)
 }
 
 // decodeRequests decodes requests encoded by encodeRequests, refusing any
@@ -96,58 +62,22 @@ func encodeRequests(b []byte, rs []*commitReq) []byte {
 // messages. The requests it returns have a done channel and their written
 // entries (the state writes among their messages) set.
 func decodeRequests(b []byte, w bus.World, maxMsgs int) ([]*commitReq, error) {
-	d := decoder{b: b}
-	if v := d.byte(); v != forwardVersion {
-		return nil, fmt.Errorf("%w: version %d", errBadForward, v)
+	wire, err := forward.DecodeRequests(b, maxMsgs, w.Contains)
+	if err != nil {
+		return nil, err
 	}
-	n := d.count()
-	rs := make([]*commitReq, 0, n)
-	for range n {
-		r := &commitReq{reads: map[string]uint64{}, writes: map[string]struct{}{}, done: make(chan error, 1)}
-		for range d.count() {
-			subj := d.string()
-			r.reads[subj] = d.uvarint()
-		}
-		for range d.count() {
-			r.writes[d.string()] = struct{}{}
-		}
-		nm := d.count()
-		if nm == 0 || nm > maxMsgs {
-			return nil, fmt.Errorf("%w: %d messages in a commit", errBadForward, nm)
-		}
-		for i := range nm {
-			m := nats.NewMsg(d.string())
-			for range d.count() {
-				k := d.string()
-				m.Header.Add(k, d.string())
-			}
-			if data := d.string(); data != "" {
-				m.Data = []byte(data)
-			}
-			if d.err != nil {
-				return nil, d.err
-			}
-			if !w.Contains(m.Subject) {
-				return nil, fmt.Errorf("%w: subject %q is not the world's", errBadForward, m.Subject)
-			}
+	rs := make([]*commitReq, len(wire))
+	for i, fr := range wire {
+		r := &commitReq{reads: fr.Reads, writes: fr.Writes, msgs: make([]*nats.Msg, len(fr.Msgs)), done: make(chan error, 1)}
+		for j, fm := range fr.Msgs {
+			m := &nats.Msg{Subject: fm.Subject, Header: fm.Header, Data: fm.Data}
 			if _, ok := w.ParseKey(m.Subject); ok {
 				// Its revision is set when it is stored (see succeed).
-				r.written = append(r.written, written{subj: m.Subject, e: stored(0, m.Data, m.Header), index: i})
+				r.written = append(r.written, written{subj: m.Subject, e: stored(0, m.Data, m.Header), index: j})
 			}
-			r.msgs = append(r.msgs, m)
+			r.msgs[j] = m
 		}
-		for subj := range r.reads {
-			if !w.Contains(subj) {
-				return nil, fmt.Errorf("%w: read %q is not the world's", errBadForward, subj)
-			}
-		}
-		rs = append(rs, r)
-	}
-	if d.err == nil && len(d.b) > 0 {
-		d.err = fmt.Errorf("%w: %d bytes after the end", errBadForward, len(d.b))
-	}
-	if d.err != nil {
-		return nil, d.err
+		rs[i] = r
 	}
 	return rs, nil
 }
@@ -155,22 +85,25 @@ func decodeRequests(b []byte, w bus.World, maxMsgs int) ([]*commitReq, error) {
 // encodeOutcome appends the outcome of one request to b.
 func encodeOutcome(b []byte, r *commitReq, err error) []byte {
 	var ce *ConflictError
+	o := forward.Outcome{Code: forward.Rejected}
 	switch {
 	case err == nil:
-		return binary.AppendUvarint(append(b, outcomeOK), r.first)
+		o = forward.Outcome{Code: forward.OK, First: r.first}
 	case errors.As(err, &ce):
-		b = appendString(append(b, outcomeConflict), ce.Key)
-		return binary.AppendUvarint(binary.AppendUvarint(b, ce.Read), ce.Now)
+		o = forward.Outcome{Code: forward.Conflict, Key: ce.Key, Read: ce.Read, Now: ce.Now}
 	case errors.Is(err, ErrConflict):
-		return binary.AppendUvarint(binary.AppendUvarint(appendString(append(b, outcomeConflict), ""), 0), 0)
+		o = forward.Outcome{Code: forward.Conflict}
 	case errors.Is(err, ErrClosed):
-		return appendString(append(b, outcomeClosed), err.Error())
+		o.Code = forward.Closed
 	case errors.Is(err, ErrUnavailable):
-		return appendString(append(b, outcomeUnavailable), err.Error())
+		o.Code = forward.Unavailable
 	case errors.Is(err, ErrCommitUnknown):
-		return appendString(append(b, outcomeUnknown), err.Error())
+		o.Code = forward.Unknown
 	}
-	return appendString(append(b, outcomeRejected), err.Error())
+	if err != nil && o.Code != forward.Conflict {
+		o.Message = err.Error()
+	}
+	return forward.AppendOutcome(b, o)
 }
 
 // outcome is one decoded outcome of a forwarded request.
@@ -182,106 +115,28 @@ type outcome struct {
 
 // decodeOutcomes decodes a leader's reply to a request of n commits.
 func decodeOutcomes(b []byte, n int, leader string) ([]outcome, error) {
-	d := decoder{b: b}
-	if v := d.byte(); v != forwardVersion {
-		return nil, fmt.Errorf("%w: reply version %d", errBadForward, v)
-	}
-	if got := d.count(); got != n && d.err == nil {
-		return nil, fmt.Errorf("%w: %d outcomes for %d commits", errBadForward, got, n)
+	wire, err := forward.DecodeOutcomes(b, n)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]outcome, n)
-	for i := range out {
-		code := d.byte()
-		switch code {
-		case outcomeOK:
-			out[i].first = d.uvarint()
-		case outcomeConflict:
-			key := d.string()
-			ce := &ConflictError{Key: key, Read: d.uvarint()}
-			ce.Now = d.uvarint()
-			out[i].err = ce
-		case outcomeClosed:
-			d.string()
+	for i, o := range wire {
+		switch o.Code {
+		case forward.OK:
+			out[i].first = o.First
+		case forward.Conflict:
+			out[i].err = &ConflictError{Key: o.Key, Read: o.Read, Now: o.Now}
+		case forward.Closed:
 			out[i].direct = true
-		case outcomeUnavailable:
-			out[i].err = fmt.Errorf("%w: via %s: %s", ErrUnavailable, leader, d.string())
-		case outcomeUnknown:
-			out[i].err = fmt.Errorf("%w: via %s: %s", ErrCommitUnknown, leader, d.string())
-		case outcomeRejected:
-			out[i].err = fmt.Errorf("kv: commit rejected via %s: %s", leader, strings.TrimPrefix(d.string(), "kv: "))
-		default:
-			if d.err == nil {
-				d.err = fmt.Errorf("%w: outcome %d", errBadForward, code)
-			}
+		case forward.Unavailable:
+			out[i].err = fmt.Errorf("%w: via %s: %s", ErrUnavailable, leader, o.Message)
+		case forward.Unknown:
+			out[i].err = fmt.Errorf("%w: via %s: %s", ErrCommitUnknown, leader, o.Message)
+		case forward.Rejected:
+			out[i].err = fmt.Errorf("kv: commit rejected via %s: %s", leader, strings.TrimPrefix(o.Message, "kv: "))
 		}
 	}
-	if d.err == nil && len(d.b) > 0 {
-		d.err = fmt.Errorf("%w: %d bytes after the end", errBadForward, len(d.b))
-	}
-	if d.err != nil {
-		return nil, d.err
-	}
 	return out, nil
-}
-
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
-// decoder reads what the encoders wrote; after its first error every read
-// returns a zero value and err stays set.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: truncated %s", errBadForward, what)
-	}
-	d.b = nil
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) == 0 {
-		d.fail("byte")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("number")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a number of items to follow; each takes at least one byte,
-// so a count beyond the bytes left is malformed.
-func (d *decoder) count() int {
-	v := d.uvarint()
-	if v > uint64(len(d.b)) {
-		d.fail("list")
-		return 0
-	}
-	return int(v)
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail("string")
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }
 
 // CommitVia sends this store's multi-message commits to the store that
@@ -368,7 +223,7 @@ func (s *Store) serveCommit(m *nats.Msg) {
 				r.done <- ErrClosed
 			}
 		}
-		reply := binary.AppendUvarint([]byte{forwardVersion}, uint64(len(rs)))
+		reply := forward.AppendReply(nil, len(rs))
 		for _, r := range rs {
 			err := <-r.done
 			if err == nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/examples/gridworld/command"
 	"github.com/starbus/starbus/handlers"
 )
 
@@ -142,7 +143,7 @@ func (g *Game) login(ctx context.Context, t *handlers.Task) error {
 		return err
 	}
 	name := string(t.Data)
-	if validName(name) != nil {
+	if command.ValidName(name) != nil {
 		return send(t, t.Session, Reply{T: TypeError, Why: "name not allowed"})
 	}
 	var old string
@@ -413,7 +414,7 @@ func (g *Game) move(ctx context.Context, t *handlers.Task, name string, c Comman
 	if err != nil {
 		return err
 	}
-	dx, dy, _ := step(c.Dir)
+	dx, dy, _ := command.Step(c.Dir)
 	nx, ny := p.X+dx, p.Y+dy
 	switch {
 	case !g.cfg.Inside(nx, ny):
@@ -699,7 +700,7 @@ func (g *Game) wander(ctx context.Context, t *handlers.Task) error {
 		if ok, err := t.Lookup(ctx, keyNPC(i), &p); err != nil || !ok {
 			return err
 		}
-		dx, dy, _ := step([]string{"n", "s", "e", "w"}[rnd.IntN(4)])
+		dx, dy, _ := command.Step([]string{"n", "s", "e", "w"}[rnd.IntN(4)])
 		nx, ny := p.X+dx, p.Y+dy
 		if !g.cfg.Open(nx, ny) {
 			continue

@@ -2,7 +2,6 @@ package gridworld_test
 
 import (
 	"encoding/json"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -351,75 +350,6 @@ func TestChat(t *testing.T) {
 }
 
 func sorted(s ...string) []string { slices.Sort(s); return s }
-
-func TestParseCommand(t *testing.T) {
-	tests := []struct {
-		in   string
-		want gridworld.Command
-		err  bool
-	}{
-		{in: "n", want: gridworld.Command{Op: "move", Dir: "n"}},
-		{in: `{"id":7,"op":"move","dir":"w"}`, want: gridworld.Command{ID: 7, Op: "move", Dir: "w"}},
-		{in: "say hello there", want: gridworld.Command{Op: "say", Text: "hello there"}},
-		{in: "offer bob gem:2,coin -", want: gridworld.Command{Op: "offer", To: "bob", Give: gridworld.Items{"gem": 2, "coin": 1}}},
-		{in: "accept ann", want: gridworld.Command{Op: "accept", From: "ann"}},
-		{in: "look", want: gridworld.Command{Op: "look"}},
-		{in: `{"op":"move","dir":"up"}`, err: true},
-		{in: `{"op":"fly"}`, err: true},
-		{in: "say", err: true},
-		{in: "drop gold", err: true},
-		{in: "offer bob gem:0 -", err: true},
-		{in: "offer bob - -", err: true},
-		{in: "offer b.b gem -", err: true},
-		{in: "{", err: true},
-		{in: "", err: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := gridworld.ParseCommand([]byte(tt.in))
-			if tt.err {
-				if !errors.Is(err, gridworld.ErrBadCommand) {
-					t.Fatalf("got %+v, %v; want ErrBadCommand", got, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Op != tt.want.Op || got.ID != tt.want.ID || got.Dir != tt.want.Dir || got.Text != tt.want.Text ||
-				got.To != tt.want.To || got.From != tt.want.From || !sameItems(got.Give, tt.want.Give) {
-				t.Fatalf("got %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-}
-
-func sameItems(a, b gridworld.Items) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-func FuzzParseCommand(f *testing.F) {
-	for _, s := range []string{"n", "say hi", `{"op":"offer","to":"b","give":{"gem":1}}`, "offer a gem:1 coin:x", "drop herb"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := gridworld.ParseCommand(b)
-		if err != nil && !errors.Is(err, gridworld.ErrBadCommand) {
-			t.Fatalf("error outside ErrBadCommand: %v", err)
-		}
-		if err == nil && c.Op == "" {
-			t.Fatalf("accepted a command without op: %q", b)
-		}
-	})
-}
 
 // TestLeaderboard: the leaderboard ranks what players carry, from its
 // index of their inventories, as takes commit.

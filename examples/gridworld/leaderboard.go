@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/starbus/starbus/bus"
+	"github.com/starbus/starbus/examples/gridworld/command"
 	"github.com/starbus/starbus/kv/index"
 )
 
@@ -38,7 +39,7 @@ func OpenLeaderboard(ctx context.Context, js jetstream.JetStream, w bus.World) (
 // players carrying none are left out.
 func (l *Leaderboard) Top(kind string, n int) ([]Leader, error) {
 	out := []Leader{}
-	if n <= 0 || !knownKind(kind) {
+	if n <= 0 || !command.KnownKind(kind) {
 		return out, nil
 	}
 	err := l.ix.Descend(kind, func(key string, v []byte) bool {

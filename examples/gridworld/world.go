@@ -126,18 +126,3 @@ func (c Config) start(name string, try int) (x, y int) {
 	v := h.Sum64()
 	return int(v % uint64(c.Width())), int((v >> 32) % uint64(c.Height()))
 }
-
-// step returns the step of a move in direction dir: n, s, e or w.
-func step(dir string) (dx, dy int, ok bool) {
-	switch dir {
-	case "n":
-		return 0, -1, true
-	case "s":
-		return 0, 1, true
-	case "e":
-		return 1, 0, true
-	case "w":
-		return -1, 0, true
-	}
-	return 0, 0, false
-}

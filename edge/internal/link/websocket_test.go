@@ -1,90 +1,21 @@
-package edge
+package link
 
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
+	"github.com/starbus/starbus/edge/internal/linktest"
 	"github.com/starbus/starbus/edge/wire"
 )
-
-// WebSocket opcodes (RFC 6455, 5.2), for the raw frames of the tests.
-const (
-	wsContinuation byte = 0x0
-	wsText         byte = 0x1
-	wsBinary       byte = 0x2
-	wsClose        byte = 0x8
-	wsPing         byte = 0x9
-	wsPong         byte = 0xa
-)
-
-// clientFrame encodes one WebSocket frame as a client sends it (RFC 6455,
-// 5.2): masked, with the fin bit and opcode given.
-func clientFrame(fin bool, opcode byte, payload []byte) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	out := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		out = append(out, 0x80|byte(n))
-	case n <= 0xffff:
-		out = binary.BigEndian.AppendUint16(append(out, 0x80|126), uint16(n))
-	default:
-		out = binary.BigEndian.AppendUint64(append(out, 0x80|127), uint64(n))
-	}
-	key := [4]byte{0x5a, 0x17, 0xc3, 0x09}
-	out = append(out, key[:]...)
-	for i, c := range payload {
-		out = append(out, c^key[i%4])
-	}
-	return out
-}
-
-// readServerFrame reads one WebSocket frame as a server sends it
-// (unmasked).
-func readServerFrame(r *bufio.Reader) (fin bool, opcode byte, payload []byte, err error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return false, 0, nil, err
-	}
-	if h[1]&0x80 != 0 {
-		return false, 0, nil, errors.New("masked frame from the server")
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var b [2]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return false, 0, nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return false, 0, nil, err
-		}
-		n = binary.BigEndian.Uint64(b[:])
-	}
-	if n > 16<<20 {
-		return false, 0, nil, fmt.Errorf("a frame of %d bytes", n)
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return false, 0, nil, err
-	}
-	return h[0]&0x80 != 0, h[0] & 0x0f, payload, nil
-}
 
 // pipeResponse is a ResponseWriter whose connection is one end of a pipe.
 // The handshake's answer is not written: the tests' clients send frames
@@ -112,11 +43,12 @@ func upgradeRequest() *http.Request {
 }
 
 // pipeWebSocket upgrades server, one end of a pipe, to a WebSocket
-// transport of s, as WebSocketHandler does. The transport is closed when
-// the test ends.
-func pipeWebSocket(t testing.TB, s *Server, server net.Conn) *wsTransport {
+// transport reading frames of at most maxFrame bytes, as the edge's
+// WebSocketHandler does. The transport is closed when the test ends.
+func pipeWebSocket(t testing.TB, maxFrame int, server net.Conn) *WebSocket {
 	t.Helper()
-	tr, err := s.acceptWebSocket(&pipeResponse{header: http.Header{}, nc: server}, upgradeRequest(), &websocket.AcceptOptions{})
+	cfg := WebSocketConfig{MaxFrame: maxFrame, CloseWait: time.Second, Buffers: &buffers{}}
+	tr, err := AcceptWebSocket(&pipeResponse{header: http.Header{}, nc: server}, upgradeRequest(), &websocket.AcceptOptions{}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,12 +56,11 @@ func pipeWebSocket(t testing.TB, s *Server, server net.Conn) *wsTransport {
 	return tr
 }
 
-// pipeServer is a server for transports over pipes, started by nothing.
-func pipeServer(maxFrame int) *Server {
-	s := &Server{MaxFrame: maxFrame}
-	s.init()
-	return s
-}
+// buffers lends fresh buffers.
+type buffers struct{}
+
+func (*buffers) Get() *[]byte { b := make([]byte, 0, 1024); return &b }
+func (*buffers) Put(*[]byte)  {}
 
 // feed writes raw to client from a goroutine, then, if cut, closes it,
 // and drains what the server writes back; the goroutines end with the
@@ -171,7 +102,7 @@ func TestMessageFrame(t *testing.T) {
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("error %v, want %v", err, tc.err)
 			}
-			var bad *badMessage
+			var bad *BadMessage
 			if errors.Is(tc.err, wire.ErrMalformed) && !errors.As(err, &bad) {
 				t.Fatalf("%v is not a bad message: the connection would close", err)
 			}
@@ -186,19 +117,19 @@ func TestMessageFrame(t *testing.T) {
 // in order, with one write.
 func TestWebSocketBurst(t *testing.T) {
 	server, client := net.Pipe()
-	cc := &countingConn{Conn: server}
-	tr := pipeWebSocket(t, pipeServer(1024), cc)
+	cc := &linktest.CountingConn{Conn: server}
+	tr := pipeWebSocket(t, 1024, cc)
 	defer client.Close()
 	var burst []byte
 	for i := 1; i <= 100; i++ {
 		burst = append(burst, wireMsg(uint64(i))...)
 	}
 	written := make(chan error, 1)
-	go func() { written <- tr.write(burst) }()
+	go func() { written <- tr.Write(burst) }()
 	r := bufio.NewReader(client)
 	for i := 1; i <= 100; i++ {
-		fin, op, p, err := readServerFrame(r)
-		if err != nil || !fin || op != wsBinary {
+		fin, op, p, err := linktest.ReadServerFrame(r)
+		if err != nil || !fin || op != linktest.WSBinary {
 			t.Fatalf("message %d: fin %v op %x, %v", i, fin, op, err)
 		}
 		v, err := wire.Decode(wire.Frame{Op: p[0], Body: p[1:]})
@@ -209,7 +140,7 @@ func TestWebSocketBurst(t *testing.T) {
 	if err := <-written; err != nil {
 		t.Fatal(err)
 	}
-	if n := cc.writes.Load(); n != 1 {
+	if n := cc.Writes.Load(); n != 1 {
 		t.Fatalf("%d writes for a burst, want 1", n)
 	}
 }
@@ -224,20 +155,20 @@ func TestWebSocketReadFrame(t *testing.T) {
 		want []byte // the message read, opcode first
 		err  error
 	}{
-		{"whole", clientFrame(true, wsBinary, ping), ping, nil},
-		{"fragmented", append(append(clientFrame(false, wsBinary, ping[:2]), clientFrame(false, wsContinuation, ping[2:5])...), clientFrame(true, wsContinuation, ping[5:])...), ping, nil},
-		{"ping between fragments", append(append(clientFrame(false, wsBinary, ping[:2]), clientFrame(true, wsPing, []byte("x"))...), clientFrame(true, wsContinuation, ping[2:])...), ping, nil},
-		{"text", clientFrame(true, wsText, []byte("hello")), nil, wire.ErrMalformed},
-		{"too large", clientFrame(true, wsBinary, make([]byte, 65)), nil, wire.ErrFrameTooLarge},
-		{"too large in fragments", append(clientFrame(false, wsBinary, make([]byte, 40)), clientFrame(true, wsContinuation, make([]byte, 40))...), nil, wire.ErrFrameTooLarge},
-		{"cut between fragments", clientFrame(false, wsBinary, ping[:3]), nil, io.ErrUnexpectedEOF},
-		{"cut inside a frame", clientFrame(true, wsBinary, ping)[:8], nil, io.ErrUnexpectedEOF},
+		{"whole", linktest.ClientFrame(true, linktest.WSBinary, ping), ping, nil},
+		{"fragmented", append(append(linktest.ClientFrame(false, linktest.WSBinary, ping[:2]), linktest.ClientFrame(false, linktest.WSContinuation, ping[2:5])...), linktest.ClientFrame(true, linktest.WSContinuation, ping[5:])...), ping, nil},
+		{"ping between fragments", append(append(linktest.ClientFrame(false, linktest.WSBinary, ping[:2]), linktest.ClientFrame(true, linktest.WSPing, []byte("x"))...), linktest.ClientFrame(true, linktest.WSContinuation, ping[2:])...), ping, nil},
+		{"text", linktest.ClientFrame(true, linktest.WSText, []byte("hello")), nil, wire.ErrMalformed},
+		{"too large", linktest.ClientFrame(true, linktest.WSBinary, make([]byte, 65)), nil, wire.ErrFrameTooLarge},
+		{"too large in fragments", append(linktest.ClientFrame(false, linktest.WSBinary, make([]byte, 40)), linktest.ClientFrame(true, linktest.WSContinuation, make([]byte, 40))...), nil, wire.ErrFrameTooLarge},
+		{"cut between fragments", linktest.ClientFrame(false, linktest.WSBinary, ping[:3]), nil, io.ErrUnexpectedEOF},
+		{"cut inside a frame", linktest.ClientFrame(true, linktest.WSBinary, ping)[:8], nil, io.ErrUnexpectedEOF},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			server, client := net.Pipe()
-			tr := pipeWebSocket(t, pipeServer(64), server)
+			tr := pipeWebSocket(t, 64, server)
 			feed(t, client, tc.wire, errors.Is(tc.err, io.ErrUnexpectedEOF))
-			f, err := tr.readFrame(64)
+			f, err := tr.ReadFrame(64)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("error %v, want %v", err, tc.err)
 			}
@@ -262,20 +193,20 @@ func FuzzWebSocketMessage(f *testing.F) {
 	const max = 256
 	f.Fuzz(func(t *testing.T, text bool, msg []byte, split uint16) {
 		server, client := net.Pipe()
-		tr := pipeWebSocket(t, pipeServer(max), server)
-		op := wsBinary
+		tr := pipeWebSocket(t, max, server)
+		op := linktest.WSBinary
 		if text {
-			op = wsText
+			op = linktest.WSText
 		}
 		var raw []byte
 		if k := int(split); k > 0 && k < len(msg) {
-			raw = append(clientFrame(false, op, msg[:k]), clientFrame(true, wsContinuation, msg[k:])...)
+			raw = append(linktest.ClientFrame(false, op, msg[:k]), linktest.ClientFrame(true, linktest.WSContinuation, msg[k:])...)
 		} else {
-			raw = clientFrame(true, op, msg)
+			raw = linktest.ClientFrame(true, op, msg)
 		}
 		feed(t, client, raw, true)
-		fr, err := tr.readFrame(max)
-		var bad *badMessage
+		fr, err := tr.ReadFrame(max)
+		var bad *BadMessage
 		switch {
 		case len(msg) > max:
 			if !errors.Is(err, wire.ErrFrameTooLarge) {
@@ -299,19 +230,19 @@ func FuzzWebSocketMessage(f *testing.F) {
 // the handshake, as a client could: reading frames from them must never
 // panic, and ends.
 func FuzzWebSocketWire(f *testing.F) {
-	f.Add(clientFrame(true, wsBinary, []byte{wire.OpPing, 0, 0, 0, 0, 0, 0, 0, 1}))
-	f.Add(append(clientFrame(false, wsText, []byte("he")), clientFrame(true, wsContinuation, []byte("llo"))...))
-	f.Add(clientFrame(true, wsClose, []byte{0x03, 0xe8}))
-	f.Add(clientFrame(true, wsPing, []byte("p")))
+	f.Add(linktest.ClientFrame(true, linktest.WSBinary, []byte{wire.OpPing, 0, 0, 0, 0, 0, 0, 0, 1}))
+	f.Add(append(linktest.ClientFrame(false, linktest.WSText, []byte("he")), linktest.ClientFrame(true, linktest.WSContinuation, []byte("llo"))...))
+	f.Add(linktest.ClientFrame(true, linktest.WSClose, []byte{0x03, 0xe8}))
+	f.Add(linktest.ClientFrame(true, linktest.WSPing, []byte("p")))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add([]byte{0x82, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		server, client := net.Pipe()
-		tr := pipeWebSocket(t, pipeServer(256), server)
+		tr := pipeWebSocket(t, 256, server)
 		feed(t, client, data, true)
 		for range len(data) + 1 { // every message takes at least two bytes
-			fr, err := tr.readFrame(256)
-			var bad *badMessage
+			fr, err := tr.ReadFrame(256)
+			var bad *BadMessage
 			if errors.As(err, &bad) {
 				continue
 			}
@@ -322,4 +253,9 @@ func FuzzWebSocketWire(f *testing.F) {
 		}
 		t.Fatalf("%d bytes read as more messages than they can hold", len(data))
 	})
+}
+
+// wireMsg is the encoded MESSAGE numbered seq.
+func wireMsg(seq uint64) []byte {
+	return wire.AppendFrame(nil, wire.Encode(wire.Message{Seq: seq, Payload: []byte("x")}))
 }
