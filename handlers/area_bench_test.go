@@ -2,13 +2,8 @@ package handlers_test
 
 import (
 	"context"
-	"strconv"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/handlers"
 	"github.com/starbus/starbus/internal/natstest"
 )
@@ -44,28 +39,7 @@ func BenchmarkInterest(b *testing.B) {
 				}
 				return t.PublishAt(area, p.X, p.Y, t.Data)
 			})
-			payload := make([]byte, 64)
-			for i := range b.N {
-				subj, _ := env.World.Event("r0", "p"+strconv.Itoa(i%4096))
-				m := nats.NewMsg(subj)
-				m.Header.Set(bus.HeaderType, "move")
-				m.Data = payload
-				if _, err := env.JS.PublishMsgAsync(m); err != nil {
-					b.Fatal(err)
-				}
-			}
-			<-env.JS.PublishAsyncComplete()
-			b.ResetTimer()
-			start := time.Now()
-			w := startWorker(b, env, h, handlers.Config{Concurrency: 64})
-			natstest.Eventually(b, 10*time.Minute, func() bool { return w.rt.Stats().Committed >= uint64(b.N) }, "drain")
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if st := w.rt.Stats(); st.DeadLetters > 0 || st.Errors > 0 {
-				b.Fatalf("%d errors, %d dead letters", st.Errors, st.DeadLetters)
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tasks/s")
-			b.ReportMetric(0, "ns/op")
+			drain(b, env, h, 64)
 		})
 	}
 }
