@@ -21,9 +21,11 @@ import (
 // that see it, not the sessions in the world.
 //
 // An Area is a value the game declares once and passes to every call; it
-// is not stored, except in each session's interest. Change its Cell only
-// with the world stopped: events published with one cell size are not
-// found by interests indexed with another.
+// is not stored, except in each session's interest. Change its Cell or
+// its Delivery only with the world stopped: events published with one
+// cell size are not found by interests indexed with another, and an edge
+// subscribes to a cell's best-effort subject as the first session to look
+// at it says.
 //
 // Its clients receive its events as messages on the channel Name: told
 // they joined it at their first interest, that they left it when it is
