@@ -12,6 +12,7 @@ import (
 
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/edge"
+	"github.com/starbus/starbus/edge/client"
 	"github.com/starbus/starbus/handlers"
 	"github.com/starbus/starbus/kv"
 )
@@ -101,6 +102,13 @@ func TestRoles(t *testing.T) {
 		}
 		return live.Send([]byte("hello live"))
 	})
+	near := handlers.Area{Name: "near", Cell: 8, Radius: 8, Delivery: handlers.BestEffort}
+	mux.HandleFunc("look", func(ctx context.Context, t *handlers.Task) error {
+		return t.SetInterest(ctx, near, t.Session, 3, 4)
+	})
+	mux.HandleFunc("near", func(ctx context.Context, t *handlers.Task) error {
+		return t.PublishAt(near, 5, 6, []byte("hello near"))
+	})
 	rt, err := handlers.New(handlers.Config{Store: wstore, JS: wjs, Handler: routeJoin(mux), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +152,18 @@ func TestRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for m := nextMessage(cctx, t, c); string(m.Payload) != "hello live"; m = nextMessage(cctx, t, c) {
+	}
+	// A best-effort area: the edge subscribes to the cells its sessions
+	// look at.
+	if err := c.Send([]byte("look")); err != nil {
+		t.Fatal(err)
+	}
+	for m := nextMessage(cctx, t, c); m.Kind != client.KindJoined || m.Channel != "near"; m = nextMessage(cctx, t, c) {
+	}
+	if err := c.Send([]byte("near")); err != nil {
+		t.Fatal(err)
+	}
+	for m := nextMessage(cctx, t, c); string(m.Payload) != "hello near"; m = nextMessage(cctx, t, c) {
 	}
 	select {
 	case err := <-eerrs:
@@ -193,11 +213,11 @@ func TestRoles(t *testing.T) {
 	}
 }
 
-// routeJoin sends the payloads "join" and "live" to the handlers of those
-// types, the rest to h.
+// routeJoin sends the payloads "join", "live", "look" and "near" to the
+// handlers of those types, the rest to h.
 func routeJoin(h *handlers.Mux) handlers.Handler {
 	return handlers.HandlerFunc(func(ctx context.Context, t *handlers.Task) error {
-		if d := string(t.Data); t.Type == bus.EventMessage && (d == "join" || d == "live") {
+		if d := string(t.Data); t.Type == bus.EventMessage && (d == "join" || d == "live" || d == "look" || d == "near") {
 			t.Type = d
 		}
 		return h.ServeTask(ctx, t)
