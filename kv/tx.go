@@ -75,26 +75,37 @@ func found(err error) (bool, error) {
 
 // GetBytes returns the raw value of key. The slice must not be modified.
 func (tx *Tx) GetBytes(ctx context.Context, key string) ([]byte, error) {
-	if tx.done {
-		return nil, ErrTxDone
-	}
-	subj, err := tx.s.world.Key(key)
-	if err != nil {
-		return nil, fmt.Errorf("kv: key %q: %w", key, err)
-	}
-	if w, ok := tx.writes[subj]; ok {
-		return w.value()
-	}
-	if e, ok := tx.seen[subj]; ok {
-		return e.value()
-	}
-	e, err := tx.s.load(ctx, subj)
+	e, err := tx.lookup(ctx, key, true)
 	if err != nil {
 		return nil, err
 	}
+	return e.value()
+}
+
+// lookup returns what the transaction sees of key: its own write, what it
+// read before, or the latest value the store knows, which it records as
+// read if record is set.
+func (tx *Tx) lookup(ctx context.Context, key string, record bool) (entry, error) {
+	if tx.done {
+		return entry{}, ErrTxDone
+	}
+	subj, err := tx.s.world.Key(key)
+	if err != nil {
+		return entry{}, fmt.Errorf("kv: key %q: %w", key, err)
+	}
+	if w, ok := tx.writes[subj]; ok {
+		return w, nil
+	}
+	if e, ok := tx.seen[subj]; ok {
+		return e, nil
+	}
+	e, err := tx.s.load(ctx, subj)
+	if err != nil || !record {
+		return e, err
+	}
 	tx.seen[subj] = e
 	tx.reads[subj] = e.rev
-	return e.value()
+	return e, nil
 }
 
 // Peek decodes into v the latest value of key that the store knows, and
@@ -106,24 +117,12 @@ func (tx *Tx) GetBytes(ctx context.Context, key string) ([]byte, error) {
 // starts to see, not whether a cell is free). It sees the transaction's
 // own writes, and what the transaction has read.
 func (tx *Tx) Peek(ctx context.Context, key string, v any) (bool, error) {
-	if tx.done {
-		return false, ErrTxDone
-	}
-	subj, err := tx.s.world.Key(key)
+	e, err := tx.lookup(ctx, key, false)
 	if err != nil {
-		return false, fmt.Errorf("kv: key %q: %w", key, err)
-	}
-	e, ok := tx.writes[subj]
-	if !ok {
-		e, ok = tx.seen[subj]
-	}
-	if !ok {
-		if e, err = tx.s.load(ctx, subj); err != nil {
-			return false, err
-		}
+		return false, err
 	}
 	b, err := e.value()
-	if found, err := found(err); !found {
+	if ok, err := found(err); !ok {
 		return false, err
 	}
 	if err := tx.s.codec.Unmarshal(b, v); err != nil {
