@@ -77,15 +77,23 @@ func (a Area) interest(x, y float64) bus.Interest {
 	return bus.Interest{Area: a.Name, X: x, Y: y, Radius: a.Radius, Cell: a.Cell, Delivery: a.Delivery.String()}
 }
 
+// at returns a session's interest at (x, y), or what is wrong with the
+// area or the position.
+func (a Area) at(x, y float64) (bus.Interest, error) {
+	if a.Delivery > BestEffort {
+		return bus.Interest{}, fmt.Errorf("handlers: area %q: unknown delivery %d", a.Name, a.Delivery)
+	}
+	in := a.interest(x, y)
+	if err := in.Validate(); err != nil {
+		return in, fmt.Errorf("handlers: area %q: %w", a.Name, err)
+	}
+	return in, nil
+}
+
 // Validate reports what is wrong with the area.
 func (a Area) Validate() error {
-	if a.Delivery > BestEffort {
-		return fmt.Errorf("handlers: area %q: unknown delivery %d", a.Name, a.Delivery)
-	}
-	if err := a.interest(0, 0).Validate(); err != nil {
-		return fmt.Errorf("handlers: area %q: %w", a.Name, err)
-	}
-	return nil
+	_, err := a.at(0, 0)
+	return err
 }
 
 // Covers reports whether a session looking from (cx, cy) sees (x, y).
@@ -134,12 +142,9 @@ func (a Area) Seen(fromX, fromY float64, ok bool, x, y float64) []Rect {
 // session's new square take effect together. Setting the interest where it
 // is already does nothing.
 func (t *Task) SetInterest(ctx context.Context, a Area, session string, x, y float64) error {
-	if err := a.Validate(); err != nil {
+	in, err := a.at(x, y)
+	if err != nil {
 		return err
-	}
-	in := a.interest(x, y)
-	if err := in.Validate(); err != nil {
-		return fmt.Errorf("handlers: area %q: %w", a.Name, err)
 	}
 	prev, err := t.interest(ctx, a, session)
 	if err != nil {
@@ -222,11 +227,8 @@ func (t *Task) interestNotice(session string, n bus.InterestNotice) error {
 // commits: every session whose interest covers (x, y) receives it on the
 // channel a.Name (see [Area] for exactly which).
 func (t *Task) PublishAt(a Area, x, y float64, data []byte) error {
-	if err := a.Validate(); err != nil {
+	if _, err := a.at(x, y); err != nil {
 		return err
-	}
-	if err := a.interest(x, y).Validate(); err != nil {
-		return fmt.Errorf("handlers: area %q: %w", a.Name, err)
 	}
 	cx, cy := bus.CellOf(x, a.Cell), bus.CellOf(y, a.Cell)
 	if a.Delivery == BestEffort {
