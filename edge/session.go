@@ -500,15 +500,17 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 	first := map[string]outItem{}     // a channel's first notice after last
 	firstArea := map[string]outItem{} // an area's first interest notice after last
 	err = s.scan(ctx, []string{subj}, last, func(m jetstream.Msg, seq uint64) (bool, error) {
-		if it, ok := noticeItem(m.Headers(), seq); ok && it.kind != itemRegion {
-			if _, seen := first[it.channel]; !seen {
-				first[it.channel] = it
-			}
+		it := s.item(m, seq)
+		firsts := first
+		switch it.kind {
+		case itemJoin, itemLeave:
+		case itemInterest:
+			firsts = firstArea
+		default:
+			return true, nil
 		}
-		if it := s.item(m, seq); it.kind == itemInterest {
-			if _, seen := firstArea[it.channel]; !seen {
-				firstArea[it.channel] = it
-			}
+		if _, seen := firsts[it.channel]; !seen {
+			firsts[it.channel] = it
 		}
 		return true, nil
 	})
