@@ -89,7 +89,7 @@ func (s *Server) areaSync(ss *session) {
 	for k := range ss.cells {
 		if in, ok := ss.areas[k.area]; !ok || !in.Cells().Contains(k.x, k.y) {
 			delete(ss.cells, k)
-			s.cellRemove(ss, k)
+			s.cells.remove(k, ss)
 		}
 	}
 	s.chmu.Unlock()
@@ -104,11 +104,11 @@ func (s *Server) areaDrop(ss *session) {
 	defer s.chmu.Unlock()
 	for k := range ss.cells {
 		delete(ss.cells, k)
-		s.cellRemove(ss, k)
+		s.cells.remove(k, ss)
 	}
 }
 
-// cellAdd and cellRemove keep the index of cell k. s.chmu is held.
+// cellAdd indexes ss at cell k. s.chmu is held.
 func (s *Server) cellAdd(ss *session, k cellKey, delivery string) {
 	subj := ""
 	if delivery == bus.DeliveryBestEffort {
@@ -116,8 +116,6 @@ func (s *Server) cellAdd(ss *session, k cellKey, delivery string) {
 	}
 	s.cells.add(s, k, ss, subj)
 }
-
-func (s *Server) cellRemove(ss *session, k cellKey) { s.cells.remove(k, ss) }
 
 // cellMembers appends to out the sessions of this edge indexed at k.
 func (s *Server) cellMembers(k cellKey, out []*session) []*session {

@@ -39,7 +39,12 @@ func TestAreaIndex(t *testing.T) {
 			t.Fatalf("step %d at %v: index %d cells, session %d, want %d", i, p, len(s.cells), len(ss.cells), len(want))
 		}
 		for k := range want {
-			if !s.cells.has(k, ss) {
+			l := s.cells[k]
+			if l == nil {
+				t.Errorf("step %d: no cell %+v in the index", i, k)
+				continue
+			}
+			if _, ok := l.members[ss]; !ok {
 				t.Errorf("step %d: not indexed at %+v", i, k)
 			}
 		}

@@ -288,7 +288,7 @@ func (s *Server) indexRemove(ss *session, name string) {
 func (s *Server) indexSync(ss *session) {
 	s.chmu.Lock()
 	for name := range s.chans {
-		if _, keep := ss.chans[name]; !keep && s.chans.has(name, ss) {
+		if _, keep := ss.chans[name]; !keep {
 			s.chans.remove(name, ss)
 		}
 	}

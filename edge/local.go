@@ -35,7 +35,8 @@ func (ix localIndex[K]) add(s *Server, k K, ss *session, subject string) {
 	}
 }
 
-// remove undoes add; the last member unsubscribes.
+// remove undoes add (for a session that is not a member, it does
+// nothing); the last member unsubscribes.
 func (ix localIndex[K]) remove(k K, ss *session) {
 	l := ix[k]
 	if l == nil {
@@ -48,16 +49,6 @@ func (ix localIndex[K]) remove(k K, ss *session) {
 		}
 		delete(ix, k)
 	}
-}
-
-// has reports whether ss is a member of k.
-func (ix localIndex[K]) has(k K, ss *session) bool {
-	l := ix[k]
-	if l == nil {
-		return false
-	}
-	_, ok := l.members[ss]
-	return ok
 }
 
 // appendMembers appends to out the members of k.

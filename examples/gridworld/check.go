@@ -190,10 +190,8 @@ func (g *Game) Check(ctx context.Context, store *kv.Store) (Report, error) {
 			return err
 		}
 		for _, r := range g.cfg.Regions() {
-			for _, ch := range []string{chanChat(r)} {
-				if err := hears(ch, func(region string) bool { return region == r }); err != nil {
-					return err
-				}
+			if err := hears(chanChat(r), func(region string) bool { return region == r }); err != nil {
+				return err
 			}
 		}
 		npcs := map[int]pos{}
