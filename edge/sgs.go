@@ -264,8 +264,8 @@ func (t *sgsTransport) ReadFrame(max int) (wire.Frame, error) {
 		ss := t.c.sess
 		switch m := m.(type) {
 		case sgs.LoginRequest:
-			if m.Version != sgs.Version {
-				return wire.Frame{}, t.violation(fmt.Errorf("protocol version %d; this edge speaks %d", m.Version, sgs.Version))
+			if err := checkVersion(m.Version); err != nil {
+				return wire.Frame{}, t.violation(err)
 			}
 			if ss != nil {
 				continue // undefined by the protocol: ignored
@@ -282,8 +282,8 @@ func (t *sgsTransport) ReadFrame(max int) (wire.Frame, error) {
 			t.relocating.Store(false)
 			return wire.Encode(wire.Login{Version: wire.Version1, Name: m.Name, Password: m.Password}), nil
 		case sgs.RelocateRequest:
-			if m.Version != sgs.Version {
-				return wire.Frame{}, t.violation(fmt.Errorf("protocol version %d; this edge speaks %d", m.Version, sgs.Version))
+			if err := checkVersion(m.Version); err != nil {
+				return wire.Frame{}, t.violation(err)
 			}
 			if ss != nil {
 				continue
@@ -327,6 +327,15 @@ func (t *sgsTransport) ReadFrame(max int) (wire.Frame, error) {
 			return wire.Frame{}, t.violation(fmt.Errorf("%w: opcode 0x%02x is not a client's", sgs.ErrUnknownOpcode, f.Op))
 		}
 	}
+}
+
+// checkVersion refuses a LOGIN_REQUEST's or RELOCATE_REQUEST's version
+// other than 5: Darkstar pins it.
+func checkVersion(v byte) error {
+	if v != sgs.Version {
+		return fmt.Errorf("protocol version %d; this edge speaks %d", v, sgs.Version)
+	}
+	return nil
 }
 
 // violation logs a client's breach of the protocol, which ends its
