@@ -79,6 +79,10 @@ func (w World) ParseKey(subject string) (key string, ok bool) { return w.s.Parse
 // message rolls up exactly one earlier message (see package kv).
 func (w World) Check(i int) string { return w.s.Check(i) }
 
+// CheckFilter matches every check subject. A check is never read: once
+// its batch is stored it may be purged.
+func (w World) CheckFilter() string { return w.s.CheckFilter() }
+
 // IsCheck reports whether subject is one of the check subjects.
 func (w World) IsCheck(subject string) bool { return w.s.IsCheck(subject) }
 

@@ -51,7 +51,7 @@ func TestSubjects(t *testing.T) {
 	for got, want := range map[string]string{
 		w.Stream(): "SB_demo", w.All(): "sb.demo.>", ev: "sb.demo.ev." + strconv.Itoa(bus.Partition("sess")) + ".r1.sess", sess: "sb.demo.out.s.abc",
 		ch: "sb.demo.out.c.global", key: "sb.demo.kv.player.1", w.Done(7): "sb.demo.done.7",
-		w.DeadLetter(9): "sb.demo.dlq.9", w.Check(3): "sb.demo.chk.3", must(w.Commits("w1")): "sbe.demo.commit.w1",
+		w.DeadLetter(9): "sb.demo.dlq.9", w.Check(3): "sb.demo.chk.3", w.CheckFilter(): "sb.demo.chk.>", must(w.Commits("w1")): "sbe.demo.commit.w1",
 		w.Edges(): "sbe.demo.edges",
 	} {
 		if got != want {

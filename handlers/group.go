@@ -299,6 +299,7 @@ func (g *group) evaluate(ctx context.Context, syncBy time.Time) {
 	for p, ps := range g.parts {
 		v.Parts[p] = partition.Local{Busy: g.busy[p], NotUntil: g.notUntil[p]}
 		if ps != nil {
+			ps.Follow(g.member, board.Records[p])
 			v.Parts[p].Held = &ps.Held
 		}
 	}
@@ -569,6 +570,30 @@ func (g *group) storeRecord(ctx context.Context, p int, rec partition.Record, la
 		return 0, err
 	}
 	return ack.Sequence, nil
+}
+
+// restore stores again, unchanged, each partition record stored below
+// floor, by compare-and-set on its sequence (a record changed meanwhile
+// is left as its writer made it): a record that never changes would keep
+// the stream's first block, and with it every block after (the server
+// frees a block only once nothing before it needs its deletion records).
+// Its holder follows the copy ([partition.Held.Follow]). It touches no
+// state of the group's goroutine: the compaction calls it.
+func (g *group) restore(ctx context.Context, floor uint64) {
+	for p := range bus.Partitions {
+		subj, err := g.w.Owner(g.name, p)
+		if err != nil {
+			return
+		}
+		last, err := g.stream.GetLastMsgForSubject(ctx, subj)
+		if err != nil || last.Sequence >= floor {
+			continue
+		}
+		m := nats.NewMsg(subj)
+		m.Data = last.Data
+		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+		_, _ = g.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last.Sequence))
+	}
 }
 
 // consumerName names the consumer of epoch e of partition p.

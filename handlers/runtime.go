@@ -72,6 +72,10 @@ type Config struct {
 	// round lists the partitions' consumers and purges, and every purge
 	// makes the server recount the pending messages of every consumer of
 	// the stream; the stream holds about an interval of handled events.
+	// The same round copies forward the keys left unwritten since before
+	// the last OutboxTTL of traffic ([kv.Store.Rewrite]): otherwise they
+	// would keep the stream's old blocks, on disk and in the server's
+	// memory, for as long as the world runs.
 	CompactInterval time.Duration
 	// OutboxTTL is how long a message to a session or to a reliable
 	// channel stays in the world's stream: long enough for a client that
@@ -638,6 +642,7 @@ func (r *Runtime) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, r
 func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 	tick := time.NewTicker(r.cfg.CompactInterval)
 	defer tick.Stop()
+	var past sediment
 	for {
 		select {
 		case <-ctx.Done():
@@ -653,6 +658,7 @@ func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 			continue
 		}
 		last := sinfo.State.LastSeq
+		floor := past.floor(time.Now(), last, max(r.cfg.OutboxTTL, 0)+2*r.cfg.CompactInterval)
 		cons, err := partitionConsumers(ctx, s, r.cfg.Consumer)
 		if err != nil {
 			continue
@@ -688,6 +694,100 @@ func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 		sched := floorOf(sinfo2)
 		r.purge(ctx, s, r.world.ScheduleFilter(), sched)
 		r.purge(ctx, s, r.world.DoneFilter(), min(low, sched))
+		r.settle(ctx, s, g, floor)
+	}
+}
+
+// sediment remembers the stream's last sequence at each round of
+// compaction, to tell which sequence was the last one a while ago.
+type sediment struct {
+	seen []seqAt
+}
+
+type seqAt struct {
+	at  time.Time
+	seq uint64
+}
+
+// floor records that last was the stream's last sequence at now, and
+// returns the last sequence of age ago (0 if the runtime has not watched
+// that long).
+func (p *sediment) floor(now time.Time, last uint64, age time.Duration) uint64 {
+	p.seen = append(p.seen, seqAt{now, last})
+	i := 0 // the newest sample at least age old
+	for i+1 < len(p.seen) && !p.seen[i+1].at.After(now.Add(-age)) {
+		i++
+	}
+	p.seen = p.seen[i:]
+	if p.seen[0].at.After(now.Add(-age)) {
+		return 0
+	}
+	return p.seen[0].seq
+}
+
+// Settling: what the stream still holds below floor is long-lived. The
+// traffic written then is gone (events and markers purged, messages to
+// sessions and channels expired), but a key written then and never since
+// still holds its block of the stream's files, and with it every message
+// that block once held: the server frees a block only when it is empty,
+// and reads all of it into memory to remove one message. Left alone, the
+// blocks of a busy world pile up for as long as it runs (measured: 180
+// blocks after 6 minutes of 500 players, for 12,000 live keys), and so
+// does the server's memory.
+//
+// settle copies such keys forward ([kv.Store.Rewrite]) when they are
+// sparse below floor: fewer than one message in settleDensity of the
+// sequences there. A world whose state fills its old blocks has nothing
+// to gain; one whose traffic dwarfs its state rewrites each key that
+// stays unwritten about once per floor's age (the outbox TTL and two
+// rounds), which costs little next to the traffic that diluted it. Check
+// messages below floor are purged: nothing reads them once their batch
+// is stored, and the partitions' records are stored again (group.restore).
+// At most settleLimit keys move per round.
+//
+// What is left below floor keeps the blocks from there on: dead letters,
+// until an operator deals with them, and timers set to fire past floor's
+// age.
+const (
+	settleDensity = 8
+	settleLimit   = 20_000
+)
+
+func (r *Runtime) settle(ctx context.Context, s jetstream.Stream, g *group, floor uint64) {
+	if floor == 0 {
+		return
+	}
+	r.purge(ctx, s, r.world.CheckFilter(), floor-1)
+	g.restore(ctx, floor)
+	info, err := s.Info(ctx)
+	if err != nil || floor <= info.State.FirstSeq {
+		return
+	}
+	st := info.State
+	// The live messages at or above floor, as a consumer starting there
+	// counts them; the rest are below.
+	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       floor,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return
+	}
+	above := cons.CachedInfo().NumPending
+	_ = s.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name)
+	below := st.Msgs - min(above, st.Msgs)
+	if below*settleDensity > floor-st.FirstSeq {
+		return
+	}
+	n, err := r.store.Rewrite(ctx, floor, settleLimit)
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("state not settled", logErr, err)
+	}
+	if n > 0 {
+		r.log.Debug("state settled", "keys", n, "below", floor)
 	}
 }
 

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,10 @@ type Tx struct {
 	order  []string          // write subjects in first-write order
 	msgs   []*nats.Msg       // outgoing messages, in order
 	marker uint64            // event sequence to mark applied, 0: none
+
+	// tombTTL, if set, is the Nats-TTL of the transaction's deletions in
+	// place of the store's (a tombstone copied forward keeps its time).
+	tombTTL string
 }
 
 func (s *Store) newTx(readOnly bool) *Tx {
@@ -376,8 +381,8 @@ func (tx *Tx) request() *commitReq {
 		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 		if e.deleted {
 			m.Header.Set(bus.HeaderOp, bus.OpDelete)
-			if tx.s.tombTTL != "" {
-				m.Header.Set(jetstream.MsgTTLHeader, tx.s.tombTTL)
+			if ttl := cmp.Or(tx.tombTTL, tx.s.tombTTL); ttl != "" {
+				m.Header.Set(jetstream.MsgTTLHeader, ttl)
 			}
 		} else {
 			m.Data = e.val

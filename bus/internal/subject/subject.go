@@ -114,6 +114,9 @@ func (w World) ParseKey(subject string) (key string, ok bool) {
 // Check returns sb.<w>.chk.<i>.
 func (w World) Check(i int) string { return w.prefix + "chk." + strconv.Itoa(i) }
 
+// CheckFilter matches every check subject.
+func (w World) CheckFilter() string { return w.prefix + "chk.>" }
+
 // IsCheck reports whether subject is one of the check subjects.
 func (w World) IsCheck(subject string) bool {
 	rest, ok := strings.CutPrefix(subject, w.prefix+"chk.")

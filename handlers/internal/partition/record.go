@@ -68,6 +68,22 @@ func (h Held) Record(self string) Record {
 	return Record{Owner: self, Epoch: h.Epoch, Replay: h.Replay, Seq: h.RecSeq}
 }
 
+// Follow takes in rec, partition p's latest record, for h, held by self:
+// if rec is the record that made the partition self's, stored again
+// (same owner and epoch, a later sequence), h follows it, so that its
+// release's compare-and-set is on the record as it now stands. It reports
+// whether it did. Records are stored again, unchanged, so that the
+// stream's old blocks can go (a record never rewritten would keep the
+// first of them, and with it every block after, for as long as its owner
+// holds it).
+func (h *Held) Follow(self string, rec Record) bool {
+	if rec.Owner != self || rec.Epoch != h.Epoch || rec.Seq <= h.RecSeq || rec.Replay != h.Replay {
+		return false
+	}
+	h.RecSeq = rec.Seq
+	return true
+}
+
 // Consumer is what an earlier epoch's consumer of a partition, still on the
 // server when the partition is taken, says about the events it handed out.
 type Consumer struct {

@@ -175,3 +175,29 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestFollow: a holder follows its record stored again, and nothing else.
+func TestFollow(t *testing.T) {
+	held := Held{Epoch: 4, RecSeq: 10, Replay: 7}
+	for _, c := range []struct {
+		name string
+		rec  string
+		want uint64 // RecSeq after
+	}{
+		{"its record stored again", "a e4 r7 @30", 30},
+		{"the record it holds by, seen again", "a e4 r7 @10", 10},
+		{"an older record", "a e4 r7 @5", 10},
+		{"taken over by another", "b e5 r9 @30", 10},
+		{"its own, at a later epoch (not this subscription's)", "a e5 r7 @30", 10},
+		{"released", "- e4 r7 @30", 10},
+		{"the same epoch with another replay bound", "a e4 r8 @30", 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := held
+			followed := h.Follow("a", parseRecord(t, c.rec))
+			if h.RecSeq != c.want || followed != (c.want != held.RecSeq) || h.Epoch != held.Epoch || h.Replay != held.Replay {
+				t.Errorf("Follow(%s) = %v: %+v; want RecSeq %d", c.rec, followed, h, c.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,142 @@
+package kv
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// remainingTTL tells whether the entry e, stored at stored, is worth
+// rewriting, and the TTL its copy needs: a tombstone keeps the rest of its
+// time (TombstoneTTL from when it was first written), so that copying it
+// forward does not make it last longer; one with less than a second left
+// expires where it is.
+func (s *Store) remainingTTL(e entry, stored time.Time) (ttl string, ok bool) {
+	if !e.deleted || s.tombTTL == "" {
+		return "", true
+	}
+	left := s.opts.TombstoneTTL - time.Since(stored)
+	if left < time.Second {
+		return "", false
+	}
+	// The server counts TTLs in whole seconds.
+	return strconv.FormatInt(int64((left+time.Second-1)/time.Second), 10), true
+}
+
+// rewriters bounds the rewrites of one Rewrite in flight at once. Each is
+// a single checked write, which the committer sends as a plain publish.
+const rewriters = 64
+
+// Rewrite copies forward the keys whose latest value is stored below stream
+// sequence below: oldest first, at most limit of them (limit ≤ 0: all),
+// each is written again, unchanged, in a commit that checks that no one
+// wrote it meanwhile (a key that was written is skipped: the newer write
+// already superseded the old message). It returns how many keys it
+// rewrote.
+//
+// It exists for the stream's files. A file-backed stream frees a block of
+// messages only once every message in it is gone, and it reads a whole
+// block into memory to remove one message from it. The traffic of a world
+// (events, markers, messages to sessions and channels) goes away within
+// minutes, but a key written once and never again keeps its block alive:
+// over hours, a few live values would hold every block the world ever
+// wrote, on disk and, whenever the server touches them, in memory.
+// Copied forward, the old values go, and their blocks with them.
+//
+// A rewritten key's revision changes and its value does not: a task that
+// read the key before the rewrite and commits after it conflicts and runs
+// again, and a watcher of the key sees the same value once more. Deleted
+// keys are rewritten as deleted, with what is left of their time
+// (Options.TombstoneTTL from their deletion): they expire when they would
+// have.
+func (s *Store) Rewrite(ctx context.Context, below uint64, limit int) (int, error) {
+	cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     s.world.KeyFilter(),
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute, // gone by itself if the delete below is lost
+	})
+	if err != nil {
+		return 0, fmt.Errorf("kv: rewrite: %w", unavailable(err))
+	}
+	defer func() { _ = s.stream.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name) }()
+	if cons.CachedInfo().NumPending == 0 {
+		return 0, nil
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return 0, fmt.Errorf("kv: rewrite: %w", unavailable(err))
+	}
+	defer msgs.Stop()
+
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		n      int
+		failed error // the first commit that failed for another reason than a conflict
+		slots  = make(chan struct{}, rewriters)
+	)
+	scan := func() error {
+		for started := 0; limit <= 0 || started < limit; {
+			m, err := msgs.Next(jetstream.NextContext(ctx))
+			if err != nil {
+				return unavailable(err)
+			}
+			meta, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			if meta.Sequence.Stream >= below {
+				return nil
+			}
+			e := stored(meta.Sequence.Stream, m.Data(), m.Headers())
+			ttl, keep := s.remainingTTL(e, meta.Timestamp)
+			if keep {
+				slots <- struct{}{}
+				mu.Lock()
+				stop := failed != nil
+				mu.Unlock()
+				if stop {
+					<-slots
+					return nil
+				}
+				started++
+				tx := s.newTx(false)
+				tx.reads[m.Subject()] = e.rev
+				tx.writes = map[string]entry{m.Subject(): {val: e.val, deleted: e.deleted}}
+				tx.order = []string{m.Subject()}
+				tx.tombTTL = ttl
+				wg.Go(func() {
+					defer func() { <-slots }()
+					err := s.Commit(ctx, tx)
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						n++
+					case errors.Is(err, ErrConflict):
+					case failed == nil:
+						failed = err
+					}
+				})
+			}
+			if meta.NumPending == 0 {
+				return nil
+			}
+		}
+		return nil
+	}
+	err = scan()
+	wg.Wait()
+	if err = cmp.Or(err, failed); err != nil {
+		return n, fmt.Errorf("kv: rewrite: %w", err)
+	}
+	return n, nil
+}
