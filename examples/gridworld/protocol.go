@@ -1,6 +1,12 @@
 package gridworld
 
-import "github.com/starbus/starbus/examples/gridworld/command"
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+
+	"github.com/starbus/starbus/examples/gridworld/command"
+)
 
 // Command is one message a client sends (the payload of a SEND): a JSON
 // object, or the same command in the short text form of [ParseCommand].
@@ -88,3 +94,85 @@ type Player struct {
 }
 
 func at(x, y int) (*int, *int) { return &x, &y }
+
+// DecodeReply decodes a message of the world. The commonest of them by
+// far, a position notice (hundreds of thousands a second for a client
+// process playing many players), is read as the world writes it, without
+// reflection; anything else, or a position written otherwise, goes through
+// encoding/json, with the same result.
+func DecodeReply(b []byte) (Reply, error) {
+	if r, ok := decodePos(b); ok {
+		return r, nil
+	}
+	var r Reply
+	err := json.Unmarshal(b, &r)
+	return r, err
+}
+
+// decodePos reads {"t":"pos","n":"<name>"[,"npc":true],"x":<x>,"y":<y>},
+// the form json.Marshal gives a position notice, or reports false.
+func decodePos(b []byte) (Reply, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"t":"pos","n":"`))
+	if !ok {
+		return Reply{}, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end <= 0 || !plain(rest[:end]) {
+		return Reply{}, false
+	}
+	r := Reply{T: TypePos, N: string(rest[:end])}
+	rest = rest[end+1:]
+	rest, r.NPC = bytes.CutPrefix(rest, []byte(`,"npc":true`))
+	var x, y int
+	if rest, ok = field(rest, `,"x":`, &x); !ok {
+		return Reply{}, false
+	}
+	if rest, ok = field(rest, `,"y":`, &y); !ok || string(rest) != "}" {
+		return Reply{}, false
+	}
+	r.X, r.Y = &x, &y
+	return r, true
+}
+
+// plain reports whether s is a JSON string's content that means itself:
+// valid UTF-8 with no escape and no control character.
+func plain(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 || c == '\\' {
+			return false
+		}
+	}
+	return utf8.Valid(s)
+}
+
+// field reads name and the integer after it, as json.Marshal writes an
+// int: an optional minus and decimal digits with no leading zero.
+func field(b []byte, name string, v *int) ([]byte, bool) {
+	b, ok := bytes.CutPrefix(b, []byte(name))
+	if !ok {
+		return nil, false
+	}
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	start := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if digits := i - start; digits == 0 || digits > 9 || digits > 1 && b[start] == '0' {
+		return nil, false
+	}
+	n := 0
+	for _, d := range b[start:i] {
+		n = n*10 + int(d-'0')
+	}
+	if start == 1 {
+		if n == 0 { // json.Marshal writes no -0
+			return nil, false
+		}
+		n = -n
+	}
+	*v = n
+	return b[i:], true
+}

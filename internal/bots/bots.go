@@ -325,11 +325,11 @@ func login(ctx context.Context, cfg Config, i int) (*player, error) {
 }
 
 func decode(m client.Message) (gridworld.Reply, bool) {
-	var r gridworld.Reply
-	if m.Kind != client.KindMessage || json.Unmarshal(m.Payload, &r) != nil {
-		return r, false
+	if m.Kind != client.KindMessage {
+		return gridworld.Reply{}, false
 	}
-	return r, true
+	r, err := gridworld.DecodeReply(m.Payload)
+	return r, err == nil
 }
 
 // learn takes what a reply tells about the player and its region.
