@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"io"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/config"
@@ -31,9 +29,8 @@ type worldInfo struct {
 	Sessions int `json:"sessions"`
 	Outboxes int `json:"outboxes"`
 	Orphans  int `json:"orphans"`
-	// SessionsError says why the session records could not be read (a
-	// server too busy to answer a batch get in time): the three counts
-	// above are then not known.
+	// SessionsError says why the session records could not be read (the
+	// server did not answer): the three counts above are then not known.
 	SessionsError string `json:"sessions_error,omitempty"`
 }
 
@@ -123,26 +120,49 @@ func collectInfo(ctx context.Context, js jetstream.JetStream, w bus.World) (worl
 	return out, nil
 }
 
-// sessionRecords returns the ids of the sessions that have a record.
+// sessionRecords returns the ids of the sessions that have a record. It
+// reads the latest record of each through a consumer: a world of
+// thousands of sessions has more than a batch get answers (1,024
+// subjects), tombstones of ended sessions included.
 func sessionRecords(ctx context.Context, js jetstream.JetStream, w bus.World) (map[string]bool, error) {
-	records, err := jetstreamext.GetLastMsgsFor(ctx, js, w.Stream(), []string{w.SessionRecordsFilter()})
+	stream, err := js.Stream(ctx, w.Stream())
 	if err != nil {
 		return nil, err
 	}
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     w.SessionRecordsFilter(),
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute, // gone by itself if the delete below is lost
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = stream.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name) }()
 	live := map[string]bool{}
-	for m, err := range records {
-		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			break
-		}
+	if cons.CachedInfo().NumPending == 0 {
+		return live, nil
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return nil, err
+	}
+	defer msgs.Stop()
+	for {
+		m, err := msgs.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			return nil, err
 		}
-		if bus.IsDelete(m.Header) {
-			continue
+		meta, err := m.Metadata()
+		if err != nil {
+			return nil, err
 		}
-		if key, ok := w.ParseKey(m.Subject); ok {
+		if key, ok := w.ParseKey(m.Subject()); ok && !bus.IsDelete(m.Headers()) {
 			live[key[len(bus.SessionKey("")):]] = true
 		}
+		if meta.NumPending == 0 {
+			return live, nil
+		}
 	}
-	return live, nil
 }
