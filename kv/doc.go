@@ -95,6 +95,18 @@
 // 10 minutes by default): after it the key has no message at all, which
 // reads the same, and keys that come and go leave nothing behind.
 //
+// # Settling
+//
+// A key written once and never again would keep its block of the
+// stream's files, and every block after it, for as long as the world
+// runs: the server frees a block only when nothing in it, or before it,
+// is still needed. [Store.Rewrite] copies such keys forward, values
+// unchanged (tombstones with what is left of their time); the worker
+// runtime calls it for what lies below the last few minutes of traffic
+// (package handlers, Config.CompactInterval). A rewritten key has a new
+// revision: a transaction that read it before conflicts once and runs
+// again, and a watcher sees the same value again.
+//
 // # Queries
 //
 // JetStream answers a read by key; package [github.com/starbus/starbus/kv/index]
