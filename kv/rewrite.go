@@ -56,84 +56,52 @@ const rewriters = 64
 // (Options.TombstoneTTL from their deletion): they expire when they would
 // have.
 func (s *Store) Rewrite(ctx context.Context, below uint64, limit int) (int, error) {
-	cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     s.world.KeyFilter(),
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		InactiveThreshold: time.Minute, // gone by itself if the delete below is lost
-	})
-	if err != nil {
-		return 0, fmt.Errorf("kv: rewrite: %w", unavailable(err))
-	}
-	defer func() { _ = s.stream.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name) }()
-	if cons.CachedInfo().NumPending == 0 {
-		return 0, nil
-	}
-	msgs, err := cons.Messages()
-	if err != nil {
-		return 0, fmt.Errorf("kv: rewrite: %w", unavailable(err))
-	}
-	defer msgs.Stop()
-
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		n      int
-		failed error // the first commit that failed for another reason than a conflict
-		slots  = make(chan struct{}, rewriters)
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		n       int
+		failed  error // the first commit that failed for another reason than a conflict
+		slots   = make(chan struct{}, rewriters)
+		started int
 	)
-	scan := func() error {
-		for started := 0; limit <= 0 || started < limit; {
-			m, err := msgs.Next(jetstream.NextContext(ctx))
-			if err != nil {
-				return unavailable(err)
-			}
-			meta, err := m.Metadata()
-			if err != nil {
-				return err
-			}
-			if meta.Sequence.Stream >= below {
-				return nil
-			}
-			e := stored(meta.Sequence.Stream, m.Data(), m.Headers())
-			ttl, keep := s.remainingTTL(e, meta.Timestamp)
-			if keep {
-				slots <- struct{}{}
-				mu.Lock()
-				stop := failed != nil
-				mu.Unlock()
-				if stop {
-					<-slots
-					return nil
-				}
-				started++
-				tx := s.newTx(false)
-				tx.reads[m.Subject()] = e.rev
-				tx.writes = map[string]entry{m.Subject(): {val: e.val, deleted: e.deleted}}
-				tx.order = []string{m.Subject()}
-				tx.tombTTL = ttl
-				wg.Go(func() {
-					defer func() { <-slots }()
-					err := s.Commit(ctx, tx)
-					mu.Lock()
-					defer mu.Unlock()
-					switch {
-					case err == nil:
-						n++
-					case errors.Is(err, ErrConflict):
-					case failed == nil:
-						failed = err
-					}
-				})
-			}
-			if meta.NumPending == 0 {
-				return nil
-			}
+	err := s.read(ctx, s.world.KeyFilter(), jetstream.DeliverAllPolicy, func(m jetstream.Msg, meta *jetstream.MsgMetadata) bool {
+		if meta.Sequence.Stream >= below || limit > 0 && started >= limit {
+			return false
 		}
-		return nil
-	}
-	err = scan()
+		e := stored(meta.Sequence.Stream, m.Data(), m.Headers())
+		ttl, ok := s.remainingTTL(e, meta.Timestamp)
+		if !ok {
+			return true
+		}
+		slots <- struct{}{}
+		mu.Lock()
+		stop := failed != nil
+		mu.Unlock()
+		if stop {
+			<-slots
+			return false
+		}
+		started++
+		tx := s.newTx(false)
+		tx.reads[m.Subject()] = e.rev
+		tx.writes = map[string]entry{m.Subject(): {val: e.val, deleted: e.deleted}}
+		tx.order = []string{m.Subject()}
+		tx.tombTTL = ttl
+		wg.Go(func() {
+			defer func() { <-slots }()
+			err := s.Commit(ctx, tx)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				n++
+			case errors.Is(err, ErrConflict):
+			case failed == nil:
+				failed = err
+			}
+		})
+		return true
+	})
 	wg.Wait()
 	if err = cmp.Or(err, failed); err != nil {
 		return n, fmt.Errorf("kv: rewrite: %w", err)

@@ -448,38 +448,51 @@ func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, e 
 	}
 	// Too many subjects for one request (or an older server): read the
 	// range's latest messages as a consumer delivers them.
+	err = s.read(ctx, filter, jetstream.DeliverLastPerSubjectPolicy, func(m jetstream.Msg, meta *jetstream.MsgMetadata) bool {
+		put(m.Subject(), meta.Sequence.Stream, m.Data(), m.Headers())
+		return true
+	})
+	if err != nil {
+		return 0, fmt.Errorf("kv: list: %w", err)
+	}
+	s.stats.reads.Add(uint64(len(seen)))
+	return last, nil
+}
+
+// read calls fn with the messages on filter that an ephemeral consumer
+// delivering by policy hands out, in stream order, until fn returns false
+// or none is left.
+func (s *Store) read(ctx context.Context, filter string, policy jetstream.DeliverPolicy, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
 	cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		FilterSubject:     filter,
-		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		DeliverPolicy:     policy,
 		AckPolicy:         jetstream.AckNonePolicy,
 		MemoryStorage:     true,
 		InactiveThreshold: time.Minute, // gone by itself if the delete below is lost
 	})
 	if err != nil {
-		return 0, fmt.Errorf("kv: list: %w", unavailable(err))
+		return unavailable(err)
 	}
 	defer func() { _ = s.stream.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name) }()
 	if cons.CachedInfo().NumPending == 0 {
-		return 0, nil
+		return nil
 	}
 	msgs, err := cons.Messages()
 	if err != nil {
-		return 0, fmt.Errorf("kv: list: %w", unavailable(err))
+		return unavailable(err)
 	}
 	defer msgs.Stop()
 	for {
 		m, err := msgs.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return 0, fmt.Errorf("kv: list: %w", unavailable(err))
+			return unavailable(err)
 		}
 		meta, err := m.Metadata()
 		if err != nil {
-			return 0, fmt.Errorf("kv: list: %w", err)
+			return err
 		}
-		put(m.Subject(), meta.Sequence.Stream, m.Data(), m.Headers())
-		if meta.NumPending == 0 {
-			s.stats.reads.Add(uint64(len(seen)))
-			return last, nil
+		if !fn(m, meta) || meta.NumPending == 0 {
+			return nil
 		}
 	}
 }
