@@ -9,24 +9,29 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// remainingTTL tells whether the entry e, stored at stored, is worth
-// rewriting, and the TTL its copy needs: a tombstone keeps the rest of its
-// time (TombstoneTTL from when it was first written), so that copying it
-// forward does not make it last longer; one with less than a second left
-// expires where it is.
-func (s *Store) remainingTTL(e entry, stored time.Time) (ttl string, ok bool) {
+// remainingTTL tells whether the entry e, stored at stored with header h,
+// is worth rewriting, and the TTL its copy needs: a tombstone keeps the
+// rest of its time (its own Nats-TTL, or TombstoneTTL, from when it was
+// stored), rounded down to whole seconds, so that copying it forward, once
+// or many times, never makes it last longer; one with less than a second
+// left expires where it is.
+func (s *Store) remainingTTL(e entry, stored time.Time, h nats.Header) (ttl string, ok bool) {
 	if !e.deleted || s.tombTTL == "" {
 		return "", true
 	}
-	left := s.opts.TombstoneTTL - time.Since(stored)
+	life := s.opts.TombstoneTTL
+	if secs, err := strconv.ParseInt(h.Get(jetstream.MsgTTLHeader), 10, 64); err == nil && secs > 0 {
+		life = time.Duration(secs) * time.Second
+	}
+	left := life - time.Since(stored)
 	if left < time.Second {
 		return "", false
 	}
-	// The server counts TTLs in whole seconds.
-	return strconv.FormatInt(int64((left+time.Second-1)/time.Second), 10), true
+	return strconv.FormatInt(int64(left/time.Second), 10), true
 }
 
 // rewriters bounds the rewrites of one Rewrite in flight at once. Each is
@@ -52,9 +57,8 @@ const rewriters = 64
 // A rewritten key's revision changes and its value does not: a task that
 // read the key before the rewrite and commits after it conflicts and runs
 // again, and a watcher of the key sees the same value once more. Deleted
-// keys are rewritten as deleted, with what is left of their time
-// (Options.TombstoneTTL from their deletion): they expire when they would
-// have.
+// keys are rewritten as deleted, with what is left of their time (to the
+// second below): they expire when they would have, or a moment before.
 func (s *Store) Rewrite(ctx context.Context, below uint64, limit int) (int, error) {
 	var (
 		wg      sync.WaitGroup
@@ -69,7 +73,7 @@ func (s *Store) Rewrite(ctx context.Context, below uint64, limit int) (int, erro
 			return false
 		}
 		e := stored(meta.Sequence.Stream, m.Data(), m.Headers())
-		ttl, ok := s.remainingTTL(e, meta.Timestamp)
+		ttl, ok := s.remainingTTL(e, meta.Timestamp, m.Headers())
 		if !ok {
 			return true
 		}

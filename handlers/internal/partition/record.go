@@ -68,8 +68,8 @@ func (h Held) Record(self string) Record {
 	return Record{Owner: self, Epoch: h.Epoch, Replay: h.Replay, Seq: h.RecSeq}
 }
 
-// Follow takes in rec, partition p's latest record, for h, held by self:
-// if rec is the record that made the partition self's, stored again
+// Follow takes in rec, the latest record of the partition h is, held by
+// self: if rec is the record that made the partition self's, stored again
 // (same owner and epoch, a later sequence), h follows it, so that its
 // release's compare-and-set is on the record as it now stands. It reports
 // whether it did. Records are stored again, unchanged, so that the
