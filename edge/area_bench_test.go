@@ -32,13 +32,25 @@ import (
 //     (radius 8, cells of 8), and a move moves the mover's interest and
 //     publishes the move at its new cell.
 //
+// Each runs with the edge's default fan-out delay (delay=20ms: a client's
+// channel and area messages wait up to 20 ms to share a write) and without
+// one (delay=none: each burst of the edge's dispatcher is written at its
+// end).
+//
 // b.N moves at 1,000 a second (one per player per second), by many
 // ordering keys; the clients are in this process. Reported: deliveries
-// per move, deliveries/s, and the latency from a move's event to each
-// receipt. Run with -benchtime 3000x or more.
+// per move, deliveries/s, the latency from a move's event to each
+// receipt, and the frames each of the edge's writes carried. Run with
+// -benchtime 3000x or more.
 func BenchmarkAreaOfInterest(b *testing.B) {
 	for _, mode := range []string{"region", "area"} {
-		b.Run(mode, func(b *testing.B) { benchArea(b, mode == "area") })
+		for _, delay := range []time.Duration{edge.DefaultFanoutDelay, -1} {
+			name := "delay=" + delay.String()
+			if delay < 0 {
+				name = "delay=none"
+			}
+			b.Run(mode+"/"+name, func(b *testing.B) { benchArea(b, mode == "area", delay) })
+		}
 	}
 }
 
@@ -125,10 +137,11 @@ func areaBenchGame(useArea bool) handlers.Handler {
 	return mux
 }
 
-func benchArea(b *testing.B, useArea bool) {
+func benchArea(b *testing.B, useArea bool, delay time.Duration) {
 	w := startWorldWith(b, areaBenchGame(useArea), func(s *edge.Server) {
 		s.Auth = edge.AuthFunc(acceptAll)
 		s.OutboundQueue = 4096
+		s.FanoutDelay = delay
 	})
 	cs := dialBots(b, w.addr, benchPlayers)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -152,10 +165,13 @@ func benchArea(b *testing.B, useArea bool) {
 	}
 	lat := collect(b, cs, func(m client.Message) []byte { return m.Payload }, func(c *client.Client) <-chan client.Message { return c.Messages() })
 	b.ResetTimer()
+	before := w.edge.Stats()
 	start := time.Now()
 	fanout{every: time.Second / benchRate}.send(b, start, func(i int) {
 		publish(cs[i%len(cs)].Session(), "move", binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
 	})
 	lat.wait(b, start, math.MaxInt64, true)
+	after := w.edge.Stats()
 	b.ReportMetric(float64(lat.got.Load())/float64(b.N), "deliveries/move")
+	b.ReportMetric(float64(after.FramesWritten-before.FramesWritten)/float64(after.Writes-before.Writes), "frames/write")
 }

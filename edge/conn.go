@@ -54,6 +54,8 @@ type conn struct {
 	answers int           // answers to the client's frames in out, bounded by Server.OutboundQueue
 	running bool          // a writer goroutine runs (or has ended for good, once shutting)
 	due     bool          // out is not empty and a flusher (or the sender) will start the writer
+	late    bool          // a flusher's late list holds c: it will start the writer after the fan-out delay
+	taken   time.Duration // when the writer last took out, on the server's clock (Server.now)
 	closer  bool          // nothing more is queued: the writer closes once out is written (LOGOUT)
 	room    chan struct{} // closed when the writer takes out; made by a waiting sender
 	// shutting is set by shut: no writer is started after it, so that the
@@ -119,30 +121,63 @@ func (c *conn) send(f wire.Frame) bool {
 // disconnected: it cannot keep up. It reports whether the frame was
 // queued. It never blocks.
 func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
-	queued, wake, room := c.offer(wire, false)
+	queued, wake, room := c.offer(wire, false, 0)
 	if room != nil {
 		c.slow()
 	}
-	if wake {
+	if wake == startNow {
 		fl.wake(c)
 	}
 	return queued
 }
 
+// sendLate queues a frame fanned out to many clients, as sendEncoded
+// does, except that if the connection was written to within the fan-out
+// delay, the writer may start as late as the fan-out delay after fl's
+// burst (see flusher): what else comes for the connection meanwhile
+// shares its write. A frame queued by any other means starts the writer
+// at once, and whatever is queued goes with it.
+func (c *conn) sendLate(wire []byte, fl *flusher) bool {
+	if fl == nil {
+		return c.sendEncoded(wire, nil)
+	}
+	queued, wake, room := c.offer(wire, false, fl.now)
+	if room != nil {
+		c.slow()
+	}
+	switch wake {
+	case startNow:
+		fl.wake(c)
+	case startLate:
+		fl.wakeLate(c)
+	}
+	return queued
+}
+
+// start is what the caller of offer is to do for the writer.
+type start uint8
+
+const (
+	startNone start = iota // nothing: a writer runs, or one is due to start
+	startNow               // start it (at the end of the caller's burst)
+	startLate              // put c on a flusher's late list
+)
+
 // offer appends an encoded frame to out, if the connection takes frames
 // and its queue has room: room for answers to the client's frames if
-// answer, otherwise room for the world's frames. wake: the caller is to
-// start the writer (none runs, and nobody else is due to start one).
-// room, when the queue is full: closed once the writer has taken what is
-// queued.
-func (c *conn) offer(wire []byte, answer bool) (queued, wake bool, room chan struct{}) {
+// answer, otherwise room for the world's frames. wake: what the caller is
+// to do for the writer; startLate only for a frame that may wait (late,
+// the server's clock now, not zero) to a connection written to within the
+// fan-out delay, which no late list holds yet. room, when the queue is
+// full: closed once the writer has taken what is queued.
+func (c *conn) offer(wire []byte, answer bool, late time.Duration) (queued bool, wake start, room chan struct{}) {
 	if c.closing() {
-		return false, false, nil
+		return false, startNone, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closer {
-		return false, false, nil
+		return false, startNone, nil
 	}
 	n := &c.queued
 	if answer {
@@ -152,7 +187,7 @@ func (c *conn) offer(wire []byte, answer bool) (queued, wake bool, room chan str
 		if c.room == nil {
 			c.room = make(chan struct{})
 		}
-		return false, false, c.room
+		return false, startNone, c.room
 	}
 	if c.out == nil {
 		c.out = c.s.getBuf()
@@ -160,10 +195,17 @@ func (c *conn) offer(wire []byte, answer bool) (queued, wake bool, room chan str
 	*c.out = append(*c.out, wire...)
 	*n++
 	if c.running || c.due {
-		return true, false, nil
+		return true, startNone, nil
+	}
+	if late != 0 && late-c.taken < c.s.FanoutDelay {
+		if c.late {
+			return true, startNone, nil
+		}
+		c.late = true
+		return true, startLate, nil
 	}
 	c.due = true
-	return true, true, nil
+	return true, startNow, nil
 }
 
 // signal starts the writer, unless it runs or the connection is shutting
@@ -172,6 +214,18 @@ func (c *conn) signal() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.due = false
+	c.startWriter()
+}
+
+// signalLate starts the writer for what a late list held c for, unless
+// it runs, another start is due, or the frames have been written already.
+func (c *conn) signalLate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.late = false
+	if c.due || c.out == nil {
+		return
+	}
 	c.startWriter()
 }
 
@@ -205,8 +259,8 @@ func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
 // first.
 func (c *conn) queueWait(stop <-chan struct{}, wire []byte, answer bool) bool {
 	for {
-		queued, wake, room := c.offer(wire, answer)
-		if wake {
+		queued, wake, room := c.offer(wire, answer, 0)
+		if wake == startNow {
 			c.signal()
 		}
 		if queued || room == nil {
@@ -236,8 +290,21 @@ func (c *conn) flushAndClose() {
 // back to back, starts each writer once, when it has queued them all, so
 // that each connection gets one write for the burst. It belongs to one
 // goroutine. A nil flusher starts them at once.
+//
+// Frames fanned out to many clients (sendLate) to a connection written to
+// within the fan-out delay wait longer, on the late list, which the
+// dispatcher flushes the fan-out delay after the burst that began it (see
+// Server.FanoutDelay): a player in a busy spot gets the moves and words
+// of its neighbours each in a different burst, and without the delay each
+// would be a write(2) of its own, and a read(2) for the client. A quiet
+// connection's frame does not wait, so the delay costs latency only where
+// it saves writes: a busy connection is written to about once per delay.
+// A frame for the client alone starts the writer at the end of its burst,
+// taking the late frames along.
 type flusher struct {
 	conns []*conn
+	late  []*conn
+	now   time.Duration // the burst's start on the server's clock, for sendLate; 0: none may wait
 }
 
 // wake starts c's writer now (fl nil) or at the next flush.
@@ -249,6 +316,15 @@ func (fl *flusher) wake(c *conn) {
 	fl.conns = append(fl.conns, c)
 }
 
+// wakeLate starts c's writer now (fl nil) or at the next flushLate.
+func (fl *flusher) wakeLate(c *conn) {
+	if fl == nil {
+		c.signalLate()
+		return
+	}
+	fl.late = append(fl.late, c)
+}
+
 // flush starts the writers of the burst.
 func (fl *flusher) flush() {
 	for i, c := range fl.conns {
@@ -256,6 +332,15 @@ func (fl *flusher) flush() {
 		fl.conns[i] = nil
 	}
 	fl.conns = fl.conns[:0]
+}
+
+// flushLate starts the writers of the late list.
+func (fl *flusher) flushLate() {
+	for i, c := range fl.late {
+		c.signalLate()
+		fl.late[i] = nil
+	}
+	fl.late = fl.late[:0]
 }
 
 func errorFrame(e *wire.ProtocolError) wire.Frame {
@@ -660,6 +745,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.s.stats.frames.Add(uint64(n))
+		c.s.stats.writes.Add(1)
 	}
 }
 
@@ -667,6 +753,9 @@ func (c *conn) writeLoop() {
 // held.
 func (c *conn) take() *[]byte {
 	b := c.out
+	if b != nil {
+		c.taken = c.s.now()
+	}
 	c.out, c.queued, c.answers = nil, 0, 0
 	if c.room != nil {
 		close(c.room)

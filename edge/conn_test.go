@@ -81,6 +81,76 @@ func TestWriterCoalesces(t *testing.T) {
 	}
 }
 
+// TestWriterLate: frames fanned out (sendLate) to a connection written to
+// within the fan-out delay wait on the flusher's late list across bursts
+// and reach the client in one write when it is flushed; a frame for the
+// client alone starts the writer at once and takes the waiting frames
+// along, in order; a quiet connection's frame does not wait.
+func TestWriterLate(t *testing.T) {
+	c, r, cc := pipeConn(t, 256)
+	c.s.FanoutDelay = time.Hour
+	c.taken = c.s.now() // written to just now
+	fl := flusher{now: c.s.now()}
+	for burst := range 3 { // three bursts of the dispatcher
+		for i := 1; i <= 10; i++ {
+			if !c.sendLate(wireMsg(uint64(burst*10+i)), &fl) {
+				t.Fatalf("frame %d not queued", burst*10+i)
+			}
+		}
+		fl.flush() // the end of a burst starts no writer for late frames
+	}
+	if len(fl.conns) != 0 || len(fl.late) != 1 {
+		t.Fatalf("writers to start: %d now, %d late; want 0, 1", len(fl.conns), len(fl.late))
+	}
+	if n := cc.Writes.Load(); n != 0 {
+		t.Fatalf("%d writes before the late flush, want 0", n)
+	}
+	fl.flushLate()
+	readMessages(t, r, 30)
+	if n := cc.Writes.Load(); n != 1 {
+		t.Fatalf("%d writes for three bursts of late frames, want 1", n)
+	}
+
+	// Late frames, then a frame for the client alone: one write, at once,
+	// in order; the late list's flush then finds nothing to write.
+	c.writer.Wait() // the last writer has seen nothing more to write
+	for i := 1; i <= 5; i++ {
+		c.sendLate(wireMsg(uint64(i)), &fl)
+	}
+	fl.flush()
+	if !c.send(wire.Encode(wire.Message{Seq: 6, Payload: []byte("x")})) {
+		t.Fatal("answer not queued")
+	}
+	readMessages(t, r, 6)
+	if n := cc.Writes.Load(); n != 2 {
+		t.Fatalf("%d writes, want 2", n)
+	}
+	fl.flushLate()
+	c.mu.Lock()
+	late, out := c.late, c.out
+	c.mu.Unlock()
+	if late || out != nil {
+		t.Fatalf("after the late flush: late %v, queued %v", late, out != nil)
+	}
+
+	// Without a flusher a late frame is written at once.
+	c.sendLate(wireMsg(1), nil)
+	readMessages(t, r, 1)
+
+	// A connection last written to more than the delay before the burst
+	// is quiet: its frame starts the writer at the end of the burst.
+	c.writer.Wait() // the last writer has seen nothing more to write
+	c.mu.Lock()
+	fl.now = c.taken + c.s.FanoutDelay
+	c.mu.Unlock()
+	c.sendLate(wireMsg(1), &fl)
+	if len(fl.conns) != 1 || len(fl.late) != 0 {
+		t.Fatalf("writers to start: %d now, %d late; want 1, 0", len(fl.conns), len(fl.late))
+	}
+	fl.flush()
+	readMessages(t, r, 1)
+}
+
 // TestWriterKeepsOrder: frames sent while the writer is busy, from several
 // paths, arrive in the order they were queued.
 func TestWriterKeepsOrder(t *testing.T) {

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -201,13 +202,23 @@ type dispatcher struct {
 func (s *Server) dispatchLoop(ctx context.Context) {
 	var d dispatcher
 	var batch []inMsg
+	late := time.NewTimer(time.Hour)
+	late.Stop()
+	var lateC <-chan time.Time // late's channel while the late list waits
 	for {
 		select {
 		case <-s.in.ready:
+		case <-lateC:
+			lateC = nil
+			d.fl.flushLate()
+			continue
 		case <-ctx.Done():
 			return
 		}
 		batch = s.in.take(batch)
+		if s.FanoutDelay > 0 {
+			d.fl.now = s.now()
+		}
 		for i, m := range batch {
 			if m.stored != nil {
 				s.dispatch(m.stored, &d)
@@ -217,6 +228,14 @@ func (s *Server) dispatchLoop(ctx context.Context) {
 			batch[i] = inMsg{}
 		}
 		d.fl.flush()
+		switch {
+		case len(d.fl.late) == 0 || lateC != nil:
+		case s.FanoutDelay < 0:
+			d.fl.flushLate()
+		default:
+			late.Reset(s.FanoutDelay)
+			lateC = late.C
+		}
 	}
 }
 

@@ -222,7 +222,12 @@
 // timers are counted too. The live consumer's and the best-effort
 // subscriptions' callbacks, on the NATS client's goroutines, only queue
 // what they receive for one dispatcher goroutine, which delivers it burst
-// by burst and starts each connection's writer once per burst.
+// by burst and starts each connection's writer once per burst. Channel
+// messages and area events to a connection written to within
+// [Server.FanoutDelay] wait for the dispatcher's timer instead, up to that
+// delay, so that a busy connection is written to about once per delay: a
+// game tick, the way game servers send state (a frame for the session
+// alone takes them along at once).
 // With a SimpleSgs listener, one announcer goroutine publishes this edge's
 // announcements, and the NATS client's goroutine feeds the peer table.
 // [Server.Shutdown] closes everything, stops the live consumer, the

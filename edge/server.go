@@ -58,6 +58,16 @@ type Server struct {
 	OutboundQueue int
 	// WriteTimeout bounds one write to a client (default 10s).
 	WriteTimeout time.Duration
+	// FanoutDelay is how long a frame fanned out to many clients (a
+	// channel's message, reliable or best-effort, an area's event) may
+	// wait before its client's writer starts, so that such frames share
+	// one write, and the client's read (default 20ms, a 20 Hz game tick;
+	// negative: none, written at the end of the burst that queued it, as
+	// every other frame is). A frame for the client alone (a session
+	// message, such as the reply to its action, or an answer to its frame)
+	// starts the writer at once, and the waiting frames go with it; order
+	// is kept either way.
+	FanoutDelay time.Duration
 	// ReconnectGrace is how long a session outlives its connection,
 	// waiting for a reconnect with its token (default 30s), on this edge
 	// or, after this edge shuts down, on any; it keeps its channels
@@ -100,6 +110,7 @@ type Server struct {
 	ownStore bool
 	reaper   sync.WaitGroup
 	log      *slog.Logger
+	epoch    time.Time       // the zero of the server's clock (now)
 	ctx      context.Context // the server's lifetime, for work it owns
 	cancel   context.CancelFunc
 
@@ -169,6 +180,9 @@ func (s *Server) init() {
 		if s.WriteTimeout <= 0 {
 			s.WriteTimeout = 10 * time.Second
 		}
+		if s.FanoutDelay == 0 {
+			s.FanoutDelay = DefaultFanoutDelay
+		}
 		if s.ReconnectGrace == 0 {
 			s.ReconnectGrace = 30 * time.Second
 		}
@@ -179,6 +193,7 @@ func (s *Server) init() {
 			s.PeerInterval = time.Second
 		}
 		s.id = nuid.Next()
+		s.epoch = time.Now()
 		s.peers = newPeerTable(s.id, s.PeerInterval)
 		s.announceNow = make(chan struct{}, 1)
 		s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -191,6 +206,14 @@ func (s *Server) init() {
 		s.in.ready = make(chan struct{}, 1)
 	})
 }
+
+// DefaultFanoutDelay is Server.FanoutDelay's default: the period of a
+// 20 Hz game tick, the rate at which game servers commonly send state.
+const DefaultFanoutDelay = 20 * time.Millisecond
+
+// now reads the server's monotonic clock: the time since it started, never
+// zero.
+func (s *Server) now() time.Duration { return time.Since(s.epoch) + 1 }
 
 // Log attribute keys.
 const (

@@ -786,7 +786,12 @@ func (s *Server) deliver(ss *session, it outItem, fl *flusher) {
 		ss.pending = append(ss.pending, it)
 		return
 	}
-	if f, ok := s.apply(ss, it); ok && ss.conn != nil {
+	f, ok := s.apply(ss, it)
+	switch {
+	case !ok || ss.conn == nil:
+	case it.kind == itemChannel || it.kind == itemArea:
+		ss.conn.sendLate(f, fl)
+	default:
 		ss.conn.sendEncoded(f, fl)
 	}
 }
@@ -803,7 +808,7 @@ func (ss *session) deliverLive(wire []byte, fl *flusher) {
 	if ss.conn == nil || ss.holding || ss.ended {
 		return
 	}
-	ss.conn.sendEncoded(wire, fl)
+	ss.conn.sendLate(wire, fl)
 }
 
 // detach forgets c as the session's connection and, unless the session

@@ -8,6 +8,7 @@ type Stats struct {
 	Connections   int    // client connections open now
 	Sessions      int    // sessions held now, connected or in their reconnect grace
 	FramesWritten uint64 // frames written to clients (messages, replies, errors)
+	Writes        uint64 // writes to clients' connections, each of one or more frames
 	SlowConsumers uint64 // clients disconnected for falling behind their outbound queue
 	RateLimited   uint64 // client messages dropped over the rate limit
 	Logins        uint64 // LOGINs that opened a session
@@ -26,7 +27,7 @@ type Observer interface {
 }
 
 type serverStats struct {
-	frames, slow, rateLimited, logins, loginFailures, badLogins, throttled atomic.Uint64
+	frames, writes, slow, rateLimited, logins, loginFailures, badLogins, throttled atomic.Uint64
 }
 
 // Stats returns a snapshot of the edge's counters.
@@ -39,6 +40,7 @@ func (s *Server) Stats() Stats {
 		Connections:   conns,
 		Sessions:      sessions,
 		FramesWritten: s.stats.frames.Load(),
+		Writes:        s.stats.writes.Load(),
 		SlowConsumers: s.stats.slow.Load(),
 		RateLimited:   s.stats.rateLimited.Load(),
 		Logins:        s.stats.logins.Load(),

@@ -42,7 +42,8 @@
 // worker to its ack, retries included).
 //
 // edge: gauges starbus_edge_connections and starbus_edge_sessions;
-// starbus_edge_frames_written_total, _slow_consumer_disconnects_total,
+// starbus_edge_frames_written_total, _writes_total (frames per write is
+// their ratio), _slow_consumer_disconnects_total,
 // _rate_limited_messages_total, _logins_total{result="ok"|"failed"};
 // histogram starbus_edge_replay_messages (messages replayed on a
 // reconnect).

@@ -218,6 +218,8 @@ func (r *Registry) RegisterEdge(e Edge) error {
 			func(st edge.Stats) int { return st.Sessions }),
 		counter("starbus_edge_frames_written_total", "Frames written to clients: messages, replies and errors.", nil,
 			stat(func(st edge.Stats) uint64 { return st.FramesWritten })),
+		counter("starbus_edge_writes_total", "Writes to client connections, each of one or more frames.", nil,
+			stat(func(st edge.Stats) uint64 { return st.Writes })),
 		counter("starbus_edge_slow_consumer_disconnects_total", "Clients disconnected for falling behind their outbound queue.", nil,
 			stat(func(st edge.Stats) uint64 { return st.SlowConsumers })),
 		counter("starbus_edge_rate_limited_messages_total", "Client messages dropped over the rate limit.", nil,

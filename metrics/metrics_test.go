@@ -65,7 +65,7 @@ func TestRegistry(t *testing.T) {
 	err := errors.Join(
 		reg.RegisterStore(fakeStore{kv.Stats{Commits: 7, Conflicts: 2, Groups: 5, Batches: 3, Reads: 11, CacheHits: 13, Forwards: 1, Forwarded: 4}}),
 		reg.RegisterRuntime(fakeRuntime{handlers.Stats{Runs: 9, Committed: 6, Conflicts: 2, Deadlines: 1, Retries: 3, Errors: 1, Unavailable: 1, DeadLetters: 1, Duplicates: 1, StaleAlarms: 1, Unhandled: 4, Acquired: 5, Released: 1, Lost: 1}, []int{0, 3, 7}}),
-		reg.RegisterEdge(fakeEdge{edge.Stats{Connections: 2, Sessions: 3, FramesWritten: 40, SlowConsumers: 1, RateLimited: 8, Logins: 5, LoginFailures: 2, BadLogins: 6, Throttled: 7}}),
+		reg.RegisterEdge(fakeEdge{edge.Stats{Connections: 2, Sessions: 3, FramesWritten: 40, Writes: 9, SlowConsumers: 1, RateLimited: 8, Logins: 5, LoginFailures: 2, BadLogins: 6, Throttled: 7}}),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +113,7 @@ func TestRegistry(t *testing.T) {
 		{"starbus_edge_connections", nil, 2},
 		{"starbus_edge_sessions", nil, 3},
 		{"starbus_edge_frames_written_total", nil, 40},
+		{"starbus_edge_writes_total", nil, 9},
 		{"starbus_edge_slow_consumer_disconnects_total", nil, 1},
 		{"starbus_edge_rate_limited_messages_total", nil, 8},
 		{"starbus_edge_logins_total", map[string]string{"result": "ok"}, 5},

@@ -311,6 +311,7 @@ func newEdge(wd *world, cfg config.Config, log *slog.Logger, reg *metrics.Regist
 		Burst:          cfg.Edge.Burst,
 		OutboundQueue:  cfg.Edge.OutboundQueue,
 		WriteTimeout:   cfg.Edge.WriteTimeout.D(),
+		FanoutDelay:    cfg.Edge.FanoutDelay.D(),
 		ReconnectGrace: cmp.Or(cfg.Edge.ReconnectGrace.D(), -1), // 0 in the config: none
 		SGSAddress:     cfg.Edge.SGSAdvertise,
 		SGSMaxSessions: cfg.Edge.SGSMaxSessions,
