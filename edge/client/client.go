@@ -961,9 +961,13 @@ func (c *Client) read(l link, done, stop, loggedIn chan struct{}) {
 // received: a reconnect resumes after the last message delivered.
 func (c *Client) deliver(m Message, stop chan struct{}) bool {
 	select {
-	case c.msgs <- m:
-	case <-stop:
-		return false
+	case c.msgs <- m: // the common case, without selectgo's locking of both channels
+	default:
+		select {
+		case c.msgs <- m:
+		case <-stop:
+			return false
+		}
 	}
 	if m.Seq != 0 { // 0: a best-effort channel message, never replayed
 		c.mu.Lock()
