@@ -37,8 +37,11 @@
 // so the store's committer goroutine groups the commits of concurrent transactions
 // into one batch, keeping transactions that conflict with each other out of
 // the same group (see committer.go for the rules). Keys only read are
-// checked with Nats-Expected-Last-Subject-Sequence-Subject on the world's
-// check subjects, so read-only keys are validated without being rewritten.
+// checked with Nats-Expected-Last-Subject-Sequence-Subject, so read-only
+// keys are validated without being rewritten: each check rides on one of
+// the commit's outgoing messages (a reply, a channel's message), which
+// asserts nothing of its own, and only the checks left over take a message
+// of their own, on the world's check subjects.
 //
 // Reads are served, in order, from the transaction itself, from a commit of
 // this process still in flight (the read waits for it), from a bounded

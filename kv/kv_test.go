@@ -267,6 +267,84 @@ func TestReadOnlyChecks(t *testing.T) {
 	}
 }
 
+// TestReadChecksRideOnMessages: the check of a key only read rides on an
+// outgoing message of the commit, one check each, before it takes a
+// message of its own; a check on a message fails the commit as a check
+// message does, and none of its messages leaves, in a batch or alone.
+func TestReadChecksRideOnMessages(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	s := open(t, env, kv.Options{})
+	if err := s.Update(ctx, func(tx *kv.Tx) error {
+		return errors.Join(tx.Put("cfg.a", 1), tx.Put("cfg.b", 2), tx.Put("cfg.c", 3))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := env.World.Session("s1")
+	last := func() uint64 {
+		t.Helper()
+		info, err := env.Stream.Info(ctx, jetstream.WithSubjectFilter(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.LastSeq
+	}
+	outMsgs := func() uint64 {
+		t.Helper()
+		info, err := env.Stream.Info(ctx, jetstream.WithSubjectFilter(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Subjects[out]
+	}
+	begin := func(keys []string, msgs int) *kv.Tx {
+		t.Helper()
+		tx := s.Begin()
+		for _, k := range keys {
+			var v int
+			if err := tx.Get(ctx, k, &v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range msgs {
+			if err := tx.Publish(&nats.Msg{Subject: out, Data: []byte("m")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tx
+	}
+	for _, tc := range []struct {
+		keys   []string
+		msgs   int
+		stored uint64 // messages the commit adds to the stream
+	}{
+		{[]string{"cfg.a", "cfg.b", "cfg.c"}, 2, 3}, // two ride, one takes a check message
+		{[]string{"cfg.a", "cfg.b"}, 2, 2},          // both ride
+		{[]string{"cfg.a"}, 1, 1},                   // one message: a plain publish with its check
+	} {
+		before := last()
+		if err := s.Commit(ctx, begin(tc.keys, tc.msgs)); err != nil {
+			t.Fatalf("%v: %v", tc.keys, err)
+		}
+		if got := last() - before; got != tc.stored {
+			t.Errorf("%d reads, %d messages: %d stored, want %d", len(tc.keys), tc.msgs, got, tc.stored)
+		}
+
+		stale := begin(tc.keys, tc.msgs)
+		k := tc.keys[len(tc.keys)-1]
+		if err := second(t, env).Update(ctx, func(tx *kv.Tx) error { return tx.Put(k, 10) }); err != nil {
+			t.Fatal(err)
+		}
+		n := outMsgs()
+		if err := s.Commit(ctx, stale); !errors.Is(err, kv.ErrConflict) {
+			t.Fatalf("%v: commit over a stale %s: %v, want a conflict", tc.keys, k, err)
+		}
+		if got := outMsgs(); got != n {
+			t.Fatalf("%v: %d messages left with a conflicting commit", tc.keys, got-n)
+		}
+	}
+}
+
 // TestAtomicEffects: writes and messages of a committed transaction all
 // appear; those of a conflicting one do not.
 func TestAtomicEffects(t *testing.T) {

@@ -278,6 +278,18 @@ var reservedHeaders = []string{
 	"Nats-Batch-Id", "Nats-Batch-Sequence", "Nats-Batch-Commit",
 }
 
+// carries reports whether m, an outgoing message of a transaction, can
+// carry a read's check: it has no server header but its TTL (Publish
+// refuses the expectations and the rollup; a schedule's are kept apart).
+func carries(m *nats.Msg) bool {
+	for k := range m.Header {
+		if strings.HasPrefix(k, "Nats-") && k != jetstream.MsgTTLHeader {
+			return false
+		}
+	}
+	return true
+}
+
 // Publish adds an outgoing message, sent only if the transaction commits
 // and then exactly once. The subject must be one of the world's outgoing
 // subjects: an event, a session, a channel or a schedule (see package bus).
@@ -394,11 +406,25 @@ func (tx *Tx) request() *commitReq {
 		r.msgs = append(r.msgs, m)
 		r.written = append(r.written, written{subj: subj, e: e, index: len(r.msgs) - 1})
 	}
-	// Keys only read are checked by a message on the check subject that
-	// asserts their last revision; a range read by List asserts the last
+	// Keys only read are checked by asserting their last revision on a
+	// message of the commit: first on its outgoing messages (a reply, a
+	// channel's message), each of which can carry one such assertion about
+	// any subject and carries none of its own, then on messages of their
+	// own on the check subject. A range read by List asserts the last
 	// revision of any key under its prefix (the subject is a wildcard).
+	carriers := tx.msgs
 	for subj, rev := range tx.reads {
 		if _, ok := tx.writes[subj]; ok {
+			continue
+		}
+		for len(carriers) > 0 && !carries(carriers[0]) {
+			carriers = carriers[1:]
+		}
+		if len(carriers) > 0 {
+			m := carriers[0]
+			carriers = carriers[1:]
+			m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, subj)
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
 			continue
 		}
 		m := nats.NewMsg(w.Check(0)) // numbered in its batch by the committer
