@@ -269,7 +269,12 @@ func posReply(name string, npc bool, x, y int) Reply {
 }
 
 // view describes what a player at (x, y) sees: its region, the region's
-// items, and who stands within Near cells.
+// items, and who stands within Near cells. Who stands near is peeked, as
+// seen does: a look or a move never conflicts with the steps of the
+// players it merely sees (each cell read in the transaction would cost
+// the commit a check, and the task a retry whenever a neighbour moved),
+// and what it shows may be a moment old, as any picture of them is once
+// it reaches the client.
 func (g *Game) view(ctx context.Context, t *handlers.Task, name string, x, y int) (Reply, error) {
 	r := Reply{Region: g.cfg.Region(x, y)}
 	r.X, r.Y = at(x, y)
@@ -291,7 +296,7 @@ func (g *Game) view(ctx context.Context, t *handlers.Task, name string, x, y int
 				continue
 			}
 			var c cell
-			ok, err := t.Lookup(ctx, keyCell(cx, cy), &c)
+			ok, err := t.Peek(ctx, keyCell(cx, cy), &c)
 			if err != nil {
 				return r, err
 			}
