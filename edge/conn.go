@@ -121,14 +121,7 @@ func (c *conn) send(f wire.Frame) bool {
 // disconnected: it cannot keep up. It reports whether the frame was
 // queued. It never blocks.
 func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
-	queued, wake, room := c.offer(wire, false, 0)
-	if room != nil {
-		c.slow()
-	}
-	if wake == startNow {
-		fl.wake(c)
-	}
-	return queued
+	return c.sendWorld(wire, fl, 0)
 }
 
 // sendLate queues a frame fanned out to many clients, as sendEncoded
@@ -139,9 +132,15 @@ func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
 // at once, and whatever is queued goes with it.
 func (c *conn) sendLate(wire []byte, fl *flusher) bool {
 	if fl == nil {
-		return c.sendEncoded(wire, nil)
+		return c.sendWorld(wire, nil, 0)
 	}
-	queued, wake, room := c.offer(wire, false, fl.now)
+	return c.sendWorld(wire, fl, fl.now)
+}
+
+// sendWorld queues a frame of the world for sendEncoded (late 0) and
+// sendLate (late: the burst's start, see offer).
+func (c *conn) sendWorld(wire []byte, fl *flusher, late time.Duration) bool {
+	queued, wake, room := c.offer(wire, false, late)
 	if room != nil {
 		c.slow()
 	}
@@ -316,12 +315,9 @@ func (fl *flusher) wake(c *conn) {
 	fl.conns = append(fl.conns, c)
 }
 
-// wakeLate starts c's writer now (fl nil) or at the next flushLate.
+// wakeLate starts c's writer at the next flushLate. Only a flusher's
+// burst queues late frames: fl is not nil.
 func (fl *flusher) wakeLate(c *conn) {
-	if fl == nil {
-		c.signalLate()
-		return
-	}
 	fl.late = append(fl.late, c)
 }
 
@@ -753,7 +749,7 @@ func (c *conn) writeLoop() {
 // held.
 func (c *conn) take() *[]byte {
 	b := c.out
-	if b != nil {
+	if b != nil && c.s.FanoutDelay > 0 {
 		c.taken = c.s.now()
 	}
 	c.out, c.queued, c.answers = nil, 0, 0

@@ -228,11 +228,8 @@ func (s *Server) dispatchLoop(ctx context.Context) {
 			batch[i] = inMsg{}
 		}
 		d.fl.flush()
-		switch {
-		case len(d.fl.late) == 0 || lateC != nil:
-		case s.FanoutDelay < 0:
-			d.fl.flushLate()
-		default:
+		// Only a positive delay sets d.fl.now, and so fills the late list.
+		if len(d.fl.late) > 0 && lateC == nil {
 			late.Reset(s.FanoutDelay)
 			lateC = late.C
 		}

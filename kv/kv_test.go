@@ -199,18 +199,25 @@ func TestWriteSkew(t *testing.T) {
 	}
 }
 
+// openCfg opens a store over env holding cfg.a = 1, cfg.b = 2, cfg.c = 3.
+func openCfg(t *testing.T, env *natstest.Env) *kv.Store {
+	t.Helper()
+	s := open(t, env, kv.Options{})
+	if err := s.Update(t.Context(), func(tx *kv.Tx) error {
+		return errors.Join(tx.Put("cfg.a", 1), tx.Put("cfg.b", 2), tx.Put("cfg.c", 3))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestReadOnlyChecks: a transaction that reads several keys it does not
 // write commits (each read checked), alone or grouped with others, and
 // fails when any one of them has moved on.
 func TestReadOnlyChecks(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
 	ctx := t.Context()
-	s := open(t, env, kv.Options{})
-	if err := s.Update(ctx, func(tx *kv.Tx) error {
-		return errors.Join(tx.Put("cfg.a", 1), tx.Put("cfg.b", 2), tx.Put("cfg.c", 3))
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s := openCfg(t, env)
 	readAll := func(tx *kv.Tx) (int, error) {
 		sum := 0
 		for _, k := range []string{"cfg.a", "cfg.b", "cfg.c"} {
@@ -274,28 +281,16 @@ func TestReadOnlyChecks(t *testing.T) {
 func TestReadChecksRideOnMessages(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
 	ctx := t.Context()
-	s := open(t, env, kv.Options{})
-	if err := s.Update(ctx, func(tx *kv.Tx) error {
-		return errors.Join(tx.Put("cfg.a", 1), tx.Put("cfg.b", 2), tx.Put("cfg.c", 3))
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s := openCfg(t, env)
 	out, _ := env.World.Session("s1")
-	last := func() uint64 {
+	// state returns the stream's last sequence and the messages on out.
+	state := func() (last, onOut uint64) {
 		t.Helper()
 		info, err := env.Stream.Info(ctx, jetstream.WithSubjectFilter(out))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return info.State.LastSeq
-	}
-	outMsgs := func() uint64 {
-		t.Helper()
-		info, err := env.Stream.Info(ctx, jetstream.WithSubjectFilter(out))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Subjects[out]
+		return info.State.LastSeq, info.State.Subjects[out]
 	}
 	begin := func(keys []string, msgs int) *kv.Tx {
 		t.Helper()
@@ -322,12 +317,12 @@ func TestReadChecksRideOnMessages(t *testing.T) {
 		{[]string{"cfg.a", "cfg.b"}, 2, 2},          // both ride
 		{[]string{"cfg.a"}, 1, 1},                   // one message: a plain publish with its check
 	} {
-		before := last()
+		before, _ := state()
 		if err := s.Commit(ctx, begin(tc.keys, tc.msgs)); err != nil {
 			t.Fatalf("%v: %v", tc.keys, err)
 		}
-		if got := last() - before; got != tc.stored {
-			t.Errorf("%d reads, %d messages: %d stored, want %d", len(tc.keys), tc.msgs, got, tc.stored)
+		if after, _ := state(); after-before != tc.stored {
+			t.Errorf("%d reads, %d messages: %d stored, want %d", len(tc.keys), tc.msgs, after-before, tc.stored)
 		}
 
 		stale := begin(tc.keys, tc.msgs)
@@ -335,11 +330,11 @@ func TestReadChecksRideOnMessages(t *testing.T) {
 		if err := second(t, env).Update(ctx, func(tx *kv.Tx) error { return tx.Put(k, 10) }); err != nil {
 			t.Fatal(err)
 		}
-		n := outMsgs()
+		_, n := state()
 		if err := s.Commit(ctx, stale); !errors.Is(err, kv.ErrConflict) {
 			t.Fatalf("%v: commit over a stale %s: %v, want a conflict", tc.keys, k, err)
 		}
-		if got := outMsgs(); got != n {
+		if _, got := state(); got != n {
 			t.Fatalf("%v: %d messages left with a conflicting commit", tc.keys, got-n)
 		}
 	}
