@@ -100,18 +100,26 @@ func runBots(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// commands are the bots' commands, in the order the summary lists them.
+var commands = []string{"move", "look", "say", "shout", "take", "drop", "offer", "accept"}
+
 func printSummary(w io.Writer, s bots.Summary, checked bool) {
 	fmt.Fprintf(w, "players        %d logged in of %d, in %.1fs\n", s.LoggedIn, s.Players, s.LoginSeconds)
 	fmt.Fprintf(w, "actions        %d in %.1fs: %.0f/s\n", s.Actions, s.Seconds, s.ActionsPerSec)
 	fmt.Fprintf(w, "deliveries     %d: %.0f/s (every message the players received)\n", s.Deliveries, s.DeliveriesPerSec)
 	fmt.Fprintf(w, "round trip ms  p50 %.1f  p99 %.1f  p999 %.1f  max %.1f\n", s.P50, s.P99, s.P999, s.Max)
 	var ops []string
-	for _, op := range []string{"move", "look", "say", "shout", "take", "drop", "offer", "accept"} {
+	for _, op := range commands {
 		if n := s.ByOp[op]; n > 0 {
 			ops = append(ops, fmt.Sprintf("%s %d", op, n))
 		}
 	}
 	fmt.Fprintf(w, "by command     %s\n", strings.Join(ops, ", "))
+	for _, op := range commands {
+		if l, ok := s.LatencyByOp[op]; ok {
+			fmt.Fprintf(w, "  %-12s p50 %.1f  p99 %.1f  max %.1f ms\n", op, l.P50, l.P99, l.Max)
+		}
+	}
 	fmt.Fprintf(w, "outcomes       %d refused by the rules, %d trades\n", s.Refused, s.Trades)
 	why := slices.SortedFunc(maps.Keys(s.RefusedWhy), func(a, b string) int { return cmp.Compare(s.RefusedWhy[b], s.RefusedWhy[a]) })
 	for i, k := range why {

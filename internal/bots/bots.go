@@ -115,19 +115,37 @@ type Summary struct {
 	P999             float64           `json:"p999_ms"`
 	Max              float64           `json:"max_ms"`
 	ByOp             map[string]uint64 `json:"by_op"`
-	Refused          uint64            `json:"refused"` // the world said no (a wall, an empty cell): part of the game
-	RefusedWhy       map[string]uint64 `json:"refused_why"`
-	Trades           uint64            `json:"trades"`
-	Errors           uint64            `json:"errors"` // failed logins, error replies, timeouts, rate limiting, send failures
-	Timeouts         uint64            `json:"timeouts"`
-	RateLimited      uint64            `json:"rate_limited"`
-	Disconnects      uint64            `json:"disconnects"`
+	// LatencyByOp is the round trip of each command: which is slow, or
+	// makes the tail.
+	LatencyByOp map[string]Latency `json:"latency_by_op"`
+	Refused     uint64             `json:"refused"` // the world said no (a wall, an empty cell): part of the game
+	RefusedWhy  map[string]uint64  `json:"refused_why"`
+	Trades      uint64             `json:"trades"`
+	Errors      uint64             `json:"errors"` // failed logins, error replies, timeouts, rate limiting, send failures
+	Timeouts    uint64             `json:"timeouts"`
+	RateLimited uint64             `json:"rate_limited"`
+	Disconnects uint64             `json:"disconnects"`
 	// Checks are the invariant checks' reports: after play, after logout.
 	Checks []gridworld.Report `json:"checks,omitempty"`
 	// CheckErr is why a check could not run.
 	CheckErr string `json:"check_error,omitempty"`
 	// InvariantsOK is true when every check ran and found nothing.
 	InvariantsOK bool `json:"invariants_ok"`
+}
+
+// Latency is the round trip of a set of actions, in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+// quantile returns the q-quantile of sorted, in milliseconds.
+func quantile(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return float64(sorted[min(len(sorted)-1, int(q*float64(len(sorted))))].Microseconds()) / 1000
 }
 
 // counters are shared by the players.
@@ -226,8 +244,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	check()
 
 	var lat []time.Duration
+	byOp := map[string][]time.Duration{}
 	for _, p := range players {
 		lat = append(lat, p.latencies...)
+		for i, l := range p.latencies {
+			byOp[p.ops[i]] = append(byOp[p.ops[i]], l)
+		}
 		for op, n := range p.byOp {
 			sum.ByOp[op] += n
 		}
@@ -239,11 +261,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.Latencies != nil {
 		cfg.Latencies(lat)
 	}
-	ms := func(q float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+	ms := func(q float64) float64 { return quantile(lat, q) }
+	sum.LatencyByOp = make(map[string]Latency, len(byOp))
+	for op, l := range byOp {
+		slices.Sort(l)
+		sum.LatencyByOp[op] = Latency{P50: quantile(l, 0.5), P99: quantile(l, 0.99), Max: quantile(l, 1)}
 	}
 	sum.Actions = cnt.actions.Load()
 	sum.ActionsPerSec = float64(sum.Actions) / sum.Seconds
@@ -282,6 +304,7 @@ type player struct {
 	sentAt    time.Time
 
 	latencies []time.Duration
+	ops       []string // the command of each latency
 	byOp      map[string]uint64
 	refusals  map[string]uint64 // by reason
 }
@@ -489,6 +512,7 @@ func (p *player) handle(m client.Message) {
 	}
 	if r.Re != 0 && r.Re == p.pending {
 		p.latencies = append(p.latencies, time.Since(p.sentAt))
+		p.ops = append(p.ops, p.pendingOp)
 		p.cnt.actions.Add(1)
 		p.byOp[p.pendingOp]++
 		p.pending = 0

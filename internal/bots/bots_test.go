@@ -34,4 +34,17 @@ func TestBots(t *testing.T) {
 	if sum.ByOp["move"] == 0 || sum.P50 <= 0 || sum.P99 < sum.P50 {
 		t.Errorf("actions by op %v, p50 %v p99 %v", sum.ByOp, sum.P50, sum.P99)
 	}
+	// Each command's round trip is reported, and the slowest of them is
+	// the slowest of all.
+	var slowest float64
+	for op := range sum.ByOp {
+		l, ok := sum.LatencyByOp[op]
+		if !ok || l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
+			t.Errorf("latency of %s: %+v", op, l)
+		}
+		slowest = max(slowest, l.Max)
+	}
+	if len(sum.LatencyByOp) != len(sum.ByOp) || slowest != sum.Max {
+		t.Errorf("latency by op %+v, by op %v, max %v", sum.LatencyByOp, sum.ByOp, sum.Max)
+	}
 }
