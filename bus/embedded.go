@@ -198,7 +198,7 @@ func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 // Connect opens an in-process connection (no TCP) to the server, as its
 // admin user when it has users (opts may say otherwise).
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	base := []nats.Option{nats.InProcessServer(s.ns), nats.MaxReconnects(-1)}
+	base := []nats.Option{nats.InProcessServer(s.ns), nats.MaxReconnects(-1), nats.SyncQueueLen(syncQueueLen)}
 	if s.admin != nil {
 		base = append(base, nats.UserInfo(s.admin.Name, s.admin.Password), nats.CustomInboxPrefix(RoleAdmin.InboxPrefix()))
 	}

@@ -183,6 +183,13 @@ func orUnlimited(n int64) int64 {
 	return n
 }
 
+// syncQueueLen bounds what a synchronous subscription buffers. The only
+// ones Starbus makes are those of batched direct gets (jetstreamext's
+// GetLastMsgsFor: at most 1,024 messages and the end of the batch), each
+// made for one request; nats.go's default of 65,536 would allocate half
+// a megabyte for every batch of reads.
+const syncQueueLen = 2048
+
 // Dial connects to an external NATS deployment at url (a comma-separated
 // list is allowed), retrying the first connection until ctx ends and
 // reconnecting forever afterwards.
@@ -191,6 +198,7 @@ func Dial(ctx context.Context, url, name string, opts ...nats.Option) (*nats.Con
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		nats.SyncQueueLen(syncQueueLen),
 	}, opts...)
 	for {
 		nc, err := nats.Connect(url, opts...)

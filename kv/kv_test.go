@@ -636,6 +636,22 @@ func TestViewManyKeys(t *testing.T) {
 	if st := cold.Stats(); sum != n*(n-1)/2 || st.CacheHits != uint64(len(keys)) {
 		t.Fatalf("prefetched sum %d, stats %+v", sum, st)
 	}
+
+	// One key missing from the cache is read by itself, and cached too.
+	one := second(t, env)
+	err = one.View(ctx, func(tx *kv.Tx) error {
+		if err := tx.Prefetch(ctx, "many.3"); err != nil {
+			return err
+		}
+		var v int
+		if err := tx.Get(ctx, "many.3", &v); err != nil || v != 3 {
+			return fmt.Errorf("get many.3: %d, %v", v, err)
+		}
+		return nil
+	})
+	if st := one.Stats(); err != nil || st.Reads != 1 || st.CacheHits != 1 {
+		t.Fatalf("one key prefetched: %v, stats %+v", err, st)
+	}
 }
 
 // TestPeek: a peeked key is committed state and the transaction's own

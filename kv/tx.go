@@ -157,6 +157,12 @@ func (tx *Tx) Prefetch(ctx context.Context, keys ...string) error {
 			subjects = append(subjects, subj)
 		}
 	}
+	if len(subjects) == 1 {
+		// One key is one direct get: a batch would cost a subscription
+		// of its own.
+		_, err := tx.s.load(ctx, subjects[0])
+		return err
+	}
 	return tx.s.prefetch(ctx, subjects)
 }
 
