@@ -114,26 +114,37 @@ func (g *Game) publishAt(t *handlers.Task, x, y int, r Reply) error {
 // not read in the transaction, so a move never conflicts over what its
 // player merely sees, and what it shows may be a moment old.
 func (g *Game) seen(ctx context.Context, t *handlers.Task, name string, fromX, fromY int, from bool, x, y int) ([]Player, error) {
-	var out []Player
+	var keys []string
+	var cells [][2]int
 	for _, r := range g.near.Seen(float64(fromX), float64(fromY), from, float64(x), float64(y)) {
 		for cy := int(r.MinY); cy <= int(r.MaxY); cy++ {
 			for cx := int(r.MinX); cx <= int(r.MaxX); cx++ {
 				if !g.cfg.Open(cx, cy) || from && g.near.Covers(float64(fromX), float64(fromY), float64(cx), float64(cy)) {
 					continue
 				}
-				var c cell
-				if ok, err := t.Peek(ctx, keyCell(cx, cy), &c); err != nil {
-					return nil, err
-				} else if !ok {
-					continue
-				}
-				switch {
-				case c.P != "" && c.P != name:
-					out = append(out, Player{N: c.P, X: cx, Y: cy})
-				case c.NPC > 0:
-					out = append(out, Player{N: npcName(c.NPC - 1), X: cx, Y: cy, NPC: true})
-				}
+				keys = append(keys, keyCell(cx, cy))
+				cells = append(cells, [2]int{cx, cy})
 			}
+		}
+	}
+	// Cells not seen lately are fetched in one round trip, not one each.
+	if err := t.Prefetch(ctx, keys...); err != nil {
+		return nil, err
+	}
+	var out []Player
+	for i, k := range keys {
+		var c cell
+		if ok, err := t.Peek(ctx, k, &c); err != nil {
+			return nil, err
+		} else if !ok {
+			continue
+		}
+		cx, cy := cells[i][0], cells[i][1]
+		switch {
+		case c.P != "" && c.P != name:
+			out = append(out, Player{N: c.P, X: cx, Y: cy})
+		case c.NPC > 0:
+			out = append(out, Player{N: npcName(c.NPC - 1), X: cx, Y: cy, NPC: true})
 		}
 	}
 	return out, nil
