@@ -252,6 +252,12 @@ func openWorld(ctx context.Context, nc *nats.Conn, cfg config.Config, role bus.R
 	// bounds that stall (the runtime then checks the event's marker and
 	// tries again).
 	opts := kv.Options{Logger: log, CommitTimeout: 4 * time.Second}
+	if role == bus.RoleEdge {
+		// An edge reads state at logins and resumes only: a cache would
+		// cost it, and the server, a delivery of every state write of the
+		// world to keep current (the cache's tail), for a few reads.
+		opts.CacheSize = -1
+	}
 	if reg != nil {
 		opts.Observer = reg.StoreObserver()
 	}
@@ -303,7 +309,7 @@ func newRuntime(wd *world, game *gridworld.Game, cfg config.Config, log *slog.Lo
 // registered there.
 func newEdge(wd *world, cfg config.Config, log *slog.Logger, reg *metrics.Registry) (*edge.Server, error) {
 	srv := &edge.Server{
-		JS: wd.js, World: wd.w, Logger: log,
+		JS: wd.js, World: wd.w, Logger: log, Store: wd.store, // one store, so one tail of the state, per process
 		Auth:           &edge.StoreAuth{Store: wd.store, Register: cfg.Edge.Register},
 		MaxFrame:       cfg.Edge.MaxFrame,
 		LoginTimeout:   cfg.Edge.LoginTimeout.D(),
