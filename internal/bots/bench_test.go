@@ -39,34 +39,55 @@ import (
 //     asynchronously instead of as an atomic batch: no atomicity, no
 //     checks, the substrate's ceiling.
 //
+// The three run in turn, benchRounds rounds of them (starbus, bare-batch,
+// bare-publish, starbus, ...): this machine's speed drifts within minutes,
+// and a ratio of two runs minutes apart measures the drift too. Each run
+// is a sub-benchmark players=N/round=R/impl, with a world of its own.
+//
 // Reported: actions/s and round-trip p50/p99 in milliseconds.
 func BenchmarkRoundTrip(b *testing.B) {
 	players, dur := benchPlayers(), benchDuration()
-	for _, impl := range []string{"starbus", "bare-batch", "bare-publish"} {
-		b.Run(fmt.Sprintf("players=%d/%s", players, impl), func(b *testing.B) {
-			var (
-				n   uint64
-				lat []time.Duration
-				el  time.Duration
-			)
-			if impl == "starbus" {
-				n, lat, el = benchStarbus(b, players, dur)
-			} else {
-				n, lat, el = benchBare(b, players, dur, impl == "bare-batch")
-			}
-			slices.Sort(lat)
-			q := func(f float64) float64 {
-				if len(lat) == 0 {
-					return 0
-				}
-				return float64(lat[min(len(lat)-1, int(f*float64(len(lat))))].Microseconds()) / 1000
-			}
-			b.ReportMetric(float64(n)/el.Seconds(), "actions/s")
-			b.ReportMetric(q(0.5), "p50-ms")
-			b.ReportMetric(q(0.99), "p99-ms")
-			b.ReportMetric(0, "ns/op")
-		})
+	for round := 1; round <= benchRounds(); round++ {
+		for _, impl := range []string{"starbus", "bare-batch", "bare-publish"} {
+			benchRoundTrip(b, fmt.Sprintf("players=%d/round=%d/%s", players, round, impl), impl, players, dur)
+		}
 	}
+}
+
+// benchRoundTrip runs one implementation once, as the sub-benchmark name.
+func benchRoundTrip(b *testing.B, name, impl string, players int, dur time.Duration) {
+	b.Run(name, func(b *testing.B) {
+		var (
+			n   uint64
+			lat []time.Duration
+			el  time.Duration
+		)
+		if impl == "starbus" {
+			n, lat, el = benchStarbus(b, players, dur)
+		} else {
+			n, lat, el = benchBare(b, players, dur, impl == "bare-batch")
+		}
+		slices.Sort(lat)
+		q := func(f float64) float64 {
+			if len(lat) == 0 {
+				return 0
+			}
+			return float64(lat[min(len(lat)-1, int(f*float64(len(lat))))].Microseconds()) / 1000
+		}
+		b.ReportMetric(float64(n)/el.Seconds(), "actions/s")
+		b.ReportMetric(q(0.5), "p50-ms")
+		b.ReportMetric(q(0.99), "p99-ms")
+		b.ReportMetric(0, "ns/op")
+	})
+}
+
+// benchRounds is how many times each implementation runs (BENCH_ROUNDS,
+// default 3).
+func benchRounds() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 3
 }
 
 func benchPlayers() int {
