@@ -106,13 +106,19 @@ async function sees(p, q) {
 // path finds the shortest walk to a cell holding items, in my region.
 function path(v) {
   const targets = new Set(v.items.map(([k]) => k));
+  return pathTo(v, (x, y) => targets.has(`${x},${y}`));
+}
+
+// pathTo finds the shortest walk to a cell of my region for which target
+// holds.
+function pathTo(v, target) {
   const start = `${v.me.x},${v.me.y}`;
   const prev = new Map([[start, null]]);
   const queue = [[v.me.x, v.me.y]];
   while (queue.length) {
     const [x, y] = queue.shift();
     const k = `${x},${y}`;
-    if (targets.has(k)) {
+    if (target(x, y)) {
       const dirs = [];
       for (let c = k; prev.get(c); c = prev.get(c).from) dirs.unshift(prev.get(c).dir);
       return dirs;
@@ -126,6 +132,19 @@ function path(v) {
     }
   }
   return null;
+}
+
+// approach walks q until it stands within 6 cells of p, inside p's view,
+// and waits until p sees it there.
+async function approach(q, p) {
+  for (let tries = 0; tries < 40; tries++) {
+    const at = await me(p);
+    const route = pathTo(await view(q), (x, y) => Math.abs(x - at.x) <= 6 && Math.abs(y - at.y) <= 6);
+    if (route === null) break;
+    if (route.length === 0) return sees(p, q);
+    await press(q, route[0]);
+  }
+  throw new Error(`${q.name} found no way to within sight of ${p.name}`);
 }
 
 // fetchItem walks p to the nearest item of its region and picks it up;
@@ -206,6 +225,9 @@ async function main() {
   await a.page.keyboard.press("g");
   await a.page.waitForFunction(([k, n]) => (window.play.inv[k] || 0) === n, [kind, count], { timeout: 5_000 });
   note(`${a.name} took it again`);
+  // The item may have led a out of b's sight: O offers to the nearest
+  // player a sees.
+  await approach(b, a);
   await a.page.keyboard.press("o");
   const line = await a.page.inputValue("#line");
   if (line !== `/offer ${b.name} `) throw new Error(`O prefilled ${JSON.stringify(line)}`);
