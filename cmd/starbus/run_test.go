@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/starbus/starbus/bus"
 	"github.com/starbus/starbus/config"
 	"github.com/starbus/starbus/edge/sgs/sgsclient"
 	"github.com/starbus/starbus/internal/metricstest"
@@ -63,6 +64,15 @@ func TestDevAndClient(t *testing.T) {
 	t.Logf("starbus dev ready in %v", ready)
 	if ready > 5*time.Second {
 		t.Errorf("starbus dev took %v to start, want under 5 s", ready)
+	}
+	// Its edge and its worker share one store, and so one tail of the
+	// state.
+	natsURL := regexp.MustCompile(`nats\s+(nats://127\.0\.0\.1:\d+)`).FindStringSubmatch(devOut.String())
+	if natsURL == nil {
+		t.Fatalf("dev printed no NATS URL: %s", devOut.String())
+	}
+	if n := stateTails(ctx, t, natsURL[1], "demo"); n != 1 {
+		t.Errorf("%d consumers tail the state of starbus dev, want 1", n)
 	}
 
 	// The client reads its input from a pipe that the test closes (which
@@ -147,10 +157,6 @@ func TestDevAndClient(t *testing.T) {
 
 	// starbus info describes the world's stream: after every player has
 	// logged out, no session outbox is left without its session.
-	natsURL := regexp.MustCompile(`nats\s+(nats://127\.0\.0\.1:\d+)`).FindStringSubmatch(devOut.String())
-	if natsURL == nil {
-		t.Fatalf("dev printed no NATS URL: %s", devOut.String())
-	}
 	var infoOut syncBuffer
 	if err := run(ctx, []string{"info", "-nats", natsURL[1]}, nil, &infoOut, io.Discard); err != nil {
 		t.Fatalf("info: %v", err)
@@ -209,6 +215,12 @@ func edgeAndWorker(t *testing.T, url, world string, args ...string) {
 	p := startEdgeAndWorker(ctx, t, url, world, args, nil)
 	addr := regexp.MustCompile(`edge (127\.0\.0\.1:\d+)`).FindStringSubmatch(p.banner)[1]
 	p.play(ctx, t, "zed", "-addr", addr)
+	// One process tails the world's state to keep a cache current, the
+	// worker: an edge reads state at logins and resumes only, and keeps
+	// no cache to tail for.
+	if n := stateTails(ctx, t, url, world); n != 1 {
+		t.Errorf("%d consumers tail the state, want 1 (the worker's)", n)
+	}
 	if slices.Contains(args, "-http") {
 		// Each serves the metrics of what it runs: the worker its tasks,
 		// the edge its logins; not the other's.
@@ -226,6 +238,36 @@ func edgeAndWorker(t *testing.T, url, world string, args ...string) {
 	}
 	cancel()
 	p.wait(t)
+}
+
+// stateTails counts the consumers of world's stream at url that follow
+// every state write.
+func stateTails(ctx context.Context, t *testing.T, url, world string) int {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := bus.NewWorld(world)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, w.Stream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for info := range st.ListConsumers(ctx).Info() {
+		if info.Config.FilterSubject == w.KeyFilter() || slices.Contains(info.Config.FilterSubjects, w.KeyFilter()) {
+			n++
+		}
+	}
+	return n
 }
 
 // TestEdgeTLSAndWebSocket runs `starbus edge` with TLS and a WebSocket
