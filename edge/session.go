@@ -642,11 +642,17 @@ func (s *Server) replay(ss *session, c *conn, last uint64) error {
 // scan reads the stored messages on filter after stream sequence after, in
 // order, until the end of what is stored or until f says stop.
 func (s *Server) scan(ctx context.Context, filter []string, after uint64, f func(m jetstream.Msg, seq uint64) (bool, error)) error {
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	return s.scanWith(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: filter,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    after + 1,
-	})
+	}, f)
+}
+
+// scanWith reads what an ordered consumer of cfg delivers, in order, until
+// the end of what is stored or until f says stop.
+func (s *Server) scanWith(ctx context.Context, cfg jetstream.OrderedConsumerConfig, f func(m jetstream.Msg, seq uint64) (bool, error)) error {
+	cons, err := s.stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -975,34 +981,71 @@ func (s *Server) reap(ctx context.Context) {
 }
 
 func (s *Server) reapOnce(ctx context.Context) {
-	msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.JS, s.World.Stream(), []string{s.World.SessionRecordsFilter()})
-	if err != nil {
-		s.log.Warn("session records not read", logErr, err)
-		return
+	type due struct {
+		id  string
+		rec sessionRecord
 	}
+	var ended []due
 	now := time.Now()
-	for m, err := range msgs {
-		if err != nil {
-			if !errors.Is(err, jetstreamext.ErrNoMessages) && ctx.Err() == nil {
-				s.log.Warn("session records not read", logErr, err)
-			}
+	err := s.sessionRecords(ctx, func(subject string, h nats.Header, data []byte) {
+		if bus.IsDelete(h) {
 			return
 		}
-		if bus.IsDelete(m.Header) {
-			continue
-		}
 		var rec sessionRecord
-		if json.Unmarshal(m.Data, &rec) != nil || rec.GraceUntil.IsZero() || now.Before(rec.GraceUntil) {
-			continue
+		if json.Unmarshal(data, &rec) != nil || rec.GraceUntil.IsZero() || now.Before(rec.GraceUntil) {
+			return
 		}
-		key, _ := s.World.ParseKey(m.Subject)
-		id := strings.TrimPrefix(key, bus.SessionKey(""))
-		if ended, err := s.end(ctx, id, 0, rec.Region, rec.NextSeq); err != nil {
-			s.log.Warn("suspended session not ended", logSession, id, logErr, err)
-		} else if ended {
-			s.log.Info("suspended session ended", logSession, id, logPlayer, rec.Player)
+		key, _ := s.World.ParseKey(subject)
+		ended = append(ended, due{strings.TrimPrefix(key, bus.SessionKey("")), rec})
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("session records not read", logErr, err)
+		}
+		return
+	}
+	for _, d := range ended {
+		if ok, err := s.end(ctx, d.id, 0, d.rec.Region, d.rec.NextSeq); err != nil {
+			s.log.Warn("suspended session not ended", logSession, d.id, logErr, err)
+		} else if ok {
+			s.log.Info("suspended session ended", logSession, d.id, logPlayer, d.rec.Player)
 		}
 	}
+}
+
+// sessionRecords calls fn with the latest message of every session record:
+// from one batched direct get while the server can answer it whole (at most
+// 1,024 subjects), otherwise from a consumer delivering each record's last
+// message, as many as there are.
+func (s *Server) sessionRecords(ctx context.Context, fn func(subject string, h nats.Header, data []byte)) error {
+	filter := s.World.SessionRecordsFilter()
+	if msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.JS, s.World.Stream(), []string{filter}); err == nil {
+		n := 0
+		for m, merr := range msgs {
+			if err = merr; err != nil {
+				break
+			}
+			fn(m.Subject, m.Header, m.Data)
+			n++
+		}
+		switch {
+		case err == nil, errors.Is(err, jetstreamext.ErrNoMessages):
+			return nil
+		case n > 0:
+			return err
+		}
+		// Refused whole: more records than the server answers at once.
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return s.scanWith(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	}, func(m jetstream.Msg, _ uint64) (bool, error) {
+		fn(m.Subject(), m.Headers(), m.Data())
+		return true, nil
+	})
 }
 
 func (s *Server) dropSession(ss *session) {

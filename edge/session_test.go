@@ -17,6 +17,7 @@ import (
 	"github.com/starbus/starbus/edge"
 	"github.com/starbus/starbus/edge/wire"
 	"github.com/starbus/starbus/internal/natstest"
+	"github.com/starbus/starbus/kv"
 )
 
 // rawConn is a connection speaking PROTOCOL.md byte by byte.
@@ -263,6 +264,49 @@ func TestShutdown(t *testing.T) {
 	if waited := time.Since(stopped); waited < grace {
 		t.Fatalf("ended %v after the shutdown, before the grace of %v", waited, grace)
 	}
+}
+
+// TestReapAmongManySessions: an edge ends a suspended session whose grace
+// has run out while more than the 1,024 session records a direct get
+// answers at once are stored (the world's other players, held by edges).
+func TestReapAmongManySessions(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	b := startBareEdge(t, func(s *edge.Server) { s.ReconnectGrace = grace })
+	store, err := kv.Open(t.Context(), b.env.JS, b.env.World, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for i := 0; i < 1_100; i += 500 {
+		err := store.Update(t.Context(), func(tx *kv.Tx) error {
+			for j := i; j < min(i+500, 1_100); j++ {
+				rec := map[string]any{"player": fmt.Sprintf("p%d", j), "region": "r0", "epoch": 1}
+				if err := tx.Put(bus.SessionKey(fmt.Sprintf("held%d", j)), rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dialRaw(t, b.addr)
+	c.write(rawFrame(0x01, []byte{1}, rawStr("ann"), rawStr("pw")))
+	session, _ := c.loginOK()
+	if err := b.edge.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	next := &edge.Server{JS: b.env.JS, World: b.env.World, Auth: b.edge.Auth, ReconnectGrace: grace, Logger: testLogger(t)}
+	serve(t, next)
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		for _, m := range b.events(t) {
+			if m.Header.Get(bus.HeaderType) == bus.EventDisconnect && m.Header.Get(bus.HeaderSession) == session {
+				return true
+			}
+		}
+		return false
+	}, "the suspended session ends after its grace, among 1,100 others")
 }
 
 func eventTypes(evs []*jetstream.RawStreamMsg) []string {
