@@ -179,7 +179,9 @@
 // RECONNECT for a session this edge does not hold reads the record, checks
 // the token, and bumps the epoch in one transaction. [Server.Shutdown]
 // suspends its sessions (the record says until when they may be resumed);
-// every edge looks for suspended sessions past their time and ends them.
+// every edge reads all session records every half grace (at most every
+// 10 s: one batched get up to 1,024 records, a consumer beyond) and ends
+// the suspended sessions past their time.
 // A session ends in one transaction that deletes its record and publishes
 // its disconnect event, so however many edges race to end it, the game
 // hears of it once, and an edge that lost the session to another (an
