@@ -210,14 +210,7 @@ func TestGrace(t *testing.T) {
 	c.write(rawFrame(0x01, []byte{1}, rawStr("ann"), rawStr("pw")))
 	session, token := c.loginOK()
 	c.nc.Close()
-	natstest.Eventually(t, 10*time.Second, func() bool {
-		for _, m := range b.events(t) {
-			if m.Header.Get(bus.HeaderType) == bus.EventDisconnect && m.Header.Get(bus.HeaderSession) == session {
-				return true
-			}
-		}
-		return false
-	}, "disconnect event after the grace")
+	natstest.Eventually(t, 10*time.Second, func() bool { return b.disconnected(t, session) }, "disconnect event after the grace")
 	if n := b.edge.Sessions(); n != 0 {
 		t.Fatalf("%d sessions after the grace", n)
 	}
@@ -299,14 +292,19 @@ func TestReapAmongManySessions(t *testing.T) {
 	}
 	next := &edge.Server{JS: b.env.JS, World: b.env.World, Auth: b.edge.Auth, ReconnectGrace: grace, Logger: testLogger(t)}
 	serve(t, next)
-	natstest.Eventually(t, 10*time.Second, func() bool {
-		for _, m := range b.events(t) {
-			if m.Header.Get(bus.HeaderType) == bus.EventDisconnect && m.Header.Get(bus.HeaderSession) == session {
-				return true
-			}
+	natstest.Eventually(t, 10*time.Second, func() bool { return b.disconnected(t, session) },
+		"the suspended session ends after its grace, among 1,100 others")
+}
+
+// disconnected reports whether the world has had session's disconnect
+// event.
+func (b *bareEdge) disconnected(t testing.TB, session string) bool {
+	for _, m := range b.events(t) {
+		if m.Header.Get(bus.HeaderType) == bus.EventDisconnect && m.Header.Get(bus.HeaderSession) == session {
+			return true
 		}
-		return false
-	}, "the suspended session ends after its grace, among 1,100 others")
+	}
+	return false
 }
 
 func eventTypes(evs []*jetstream.RawStreamMsg) []string {
