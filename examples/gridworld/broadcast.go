@@ -114,7 +114,6 @@ func (g *Game) publishAt(t *handlers.Task, x, y int, r Reply) error {
 // not read in the transaction, so a move never conflicts over what its
 // player merely sees, and what it shows may be a moment old.
 func (g *Game) seen(ctx context.Context, t *handlers.Task, name string, fromX, fromY int, from bool, x, y int) ([]Player, error) {
-	var keys []string
 	var cells [][2]int
 	for _, r := range g.near.Seen(float64(fromX), float64(fromY), from, float64(x), float64(y)) {
 		for cy := int(r.MinY); cy <= int(r.MaxY); cy++ {
@@ -122,12 +121,20 @@ func (g *Game) seen(ctx context.Context, t *handlers.Task, name string, fromX, f
 				if !g.cfg.Open(cx, cy) || from && g.near.Covers(float64(fromX), float64(fromY), float64(cx), float64(cy)) {
 					continue
 				}
-				keys = append(keys, keyCell(cx, cy))
 				cells = append(cells, [2]int{cx, cy})
 			}
 		}
 	}
-	// Cells not seen lately are fetched in one round trip, not one each.
+	return g.standing(ctx, t, name, cells)
+}
+
+// standing returns who stands in cells, name aside, peeked (see seen).
+// Cells not seen lately are fetched in one round trip, not one each.
+func (g *Game) standing(ctx context.Context, t *handlers.Task, name string, cells [][2]int) ([]Player, error) {
+	keys := make([]string, len(cells))
+	for i, c := range cells {
+		keys[i] = keyCell(c[0], c[1])
+	}
 	if err := t.Prefetch(ctx, keys...); err != nil {
 		return nil, err
 	}

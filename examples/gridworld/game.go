@@ -289,25 +289,19 @@ func (g *Game) view(ctx context.Context, t *handlers.Task, name string, x, y int
 		}
 	}
 	slices.SortFunc(r.Items, func(a, b Pile) int { return (a.Y-b.Y)*g.cfg.Width() + a.X - b.X })
+	var cells [][2]int
 	n := g.cfg.Near
 	for cy := y - n; cy <= y+n; cy++ {
 		for cx := x - n; cx <= x+n; cx++ {
-			if !g.cfg.Open(cx, cy) || cx == x && cy == y {
-				continue
-			}
-			var c cell
-			ok, err := t.Peek(ctx, keyCell(cx, cy), &c)
-			if err != nil {
-				return r, err
-			}
-			switch {
-			case !ok:
-			case c.P != "":
-				r.Near = append(r.Near, Player{N: c.P, X: cx, Y: cy})
-			case c.NPC > 0:
-				r.Near = append(r.Near, Player{N: npcName(c.NPC - 1), X: cx, Y: cy, NPC: true})
+			if g.cfg.Open(cx, cy) && (cx != x || cy != y) {
+				cells = append(cells, [2]int{cx, cy})
 			}
 		}
+	}
+	var err error
+	r.Near, err = g.standing(ctx, t, name, cells)
+	if err != nil {
+		return r, err
 	}
 	return r, nil
 }
