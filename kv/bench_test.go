@@ -33,6 +33,11 @@ var (
 // drive runs op b.N times from conc goroutines and reports tasks/s and
 // latency percentiles.
 func drive(b *testing.B, conc int, op func(ctx context.Context, g, i int) error) {
+	drivePaced(b, conc, 0, op)
+}
+
+// drivePaced is drive with each goroutine pausing gap between its ops.
+func drivePaced(b *testing.B, conc int, gap time.Duration, op func(ctx context.Context, g, i int) error) {
 	ctx := context.Background()
 	lat := make([][]time.Duration, conc)
 	var next atomic.Int64
@@ -53,6 +58,9 @@ func drive(b *testing.B, conc int, op func(ctx context.Context, g, i int) error)
 					return
 				}
 				lat[g] = append(lat[g], time.Since(t0))
+				if gap > 0 {
+					time.Sleep(gap)
+				}
 			}
 		})
 	}
@@ -96,11 +104,11 @@ func BenchmarkCommit(b *testing.B) {
 					}
 					switch impl {
 					case "starbus":
-						benchStarbus(b, env, conc)
+						drive(b, conc, starbusTask(b, env))
 					case "bare-batch":
-						benchBare(b, env, conc, true)
+						drive(b, conc, bareTask(env, true))
 					case "bare-publish":
-						benchBare(b, env, conc, false)
+						drive(b, conc, bareTask(env, false))
 					}
 				})
 			}
@@ -108,14 +116,39 @@ func BenchmarkCommit(b *testing.B) {
 	}
 }
 
-func benchStarbus(b *testing.B, env *natstest.Env, conc int) {
+// BenchmarkCommitPaced is BenchmarkCommit's task one at a time on file
+// storage, 2 ms apart: a quiet world's commits, where latency is what
+// counts. Starbus opens each atomic batch ahead of its commit (open.go);
+// bare-batch opens it with its first message, as every commit must that
+// has no batch waiting. Each runs twice, in turn, to show the noise.
+func BenchmarkCommitPaced(b *testing.B) {
+	for round := range 2 {
+		for _, impl := range []string{"starbus", "bare-batch"} {
+			b.Run(fmt.Sprintf("round=%d/%s", round, impl), func(b *testing.B) {
+				env := natstest.Start(b, natstest.Options{World: "bench"})
+				op := bareTask(env, true)
+				if impl == "starbus" {
+					op = starbusTask(b, env)
+				}
+				drivePaced(b, 1, 2*time.Millisecond, op)
+			})
+		}
+	}
+}
+
+// starbusTask returns the benchmarks' task as a Starbus transaction, on a
+// store closed at the end of b.
+func starbusTask(b *testing.B, env *natstest.Env) func(ctx context.Context, g, i int) error {
 	s, err := kv.Open(context.Background(), env.JS, env.World, kv.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() {
+		b.Logf("%+v", s.Stats())
+		s.Close()
+	})
 	out, _ := env.World.Session("bench")
-	drive(b, conc, func(ctx context.Context, _, i int) error {
+	return func(ctx context.Context, _, i int) error {
 		k1, k2 := keyPair(i)
 		return s.Update(ctx, func(tx *kv.Tx) error {
 			v1, err := tx.GetBytes(ctx, k1)
@@ -133,13 +166,14 @@ func benchStarbus(b *testing.B, env *natstest.Env, conc int) {
 				tx.Publish(&nats.Msg{Subject: out, Data: payload, Header: nats.Header{}}),
 			)
 		})
-	})
-	b.Logf("%+v", s.Stats())
+	}
 }
 
-func benchBare(b *testing.B, env *natstest.Env, conc int, atomic bool) {
+// bareTask returns the benchmarks' task written directly on JetStream:
+// one atomic batch, or (!atomic) asynchronous publishes.
+func bareTask(env *natstest.Env, atomic bool) func(ctx context.Context, g, i int) error {
 	out, _ := env.World.Session("bench")
-	drive(b, conc, func(ctx context.Context, _, i int) error {
+	return func(ctx context.Context, _, i int) error {
 		k1, k2 := keyPair(i)
 		var msgs []*nats.Msg
 		for _, k := range []string{k1, k2} {
@@ -167,7 +201,7 @@ func benchBare(b *testing.B, env *natstest.Env, conc int, atomic bool) {
 			return natstest.PublishBatch(ctx, env.JS, msgs)
 		}
 		return natstest.PublishAsync(ctx, env.JS, msgs)
-	})
+	}
 }
 
 // BenchmarkShards measures what spreading a world's state over several

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // The committer is the store's one goroutine that decides what is sent to
@@ -66,9 +66,21 @@ type group struct {
 	reads   map[string]struct{}
 	writes  map[string]struct{}
 	waits   []chan struct{}
+	// open is the batch opened for this group's batch (see open.go), nil
+	// if none; next, the one send opened after it, for the next group.
+	open, next *openBatch
 }
 
 func (g *group) size() int { return len(g.singles) + len(g.batch) }
+
+// batchSize returns the messages of the requests rs.
+func batchSize(rs []*commitReq) int {
+	n := 0
+	for _, r := range rs {
+		n += len(r.msgs)
+	}
+	return n
+}
 
 func (s *Store) runCommitter() {
 	defer s.wg.Done()
@@ -85,7 +97,24 @@ func (s *Store) runCommitter() {
 		// subjects read and written by groups in flight, counted.
 		fReads  = map[string]int{}
 		fWrites = map[string]int{}
+		// open is the batch opened for the next group's batch, if any
+		// (open.go); idle fires when it has waited openIdle.
+		open *openBatch
+		idle = time.NewTimer(openIdle)
 	)
+	idle.Stop()
+	defer idle.Stop()
+	// keep takes a batch opened by a group's send as the next one.
+	keep := func(g *group) {
+		if g.next == nil {
+			return
+		}
+		if open != nil {
+			s.closeOpen(open)
+		}
+		open = g.next
+		idle.Reset(openIdle)
+	}
 	finish := func(g *group) {
 		inflight--
 		if len(g.batch) > 0 {
@@ -133,6 +162,7 @@ func (s *Store) runCommitter() {
 				inflight++
 				if len(g.batch) > 0 {
 					batches++
+					g.open, open = open, nil
 				}
 				for subj := range g.reads {
 					fReads[subj]++
@@ -158,13 +188,29 @@ func (s *Store) runCommitter() {
 			// still in flight (it would be doomed for nothing).
 			finish(g)
 			s.deliver(g)
+			keep(g)
 			recheck = true
+		case <-idle.C:
+			// Close the opened batch no group came for.
+			if open != nil {
+				if wait := openIdle - time.Since(open.at); wait > 0 {
+					idle.Reset(wait)
+					continue
+				}
+				s.closeOpen(open)
+				open = nil
+			}
 		case <-s.quit:
 			for _, r := range append(queue, fresh...) {
 				r.done <- ErrClosed
 			}
 			for ; inflight > 0; inflight-- {
-				s.deliver(<-s.completed)
+				g := <-s.completed
+				s.deliver(g)
+				keep(g)
+			}
+			if open != nil {
+				s.closeOpen(open)
 			}
 			return
 		}
@@ -175,7 +221,10 @@ func (s *Store) runCommitter() {
 // returning the ones that must wait.
 func (s *Store) form(queue []*commitReq, fReads, fWrites map[string]int, batchOK bool) (*group, []*commitReq) {
 	g := &group{reads: map[string]struct{}{}, writes: map[string]struct{}{}}
-	batchMsgs := 0
+	batchMsgs, maxMsgs := 0, s.opts.MaxBatch
+	if s.preopens() {
+		maxMsgs-- // room for the opener
+	}
 	rest := queue[:0]
 	for _, r := range queue {
 		if err := s.doomed(r, fWrites, g.writes); err != nil {
@@ -185,7 +234,7 @@ func (s *Store) form(queue []*commitReq, fReads, fWrites map[string]int, batchOK
 		}
 		multi := len(r.msgs) > 1
 		if !s.fits(r, fReads, fWrites, g) ||
-			multi && (!batchOK || batchMsgs+len(r.msgs) > s.opts.MaxBatch) {
+			multi && (!batchOK || batchMsgs > 0 && batchMsgs+len(r.msgs) > maxMsgs) {
 			rest = append(rest, r)
 			continue
 		}
@@ -269,11 +318,19 @@ func (s *Store) send(g *group) {
 	if via := s.via.Load(); via != nil && len(batch) > 0 {
 		batch = s.forward(ctx, via, batch)
 	}
+	if g.open != nil && (len(batch) == 0 || batchSize(batch)+1 > s.opts.MaxBatch) {
+		// Forwarded, or too large to follow an opener.
+		s.closeOpen(g.open)
+		g.open = nil
+	}
 	batchMsgs := 0
 	if len(batch) > 0 {
 		s.stats.batches.Add(1)
 		var msgs []*nats.Msg
 		checks := 0
+		if g.open != nil {
+			checks = 1 // Check(0) is the opener's
+		}
 		for _, r := range batch {
 			for _, m := range r.msgs {
 				if s.world.IsCheck(m.Subject) {
@@ -291,12 +348,15 @@ func (s *Store) send(g *group) {
 			}
 		}
 		batchMsgs = len(msgs)
-		ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
+		ack, err := s.publishBatch(ctx, g.open, msgs)
+		if s.preopens() {
+			g.next = s.openNext()
+		}
 		if err != nil {
 			s.fail(batch, err)
 		} else {
 			// An atomic batch is stored at consecutive sequences ending at
-			// the acknowledged one.
+			// the acknowledged one (an opener before them).
 			first := ack.Sequence - uint64(len(msgs)) + 1
 			off := uint64(0)
 			for _, r := range batch {

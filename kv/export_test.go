@@ -1,9 +1,12 @@
 package kv
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // Waiting returns the number of transactions waiting for a turn on key.
@@ -21,4 +24,28 @@ func Waiting(s *Store, key string) int {
 func EncodeForeign(testing.TB) []byte {
 	r := &commitReq{reads: map[string]uint64{}, writes: map[string]struct{}{}, msgs: []*nats.Msg{nats.NewMsg("elsewhere.x")}}
 	return encodeRequests(nil, []*commitReq{r})
+}
+
+// CommitIntoLostBatch commits msgs as s does into a batch opened ahead,
+// but one whose opener never reached the server: as if the server had
+// abandoned it.
+func CommitIntoLostBatch(s *Store, msgs []*nats.Msg) (uint64, error) {
+	o := s.openNext()
+	if o == nil {
+		return 0, ErrUnavailable
+	}
+	// Open a batch the server never heard of, with o's id.
+	pub, err := jetstreamext.NewBatchPublisher(s.js, jetstreamext.BatchFlowControl{AckFirst: false})
+	if err != nil {
+		return 0, err
+	}
+	if err := pub.AddMsg(nats.NewMsg("nowhere.opener")); err != nil {
+		return 0, err
+	}
+	s.closeOpen(o)
+	ack, err := s.publishBatch(context.Background(), &openBatch{pub: pub, at: time.Now()}, msgs)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }

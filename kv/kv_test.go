@@ -318,11 +318,14 @@ func TestReadChecksRideOnMessages(t *testing.T) {
 		{[]string{"cfg.a"}, 1, 1},                   // one message: a plain publish with its check
 	} {
 		before, _ := state()
+		pre := s.Stats().Preopened
 		if err := s.Commit(ctx, begin(tc.keys, tc.msgs)); err != nil {
 			t.Fatalf("%v: %v", tc.keys, err)
 		}
-		if after, _ := state(); after-before != tc.stored {
-			t.Errorf("%d reads, %d messages: %d stored, want %d", len(tc.keys), tc.msgs, after-before, tc.stored)
+		// A batch opened ahead of its group holds an opener too.
+		opener := s.Stats().Preopened - pre
+		if after, _ := state(); after-before-opener != tc.stored {
+			t.Errorf("%d reads, %d messages: %d stored besides %d opener, want %d", len(tc.keys), tc.msgs, after-before-opener, opener, tc.stored)
 		}
 
 		stale := begin(tc.keys, tc.msgs)

@@ -606,6 +606,7 @@ type Stats struct {
 	Conflicts uint64 // commits refused for a conflict (locally or by the server)
 	Groups    uint64 // commit groups sent to the server
 	Batches   uint64 // atomic batches among them
+	Preopened uint64 // batches committed into a batch opened ahead of them (see open.go)
 	Reads     uint64 // reads that went to the server
 	CacheHits uint64 // reads answered from the cache
 	Forwards  uint64 // groups of commits forwarded to the commit leader and answered
@@ -613,7 +614,7 @@ type Stats struct {
 }
 
 type storeStats struct {
-	commits, conflicts, groups, batches, reads, cacheHits, forwards, forwarded atomic.Uint64
+	commits, conflicts, groups, batches, preopened, reads, cacheHits, forwards, forwarded atomic.Uint64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -623,6 +624,7 @@ func (s *Store) Stats() Stats {
 		Conflicts: s.stats.conflicts.Load(),
 		Groups:    s.stats.groups.Load(),
 		Batches:   s.stats.batches.Load(),
+		Preopened: s.stats.preopened.Load(),
 		Reads:     s.stats.reads.Load(),
 		CacheHits: s.stats.cacheHits.Load(),
 		Forwards:  s.stats.forwards.Load(),
