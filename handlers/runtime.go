@@ -69,9 +69,9 @@ type Config struct {
 	AckWait time.Duration
 	// CompactInterval is how often handled events and their applied markers
 	// are purged from the stream (default 30s; negative disables). Each
-	// round lists the partitions' consumers and purges, and every purge
-	// makes the server recount the pending messages of every consumer of
-	// the stream; the stream holds about an interval of handled events.
+	// round lists the partitions' consumers and makes four purges, each of
+	// which holds the stream for a while (see compact); the stream holds
+	// about an interval of handled events.
 	// The same round copies forward the keys left unwritten since before
 	// the last OutboxTTL of traffic ([kv.Store.Rewrite]): otherwise they
 	// would keep the stream's old blocks, on disk and in the server's
@@ -634,11 +634,20 @@ func (r *Runtime) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, r
 // delivered again; a consumer with nothing pending and nothing
 // unacknowledged has handled every event of its partition stored before
 // its info was taken. A marker is always stored after its event, so
-// markers at or below the lowest floor of all partitions (and of the
-// alarms) belong to acknowledged events too. Each worker purges the
-// partitions it owns; the owner of partition 0 purges markers and alarms.
-// A partition with no consumer, or a failed look-up, stops the marker
-// purge for that round.
+// events and markers at or below the lowest floor of all partitions (and
+// of the alarms) belong to acknowledged events. The owner of partition 0
+// purges them, for every partition; a partition with no consumer, or a
+// failed look-up, stops the purge for that round.
+//
+// A purge costs the server about the same whatever it removes: it holds
+// the stream while it walks every block of it that may hold the filter's
+// messages, loading the ones not in memory, and commits wait meanwhile
+// (measured at 1,000 players: 30 ms to 550 ms per purge). So a round
+// makes as few purges as it can: one per kind of message, the events of
+// all partitions together. At 600 players this took the round trip's p99
+// from 340–600 ms (a purge per partition) to 130–140 ms, against 106 ms
+// with compaction off; purging in smaller steps, with pauses, made it
+// worse (210–350 ms): more purges.
 func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 	tick := time.NewTicker(r.cfg.CompactInterval)
 	defer tick.Stop()
@@ -649,8 +658,7 @@ func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 			return
 		case <-tick.C:
 		}
-		owned := g.owned.Load()
-		if owned == 0 {
+		if g.owned.Load()&1 == 0 {
 			continue
 		}
 		sinfo, err := s.Info(ctx)
@@ -670,30 +678,25 @@ func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 			return ci.AckFloor.Stream
 		}
 		low := last
-		for p, infos := range cons {
+		for _, infos := range cons {
 			if len(infos) == 0 {
 				low = 0
-				continue
 			}
-			floor := last
 			for _, ci := range infos {
-				floor = min(floor, floorOf(ci))
+				low = min(low, floorOf(ci))
 			}
-			low = min(low, floor)
-			if owned&(1<<p) != 0 {
-				r.purge(ctx, s, r.world.PartitionFilter(p), floor)
-			}
-		}
-		if owned&1 == 0 {
-			continue
 		}
 		sinfo2, err := r.schedCons.Info(ctx)
 		if err != nil {
 			continue
 		}
 		sched := floorOf(sinfo2)
+		r.purge(ctx, s, r.world.EventFilter(), low)
 		r.purge(ctx, s, r.world.ScheduleFilter(), sched)
 		r.purge(ctx, s, r.world.DoneFilter(), min(low, sched))
+		if floor > 0 {
+			r.purge(ctx, s, r.world.CheckFilter(), floor-1)
+		}
 		r.settle(ctx, s, g, floor)
 	}
 }
@@ -757,7 +760,6 @@ func (r *Runtime) settle(ctx context.Context, s jetstream.Stream, g *group, floo
 	if floor == 0 {
 		return
 	}
-	r.purge(ctx, s, r.world.CheckFilter(), floor-1)
 	g.restore(ctx, floor)
 	info, err := s.Info(ctx)
 	if err != nil || floor <= info.State.FirstSeq {
