@@ -36,7 +36,9 @@
 // unless staged on tmpfs: see [github.com/starbus/starbus/bus.Server.StageInMemory]);
 // so the store's committer goroutine groups the commits of concurrent transactions
 // into one batch, keeping transactions that conflict with each other out of
-// the same group (see committer.go for the rules). Keys only read are
+// the same group (see committer.go for the rules), and opens each batch
+// before its group comes, so that the staging store is made while the
+// group forms (see open.go: one more stored message per batch). Keys only read are
 // checked with Nats-Expected-Last-Subject-Sequence-Subject, so read-only
 // keys are validated without being rewritten: each check rides on one of
 // the commit's outgoing messages (a reply, a channel's message), which
