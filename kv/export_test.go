@@ -30,11 +30,6 @@ func EncodeForeign(testing.TB) []byte {
 // but one whose opener never reached the server: as if the server had
 // abandoned it.
 func CommitIntoLostBatch(s *Store, msgs []*nats.Msg) (uint64, error) {
-	o := s.openNext()
-	if o == nil {
-		return 0, ErrUnavailable
-	}
-	// Open a batch the server never heard of, with o's id.
 	pub, err := jetstreamext.NewBatchPublisher(s.js, jetstreamext.BatchFlowControl{AckFirst: false})
 	if err != nil {
 		return 0, err
@@ -42,7 +37,6 @@ func CommitIntoLostBatch(s *Store, msgs []*nats.Msg) (uint64, error) {
 	if err := pub.AddMsg(nats.NewMsg("nowhere.opener")); err != nil {
 		return 0, err
 	}
-	s.closeOpen(o)
 	ack, err := s.publishBatch(context.Background(), &openBatch{pub: pub, at: time.Now()}, msgs)
 	if err != nil {
 		return 0, err

@@ -86,11 +86,9 @@ func (s *Store) publishBatch(ctx context.Context, o *openBatch, msgs []*nats.Msg
 			}
 			return ack, err
 		}
-		// The server had dropped the batch and stored nothing of it.
+		// The server had dropped the batch and stored nothing of it;
+		// PublishMsgBatch sets every batch header afresh.
 		s.log.Debug("opened batch was abandoned; sending the group alone", "batch", o.id)
-		for _, m := range msgs {
-			m.Header.Del(jetstreamext.BatchCommitHeader)
-		}
 	}
 	return jetstreamext.PublishMsgBatch(ctx, s.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
 }
