@@ -139,10 +139,13 @@ type Edge struct {
 	Burst         int      `json:"burst"`
 	OutboundQueue int      `json:"outbound_queue"`
 	WriteTimeout  Duration `json:"write_timeout"`
-	// FanoutDelay is how long a channel's message or an area's event may
-	// wait for others to the same client, to share its write
-	// (edge.Server.FanoutDelay); a negative value: none.
+	// FanoutDelay is how long a channel's message may wait for others to
+	// the same client, to share its write (edge.Server.FanoutDelay); a
+	// negative value: none.
 	FanoutDelay Duration `json:"fanout_delay"`
+	// AreaDelay is FanoutDelay for an area's events (the moves around a
+	// player): edge.Server.AreaDelay, a game tick; a negative value: none.
+	AreaDelay Duration `json:"area_delay"`
 	// ReconnectGrace is how long a session waits for its client to
 	// reconnect, keeping its channels; 0 ends it (and its memberships) as
 	// soon as its connection is lost.
@@ -192,7 +195,8 @@ func Default() Config {
 		Edge: Edge{
 			Listen: "127.0.0.1:7400", Register: true, MaxFrame: 64 << 10, LoginTimeout: Duration(10 * time.Second),
 			RatePerSecond: 50, Burst: 100, OutboundQueue: 256, WriteTimeout: Duration(10 * time.Second),
-			FanoutDelay: Duration(20 * time.Millisecond), ReconnectGrace: Duration(30 * time.Second),
+			FanoutDelay: Duration(20 * time.Millisecond), AreaDelay: Duration(50 * time.Millisecond),
+			ReconnectGrace: Duration(30 * time.Second),
 		},
 		Worker:   Worker{Concurrency: 256, TaskTimeout: Duration(100 * time.Millisecond), Lease: Duration(3 * time.Second), Game: "gridworld"},
 		HTTP:     "127.0.0.1:8080",
@@ -304,6 +308,9 @@ func (c Config) Validate() error {
 	}
 	if c.Edge.FanoutDelay > Duration(time.Second) {
 		return bad("edge.fanout_delay", "%v is more than a second: the world's news would lag behind it", c.Edge.FanoutDelay.D())
+	}
+	if c.Edge.AreaDelay > Duration(time.Second) {
+		return bad("edge.area_delay", "%v is more than a second: the world's news would lag behind it", c.Edge.AreaDelay.D())
 	}
 	if c.Edge.ReconnectGrace < 0 {
 		return bad("edge.reconnect_grace", "must not be negative (0: a lost connection ends its session)")

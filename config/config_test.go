@@ -44,6 +44,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"edge.burst":               func(c *config.Config) { c.Edge.Burst = 10 },
 		"edge.write_timeout":       func(c *config.Config) { c.Edge.WriteTimeout = -1 },
 		"edge.fanout_delay":        func(c *config.Config) { c.Edge.FanoutDelay = config.Duration(2 * time.Second) },
+		"edge.area_delay":          func(c *config.Config) { c.Edge.AreaDelay = config.Duration(2 * time.Second) },
 		"worker.task_timeout":      func(c *config.Config) { c.Worker.TaskTimeout = 0 },
 		"worker.member":            func(c *config.Config) { c.Worker.Member = "a b" },
 		"worker.lease":             func(c *config.Config) { c.Worker.Lease = config.Duration(time.Millisecond) },

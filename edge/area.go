@@ -155,7 +155,7 @@ func (s *Server) dispatchLiveArea(m *nats.Msg, d *dispatcher) {
 			if frame == nil {
 				frame = wire.AppendFrame(nil, wire.Encode(wire.ChannelMessage{Channel: area, Payload: m.Data}))
 			}
-			ss.conn.sendLate(frame, &d.fl)
+			ss.conn.sendLate(frame, holdArea, &d.fl)
 		}
 		ss.mu.Unlock()
 	}

@@ -32,10 +32,10 @@ import (
 //     (radius 8, cells of 8), and a move moves the mover's interest and
 //     publishes the move at its new cell.
 //
-// Each runs with the edge's default fan-out delay (delay=20ms: a client's
-// channel and area messages wait up to 20 ms to share a write) and without
-// one (delay=none: each burst of the edge's dispatcher is written at its
-// end).
+// Each runs with the edge's default delays (delay=default: a client's
+// channel messages wait up to 20 ms to share a write, its area messages
+// up to 50 ms) and without them (delay=none: each burst of the edge's
+// dispatcher is written at its end).
 //
 // b.N moves at 1,000 a second (one per player per second), by many
 // ordering keys; the clients are in this process. Reported: deliveries
@@ -44,12 +44,8 @@ import (
 // -benchtime 3000x or more.
 func BenchmarkAreaOfInterest(b *testing.B) {
 	for _, mode := range []string{"region", "area"} {
-		for _, delay := range []time.Duration{edge.DefaultFanoutDelay, -1} {
-			name := "delay=" + delay.String()
-			if delay < 0 {
-				name = "delay=none"
-			}
-			b.Run(mode+"/"+name, func(b *testing.B) { benchArea(b, mode == "area", delay) })
+		for _, delay := range []string{"default", "none"} {
+			b.Run(mode+"/delay="+delay, func(b *testing.B) { benchArea(b, mode == "area", delay == "none") })
 		}
 	}
 }
@@ -137,11 +133,13 @@ func areaBenchGame(useArea bool) handlers.Handler {
 	return mux
 }
 
-func benchArea(b *testing.B, useArea bool, delay time.Duration) {
+func benchArea(b *testing.B, useArea, noDelay bool) {
 	w := startWorldWith(b, areaBenchGame(useArea), func(s *edge.Server) {
 		s.Auth = edge.AuthFunc(acceptAll)
 		s.OutboundQueue = 4096
-		s.FanoutDelay = delay
+		if noDelay {
+			s.FanoutDelay, s.AreaDelay = -1, -1
+		}
 	})
 	cs := dialBots(b, w.addr, benchPlayers)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -49,15 +49,15 @@ type conn struct {
 	// mu guards the outbound queue and the writer's start. It is taken
 	// after session.mu, and no lock is taken while it is held.
 	mu      sync.Mutex
-	out     *[]byte       // encoded frames waiting for the writer; nil when none
-	queued  int           // the world's frames in out, bounded by Server.OutboundQueue
-	answers int           // answers to the client's frames in out, bounded by Server.OutboundQueue
-	running bool          // a writer goroutine runs (or has ended for good, once shutting)
-	due     bool          // out is not empty and a flusher (or the sender) will start the writer
-	late    bool          // a flusher's late list holds c: it will start the writer after the fan-out delay
-	taken   time.Duration // when the writer last took out, on the server's clock (Server.now)
-	closer  bool          // nothing more is queued: the writer closes once out is written (LOGOUT)
-	room    chan struct{} // closed when the writer takes out; made by a waiting sender
+	out     *[]byte           // encoded frames waiting for the writer; nil when none
+	queued  int               // the world's frames in out, bounded by Server.OutboundQueue
+	answers int               // answers to the client's frames in out, bounded by Server.OutboundQueue
+	running bool              // a writer goroutine runs (or has ended for good, once shutting)
+	due     bool              // out is not empty and a flusher (or the sender) will start the writer
+	late    [holdClasses]bool // a flusher's late list of each class holds c: it will start the writer after the class's delay
+	taken   time.Duration     // when the writer last took out, on the server's clock (Server.now)
+	closer  bool              // nothing more is queued: the writer closes once out is written (LOGOUT)
+	room    chan struct{}     // closed when the writer takes out; made by a waiting sender
 	// shutting is set by shut: no writer is started after it, so that the
 	// reader's wait for the writer is final.
 	shutting bool
@@ -121,26 +121,26 @@ func (c *conn) send(f wire.Frame) bool {
 // disconnected: it cannot keep up. It reports whether the frame was
 // queued. It never blocks.
 func (c *conn) sendEncoded(wire []byte, fl *flusher) bool {
-	return c.sendWorld(wire, fl, 0)
+	return c.sendWorld(wire, fl, 0, holdChannel)
 }
 
-// sendLate queues a frame fanned out to many clients, as sendEncoded
-// does, except that if the connection was written to within the fan-out
-// delay, the writer may start as late as the fan-out delay after fl's
-// burst (see flusher): what else comes for the connection meanwhile
+// sendLate queues a frame fanned out to many clients, of class k, as
+// sendEncoded does, except that if the connection was written to within
+// the class's delay, the writer may start as late as that delay after
+// fl's burst (see flusher): what else comes for the connection meanwhile
 // shares its write. A frame queued by any other means starts the writer
 // at once, and whatever is queued goes with it.
-func (c *conn) sendLate(wire []byte, fl *flusher) bool {
+func (c *conn) sendLate(wire []byte, k holdClass, fl *flusher) bool {
 	if fl == nil {
-		return c.sendWorld(wire, nil, 0)
+		return c.sendWorld(wire, nil, 0, k)
 	}
-	return c.sendWorld(wire, fl, fl.now)
+	return c.sendWorld(wire, fl, fl.now, k)
 }
 
 // sendWorld queues a frame of the world for sendEncoded (late 0) and
 // sendLate (late: the burst's start, see offer).
-func (c *conn) sendWorld(wire []byte, fl *flusher, late time.Duration) bool {
-	queued, wake, room := c.offer(wire, false, late)
+func (c *conn) sendWorld(wire []byte, fl *flusher, late time.Duration, k holdClass) bool {
+	queued, wake, room := c.offer(wire, false, late, k)
 	if room != nil {
 		c.slow()
 	}
@@ -148,7 +148,7 @@ func (c *conn) sendWorld(wire []byte, fl *flusher, late time.Duration) bool {
 	case startNow:
 		fl.wake(c)
 	case startLate:
-		fl.wakeLate(c)
+		fl.wakeLate(c, k)
 	}
 	return queued
 }
@@ -167,9 +167,10 @@ const (
 // answer, otherwise room for the world's frames. wake: what the caller is
 // to do for the writer; startLate only for a frame that may wait (late,
 // the server's clock now, not zero) to a connection written to within the
-// fan-out delay, which no late list holds yet. room, when the queue is
-// full: closed once the writer has taken what is queued.
-func (c *conn) offer(wire []byte, answer bool, late time.Duration) (queued bool, wake start, room chan struct{}) {
+// delay of its class k, which no late list of a delay as short holds yet.
+// room, when the queue is full: closed once the writer has taken what is
+// queued.
+func (c *conn) offer(wire []byte, answer bool, late time.Duration, k holdClass) (queued bool, wake start, room chan struct{}) {
 	if c.closing() {
 		return false, startNone, nil
 	}
@@ -196,11 +197,13 @@ func (c *conn) offer(wire []byte, answer bool, late time.Duration) (queued bool,
 	if c.running || c.due {
 		return true, startNone, nil
 	}
-	if late != 0 && late-c.taken < c.s.FanoutDelay {
-		if c.late {
-			return true, startNone, nil
+	if d := c.s.holdFor(k); late != 0 && late-c.taken < d {
+		for j, held := range c.late {
+			if held && c.s.holdFor(holdClass(j)) <= d {
+				return true, startNone, nil // a list as soon as this one holds c
+			}
 		}
-		c.late = true
+		c.late[k] = true
 		return true, startLate, nil
 	}
 	c.due = true
@@ -216,12 +219,13 @@ func (c *conn) signal() {
 	c.startWriter()
 }
 
-// signalLate starts the writer for what a late list held c for, unless
-// it runs, another start is due, or the frames have been written already.
-func (c *conn) signalLate() {
+// signalLate starts the writer for what the late list of class k held c
+// for, unless it runs, another start is due, or the frames have been
+// written already.
+func (c *conn) signalLate(k holdClass) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.late = false
+	c.late[k] = false
 	if c.due || c.out == nil {
 		return
 	}
@@ -258,7 +262,7 @@ func (c *conn) sendEncodedWait(ctx context.Context, wire []byte) bool {
 // first.
 func (c *conn) queueWait(stop <-chan struct{}, wire []byte, answer bool) bool {
 	for {
-		queued, wake, room := c.offer(wire, answer, 0)
+		queued, wake, room := c.offer(wire, answer, 0, holdChannel)
 		if wake == startNow {
 			c.signal()
 		}
@@ -291,20 +295,31 @@ func (c *conn) flushAndClose() {
 // goroutine. A nil flusher starts them at once.
 //
 // Frames fanned out to many clients (sendLate) to a connection written to
-// within the fan-out delay wait longer, on the late list, which the
-// dispatcher flushes the fan-out delay after the burst that began it (see
-// Server.FanoutDelay): a player in a busy spot gets the moves and words
-// of its neighbours each in a different burst, and without the delay each
-// would be a write(2) of its own, and a read(2) for the client. A quiet
-// connection's frame does not wait, so the delay costs latency only where
-// it saves writes: a busy connection is written to about once per delay.
-// A frame for the client alone starts the writer at the end of its burst,
-// taking the late frames along.
+// within their class's delay wait longer, on the class's late list, which
+// the dispatcher flushes that delay after the burst that began it (see
+// Server.FanoutDelay and Server.AreaDelay): a player in a busy spot gets
+// the moves and words of its neighbours each in a different burst, and
+// without the delay each would be a write(2) of its own, and a read(2)
+// for the client. A quiet connection's frame does not wait, so the delay
+// costs latency only where it saves writes: a busy connection is written
+// to about once per delay. A frame for the client alone starts the writer
+// at the end of its burst, taking the late frames along, and so does the
+// flush of a shorter delay's list.
 type flusher struct {
 	conns []*conn
-	late  []*conn
+	late  [holdClasses][]*conn
 	now   time.Duration // the burst's start on the server's clock, for sendLate; 0: none may wait
 }
+
+// holdClass is a class of frames fanned out to many clients, each with
+// its own delay (Server.holdFor).
+type holdClass uint8
+
+const (
+	holdChannel holdClass = iota // a channel's message: Server.FanoutDelay
+	holdArea                     // an area's event: Server.AreaDelay
+	holdClasses
+)
 
 // wake starts c's writer now (fl nil) or at the next flush.
 func (fl *flusher) wake(c *conn) {
@@ -315,10 +330,10 @@ func (fl *flusher) wake(c *conn) {
 	fl.conns = append(fl.conns, c)
 }
 
-// wakeLate starts c's writer at the next flushLate. Only a flusher's
-// burst queues late frames: fl is not nil.
-func (fl *flusher) wakeLate(c *conn) {
-	fl.late = append(fl.late, c)
+// wakeLate starts c's writer at the next flushLate of class k. Only a
+// flusher's burst queues late frames: fl is not nil.
+func (fl *flusher) wakeLate(c *conn, k holdClass) {
+	fl.late[k] = append(fl.late[k], c)
 }
 
 // flush starts the writers of the burst.
@@ -330,13 +345,13 @@ func (fl *flusher) flush() {
 	fl.conns = fl.conns[:0]
 }
 
-// flushLate starts the writers of the late list.
-func (fl *flusher) flushLate() {
-	for i, c := range fl.late {
-		c.signalLate()
-		fl.late[i] = nil
+// flushLate starts the writers of class k's late list.
+func (fl *flusher) flushLate(k holdClass) {
+	for i, c := range fl.late[k] {
+		c.signalLate(k)
+		fl.late[k][i] = nil
 	}
-	fl.late = fl.late[:0]
+	fl.late[k] = fl.late[k][:0]
 }
 
 func errorFrame(e *wire.ProtocolError) wire.Frame {
@@ -749,7 +764,7 @@ func (c *conn) writeLoop() {
 // held.
 func (c *conn) take() *[]byte {
 	b := c.out
-	if b != nil && c.s.FanoutDelay > 0 {
+	if b != nil && c.s.holds() {
 		c.taken = c.s.now()
 	}
 	c.out, c.queued, c.answers = nil, 0, 0

@@ -93,19 +93,19 @@ func TestWriterLate(t *testing.T) {
 	fl := flusher{now: c.s.now()}
 	for burst := range 3 { // three bursts of the dispatcher
 		for i := 1; i <= 10; i++ {
-			if !c.sendLate(wireMsg(uint64(burst*10+i)), &fl) {
+			if !c.sendLate(wireMsg(uint64(burst*10+i)), holdChannel, &fl) {
 				t.Fatalf("frame %d not queued", burst*10+i)
 			}
 		}
 		fl.flush() // the end of a burst starts no writer for late frames
 	}
-	if len(fl.conns) != 0 || len(fl.late) != 1 {
-		t.Fatalf("writers to start: %d now, %d late; want 0, 1", len(fl.conns), len(fl.late))
+	if len(fl.conns) != 0 || len(fl.late[holdChannel]) != 1 {
+		t.Fatalf("writers to start: %d now, %d late; want 0, 1", len(fl.conns), len(fl.late[holdChannel]))
 	}
 	if n := cc.Writes.Load(); n != 0 {
 		t.Fatalf("%d writes before the late flush, want 0", n)
 	}
-	fl.flushLate()
+	fl.flushLate(holdChannel)
 	readMessages(t, r, 30)
 	if n := cc.Writes.Load(); n != 1 {
 		t.Fatalf("%d writes for three bursts of late frames, want 1", n)
@@ -115,7 +115,7 @@ func TestWriterLate(t *testing.T) {
 	// in order; the late list's flush then finds nothing to write.
 	c.writer.Wait() // the last writer has seen nothing more to write
 	for i := 1; i <= 5; i++ {
-		c.sendLate(wireMsg(uint64(i)), &fl)
+		c.sendLate(wireMsg(uint64(i)), holdChannel, &fl)
 	}
 	fl.flush()
 	if !c.send(wire.Encode(wire.Message{Seq: 6, Payload: []byte("x")})) {
@@ -125,16 +125,16 @@ func TestWriterLate(t *testing.T) {
 	if n := cc.Writes.Load(); n != 2 {
 		t.Fatalf("%d writes, want 2", n)
 	}
-	fl.flushLate()
+	fl.flushLate(holdChannel)
 	c.mu.Lock()
 	late, out := c.late, c.out
 	c.mu.Unlock()
-	if late || out != nil {
+	if late != [holdClasses]bool{} || out != nil {
 		t.Fatalf("after the late flush: late %v, queued %v", late, out != nil)
 	}
 
 	// Without a flusher a late frame is written at once.
-	c.sendLate(wireMsg(1), nil)
+	c.sendLate(wireMsg(1), holdChannel, nil)
 	readMessages(t, r, 1)
 
 	// A connection last written to more than the delay before the burst
@@ -143,9 +143,95 @@ func TestWriterLate(t *testing.T) {
 	c.mu.Lock()
 	fl.now = c.taken + c.s.FanoutDelay
 	c.mu.Unlock()
-	c.sendLate(wireMsg(1), &fl)
-	if len(fl.conns) != 1 || len(fl.late) != 0 {
-		t.Fatalf("writers to start: %d now, %d late; want 1, 0", len(fl.conns), len(fl.late))
+	c.sendLate(wireMsg(1), holdChannel, &fl)
+	if len(fl.conns) != 1 || len(fl.late[holdChannel]) != 0 {
+		t.Fatalf("writers to start: %d now, %d late; want 1, 0", len(fl.conns), len(fl.late[holdChannel]))
+	}
+	fl.flush()
+	readMessages(t, r, 1)
+}
+
+// TestWriterLateArea: an area's event waits up to the area's delay, a
+// channel's message up to the fan-out delay, each on its own late list. A
+// connection written to between the two delays ago holds the area's
+// events and writes the channel's messages at once; a channel's message
+// to a connection the area's list holds goes on the shorter list, whose
+// flush takes the area's frames along, in order; an area's event to a
+// connection the channel's list holds waits on that list.
+func TestWriterLateArea(t *testing.T) {
+	c, r, cc := pipeConn(t, 256)
+	c.s.FanoutDelay, c.s.AreaDelay = 20*time.Millisecond, 50*time.Millisecond
+	lists := func(fl *flusher) [3]int {
+		return [3]int{len(fl.conns), len(fl.late[holdChannel]), len(fl.late[holdArea])}
+	}
+
+	// Written to 30 ms before the burst: past the fan-out delay, within
+	// the area's.
+	c.taken = c.s.now()
+	fl := flusher{now: c.taken + 30*time.Millisecond}
+	c.sendLate(wireMsg(1), holdChannel, &fl)
+	if got := lists(&fl); got != [3]int{1, 0, 0} {
+		t.Fatalf("a channel's message: writers now, channel-late, area-late %v, want [1 0 0]", got)
+	}
+	fl.flush()
+	readMessages(t, r, 1)
+	c.writer.Wait()
+
+	// 30 ms after: the area's event waits; a channel's message goes at
+	// the burst's end, and takes it along.
+	c.mu.Lock()
+	fl.now = c.taken + 30*time.Millisecond
+	c.mu.Unlock()
+	c.sendLate(wireMsg(1), holdArea, &fl)
+	if got := lists(&fl); got != [3]int{0, 0, 1} {
+		t.Fatalf("an area's event: %v, want [0 0 1]", got)
+	}
+	c.sendLate(wireMsg(2), holdChannel, &fl)
+	if got := lists(&fl); got != [3]int{1, 0, 1} {
+		t.Fatalf("then a channel's message: %v, want [1 0 1]", got)
+	}
+	fl.flush()
+	readMessages(t, r, 2)
+	c.writer.Wait()
+	fl.flushLate(holdArea) // finds nothing left to write
+	if n := cc.Writes.Load(); n != 2 {
+		t.Fatalf("%d writes, want 2", n)
+	}
+
+	// 10 ms after: both wait, each on its list; the shorter list's flush
+	// writes them all.
+	c.mu.Lock()
+	fl.now = c.taken + 10*time.Millisecond
+	c.mu.Unlock()
+	c.sendLate(wireMsg(1), holdArea, &fl)
+	c.sendLate(wireMsg(2), holdChannel, &fl) // a shorter delay: its own list
+	c.sendLate(wireMsg(3), holdArea, &fl)    // held by the channel's list already
+	if got := lists(&fl); got != [3]int{0, 1, 1} {
+		t.Fatalf("an area's event, a channel's message, an area's event: %v, want [0 1 1]", got)
+	}
+	fl.flush()
+	if n := cc.Writes.Load(); n != 2 {
+		t.Fatalf("%d writes before the late flushes, want 2", n)
+	}
+	fl.flushLate(holdChannel)
+	readMessages(t, r, 3)
+	c.writer.Wait()
+	fl.flushLate(holdArea) // finds nothing left to write
+	c.mu.Lock()
+	late, out := c.late, c.out
+	c.mu.Unlock()
+	if n := cc.Writes.Load(); n != 3 || late != [holdClasses]bool{} || out != nil {
+		t.Fatalf("after both flushes: %d writes (want 3), late %v, queued %v", n, late, out != nil)
+	}
+
+	// Without an area delay an area's event is written at the burst's end.
+	c.s.AreaDelay = -1
+	c.mu.Lock()
+	fl.now = c.taken + time.Millisecond
+	c.mu.Unlock()
+	c.sendLate(wireMsg(1), holdArea, &fl)
+	if got := lists(&fl); got != [3]int{1, 0, 0} {
+		t.Fatalf("an area's event, no area delay: %v, want [1 0 0]", got)
 	}
 	fl.flush()
 	readMessages(t, r, 1)

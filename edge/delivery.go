@@ -202,21 +202,30 @@ type dispatcher struct {
 func (s *Server) dispatchLoop(ctx context.Context) {
 	var d dispatcher
 	var batch []inMsg
-	late := time.NewTimer(time.Hour)
-	late.Stop()
-	var lateC <-chan time.Time // late's channel while the late list waits
+	// A timer per class of late list, and its channel while the list
+	// waits (nil otherwise).
+	var late [holdClasses]*time.Timer
+	var lateC [holdClasses]<-chan time.Time
+	for k := range late {
+		late[k] = time.NewTimer(time.Hour)
+		late[k].Stop()
+	}
 	for {
 		select {
 		case <-s.in.ready:
-		case <-lateC:
-			lateC = nil
-			d.fl.flushLate()
+		case <-lateC[holdChannel]:
+			lateC[holdChannel] = nil
+			d.fl.flushLate(holdChannel)
+			continue
+		case <-lateC[holdArea]:
+			lateC[holdArea] = nil
+			d.fl.flushLate(holdArea)
 			continue
 		case <-ctx.Done():
 			return
 		}
 		batch = s.in.take(batch)
-		if s.FanoutDelay > 0 {
+		if s.holds() {
 			d.fl.now = s.now()
 		}
 		for i, m := range batch {
@@ -228,10 +237,12 @@ func (s *Server) dispatchLoop(ctx context.Context) {
 			batch[i] = inMsg{}
 		}
 		d.fl.flush()
-		// Only a positive delay sets d.fl.now, and so fills the late list.
-		if len(d.fl.late) > 0 && lateC == nil {
-			late.Reset(s.FanoutDelay)
-			lateC = late.C
+		// Only a positive delay sets d.fl.now, and so fills a late list.
+		for k := range late {
+			if len(d.fl.late[k]) > 0 && lateC[k] == nil {
+				late[k].Reset(s.holdFor(holdClass(k)))
+				lateC[k] = late[k].C
+			}
 		}
 	}
 }

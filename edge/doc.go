@@ -225,11 +225,12 @@
 // subscriptions' callbacks, on the NATS client's goroutines, only queue
 // what they receive for one dispatcher goroutine, which delivers it burst
 // by burst and starts each connection's writer once per burst. Channel
-// messages and area events to a connection written to within
-// [Server.FanoutDelay] wait for the dispatcher's timer instead, up to that
-// delay, so that a busy connection is written to about once per delay: a
-// game tick, the way game servers send state (a frame for the session
-// alone takes them along at once).
+// messages to a connection written to within [Server.FanoutDelay], and
+// area events to one written to within [Server.AreaDelay], wait for the
+// dispatcher's timer of their delay instead, up to that delay, so that a
+// busy connection is written to about once per delay: a game tick, the
+// way game servers send state (a frame for the session alone takes them
+// along at once, and so does a shorter delay's timer).
 // With a SimpleSgs listener, one announcer goroutine publishes this edge's
 // announcements, and the NATS client's goroutine feeds the peer table.
 // [Server.Shutdown] closes everything, stops the live consumer, the

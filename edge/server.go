@@ -58,16 +58,24 @@ type Server struct {
 	OutboundQueue int
 	// WriteTimeout bounds one write to a client (default 10s).
 	WriteTimeout time.Duration
-	// FanoutDelay is how long a frame fanned out to many clients (a
-	// channel's message, reliable or best-effort, an area's event) may
-	// wait before its client's writer starts, so that such frames share
-	// one write, and the client's read (default 20ms, a 20 Hz game tick;
-	// negative: none, written at the end of the burst that queued it, as
-	// every other frame is). A frame for the client alone (a session
-	// message, such as the reply to its action, or an answer to its frame)
-	// starts the writer at once, and the waiting frames go with it; order
-	// is kept either way.
+	// FanoutDelay is how long a channel's message (reliable or
+	// best-effort), a frame fanned out to many clients, may wait before
+	// its client's writer starts, so that such frames share one write,
+	// and the client's read (default 20ms; negative: none, written at the
+	// end of the burst that queued it, as every other frame is). Only a
+	// connection written to within the delay waits: a quiet one's frame
+	// goes at once. A frame for the client alone (a session message, such
+	// as the reply to its action, or an answer to its frame) starts the
+	// writer at once, and the waiting frames go with it; order is kept
+	// either way.
 	FanoutDelay time.Duration
+	// AreaDelay is FanoutDelay for an area's events: how long the news of
+	// what happens near a player (the moves around it) may wait to share a
+	// write (default 50ms, the period of a 20 Hz game tick, the rate at
+	// which game servers commonly send the state around a player;
+	// negative: none). A channel's message that waits less takes the
+	// area's frames along.
+	AreaDelay time.Duration
 	// ReconnectGrace is how long a session outlives its connection,
 	// waiting for a reconnect with its token (default 30s), on this edge
 	// or, after this edge shuts down, on any; it keeps its channels
@@ -183,6 +191,9 @@ func (s *Server) init() {
 		if s.FanoutDelay == 0 {
 			s.FanoutDelay = DefaultFanoutDelay
 		}
+		if s.AreaDelay == 0 {
+			s.AreaDelay = DefaultAreaDelay
+		}
 		if s.ReconnectGrace == 0 {
 			s.ReconnectGrace = 30 * time.Second
 		}
@@ -207,9 +218,28 @@ func (s *Server) init() {
 	})
 }
 
-// DefaultFanoutDelay is Server.FanoutDelay's default: the period of a
-// 20 Hz game tick, the rate at which game servers commonly send state.
+// DefaultFanoutDelay is Server.FanoutDelay's default: a channel's
+// message, a player's words, waits at most a fiftieth of a second.
 const DefaultFanoutDelay = 20 * time.Millisecond
+
+// DefaultAreaDelay is Server.AreaDelay's default: the period of a 20 Hz
+// game tick, the rate at which game servers commonly send the state
+// around a player.
+const DefaultAreaDelay = 50 * time.Millisecond
+
+// holdFor returns the delay of frames of class k (FanoutDelay,
+// AreaDelay); not positive: none.
+func (s *Server) holdFor(k holdClass) time.Duration {
+	if k == holdArea {
+		return s.AreaDelay
+	}
+	return s.FanoutDelay
+}
+
+// holds reports whether any fanned-out frame may wait.
+func (s *Server) holds() bool {
+	return s.FanoutDelay > 0 || s.AreaDelay > 0
+}
 
 // now reads the server's monotonic clock: the time since it started, never
 // zero.

@@ -795,8 +795,10 @@ func (s *Server) deliver(ss *session, it outItem, fl *flusher) {
 	f, ok := s.apply(ss, it)
 	switch {
 	case !ok || ss.conn == nil:
-	case it.kind == itemChannel || it.kind == itemArea:
-		ss.conn.sendLate(f, fl)
+	case it.kind == itemChannel:
+		ss.conn.sendLate(f, holdChannel, fl)
+	case it.kind == itemArea:
+		ss.conn.sendLate(f, holdArea, fl)
 	default:
 		ss.conn.sendEncoded(f, fl)
 	}
@@ -814,7 +816,7 @@ func (ss *session) deliverLive(wire []byte, fl *flusher) {
 	if ss.conn == nil || ss.holding || ss.ended {
 		return
 	}
-	ss.conn.sendLate(wire, fl)
+	ss.conn.sendLate(wire, holdChannel, fl)
 }
 
 // detach forgets c as the session's connection and, unless the session

@@ -318,6 +318,7 @@ func newEdge(wd *world, cfg config.Config, log *slog.Logger, reg *metrics.Regist
 		OutboundQueue:  cfg.Edge.OutboundQueue,
 		WriteTimeout:   cfg.Edge.WriteTimeout.D(),
 		FanoutDelay:    cfg.Edge.FanoutDelay.D(),
+		AreaDelay:      cfg.Edge.AreaDelay.D(),
 		ReconnectGrace: cmp.Or(cfg.Edge.ReconnectGrace.D(), -1), // 0 in the config: none
 		SGSAddress:     cfg.Edge.SGSAdvertise,
 		SGSMaxSessions: cfg.Edge.SGSMaxSessions,
