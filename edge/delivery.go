@@ -254,6 +254,9 @@ func (s *Server) dispatch(m jetstream.Msg, d *dispatcher) {
 	if err != nil {
 		return
 	}
+	if o := s.Observer; o != nil {
+		o.ObserveDeliveryWait(time.Since(meta.Timestamp))
+	}
 	it := s.item(m, meta.Sequence.Stream)
 	if it.kind == itemArea {
 		s.dispatchArea(it, d)

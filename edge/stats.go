@@ -1,6 +1,9 @@
 package edge
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Stats counts what an edge has done since it started, and what it holds
 // now.
@@ -24,6 +27,12 @@ type Observer interface {
 	// ObserveReplay reports a RECONNECT's replay that completed: the
 	// stored messages it queued for the client.
 	ObserveReplay(messages int)
+	// ObserveDeliveryWait reports how long a stored message for clients
+	// (a session's message, such as a reply, a channel's message, an
+	// area's event) took from its store (the stream's clock) to this
+	// edge's dispatcher (the edge's clock; on one machine, the tail's
+	// wait), before the writes to its clients.
+	ObserveDeliveryWait(d time.Duration)
 }
 
 type serverStats struct {

@@ -13,10 +13,28 @@ import (
 	"github.com/starbus/starbus/internal/natstest"
 )
 
-// replayObserver records the replays an edge reports.
+// replayObserver records the replays an edge reports, and how many
+// delivery waits.
 type replayObserver struct {
 	mu      sync.Mutex
 	replays []int
+	waits   int
+	badWait time.Duration // a wait out of bounds (negative, or over a minute)
+}
+
+func (o *replayObserver) ObserveDeliveryWait(d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.waits++
+	if d < 0 || d > time.Minute {
+		o.badWait = d
+	}
+}
+
+func (o *replayObserver) observedWaits() (int, time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.waits, o.badWait
 }
 
 func (o *replayObserver) ObserveReplay(n int) {
@@ -35,7 +53,8 @@ var _ edge.Observer = (*replayObserver)(nil)
 
 // TestStats: an edge counts logins and failed ones, messages over the rate
 // limit and frames written, holds its connections and sessions, and
-// reports the size of each reconnect's replay.
+// reports the size of each reconnect's replay and the wait of each stored
+// message it dispatches.
 func TestStats(t *testing.T) {
 	obs := &replayObserver{}
 	w := startWorld(t, func(s *edge.Server) {
@@ -76,6 +95,10 @@ func TestStats(t *testing.T) {
 	}, "%d echoes, stats %+v", echoes, w.edge.Stats())
 	if echoes < 1 || echoes == sent {
 		t.Errorf("%d of %d messages echoed with a burst of 1", echoes, sent)
+	}
+	// The welcome and each echo are stored messages for the session.
+	if n, bad := obs.observedWaits(); n < 1+echoes || bad != 0 {
+		t.Errorf("%d delivery waits observed (a wait out of bounds: %v), want at least %d", n, bad, 1+echoes)
 	}
 
 	// Away, the session is sent three messages; the reconnect replays them.

@@ -12,8 +12,21 @@ import (
 
 // taskObserver records the latencies a runtime reports.
 type taskObserver struct {
-	mu sync.Mutex
-	ds []time.Duration
+	mu    sync.Mutex
+	ds    []time.Duration
+	waits []time.Duration
+}
+
+func (o *taskObserver) ObserveEventWait(d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.waits = append(o.waits, d)
+}
+
+func (o *taskObserver) observedWaits() []time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]time.Duration(nil), o.waits...)
 }
 
 func (o *taskObserver) ObserveTask(d time.Duration) {
@@ -31,7 +44,8 @@ func (o *taskObserver) observed() []time.Duration {
 var _ handlers.Observer = (*taskObserver)(nil)
 
 // TestObserver: each committed event is observed once, with its latency
-// from delivery to ack, retries included; every attempt is a run.
+// from delivery to ack, retries included; every attempt is a run. Each
+// event's wait on the stream is observed once, at its first delivery.
 func TestObserver(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
 	const timeout = 50 * time.Millisecond
@@ -49,6 +63,9 @@ func TestObserver(t *testing.T) {
 	ds := obs.observed()
 	if ds[0] < timeout || ds[1] <= 0 {
 		t.Errorf("latencies %v: want the slow task's above its deadline %v (its retry included), the quick one's positive", ds, timeout)
+	}
+	if ws := obs.observedWaits(); len(ws) != 2 || ws[0] < 0 || ws[1] < 0 || ws[0] > 10*time.Second || ws[1] > 10*time.Second {
+		t.Errorf("waits on the stream %v: want two, each between 0 and the test's 10 s", ws)
 	}
 	if st := w.rt.Stats(); st.Runs != 3 || st.Committed != 2 || st.Deadlines != 1 || st.LastLatency != ds[1] {
 		t.Errorf("stats %+v, want 3 runs, 2 committed, 1 deadline, the last latency observed (%v)", st, ds[1])

@@ -99,6 +99,11 @@ type Observer interface {
 	// commit): the time from its delivery to this worker to its ack,
 	// retries included.
 	ObserveTask(d time.Duration)
+	// ObserveEventWait reports how long a client's or the game's event
+	// waited on the stream: from its store (the stream's clock) to its
+	// first delivery to this worker (the worker's clock; on one machine,
+	// the queue's wait).
+	ObserveEventWait(d time.Duration)
 }
 
 func (c *Config) setDefaults() error {
@@ -344,6 +349,9 @@ func (r *Runtime) process(ctx context.Context, it item) {
 		if _, _, ok := r.world.ParseEvent(m.Subject()); !ok {
 			r.deadLetter(ctx, m, seq, "malformed event subject")
 			return
+		}
+		if o := r.cfg.Observer; o != nil && meta.NumDelivered == 1 {
+			o.ObserveEventWait(it.at.Sub(meta.Timestamp))
 		}
 	}
 	// Delivered before, or by an earlier owner of its partition: a worker

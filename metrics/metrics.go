@@ -104,16 +104,30 @@ func New(world string, log *slog.Logger) (*Registry, error) {
 			Buckets: sizeBuckets,
 		}),
 	}
-	r.tasks = runtimeObserver{prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "starbus_runtime_task_duration_seconds",
-		Help:    "Time from an event's delivery to a worker to its ack, retries included, of the events whose task committed.",
-		Buckets: durationBuckets,
-	})}
-	r.replays = edgeObserver{prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "starbus_edge_replay_messages",
-		Help:    "Stored messages replayed to a client on its reconnect.",
-		Buckets: replayBuckets,
-	})}
+	r.tasks = runtimeObserver{
+		tasks: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "starbus_runtime_task_duration_seconds",
+			Help:    "Time from an event's delivery to a worker to its ack, retries included, of the events whose task committed.",
+			Buckets: durationBuckets,
+		}),
+		waits: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "starbus_runtime_event_wait_seconds",
+			Help:    "Time from an event's store on the stream (the server's clock) to its first delivery to a worker: the queue's wait.",
+			Buckets: durationBuckets,
+		}),
+	}
+	r.replays = edgeObserver{
+		replays: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "starbus_edge_replay_messages",
+			Help:    "Stored messages replayed to a client on its reconnect.",
+			Buckets: replayBuckets,
+		}),
+		waits: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "starbus_edge_delivery_wait_seconds",
+			Help:    "Time from a stored message's store on the stream (the server's clock) to the edge's dispatch of it to its clients.",
+			Buckets: durationBuckets,
+		}),
+	}
 	return r, nil
 }
 
@@ -198,7 +212,7 @@ func (r *Registry) RegisterRuntime(rt Runtime) error {
 			Name: "starbus_runtime_partitions_owned",
 			Help: "Partitions of the world's events this worker consumes now.",
 		}, func() float64 { return float64(len(rt.Partitions())) }),
-		r.tasks.tasks,
+		r.tasks.tasks, r.tasks.waits,
 	)
 }
 
@@ -232,7 +246,7 @@ func (r *Registry) RegisterEdge(e Edge) error {
 			stat(func(st edge.Stats) uint64 { return st.BadLogins })),
 		counter("starbus_edge_throttled_logins_total", "Logins refused unchecked, after too many failures from their address or for their name.", nil,
 			stat(func(st edge.Stats) uint64 { return st.Throttled })),
-		r.replays.replays,
+		r.replays.replays, r.replays.waits,
 	)
 }
 
@@ -343,12 +357,14 @@ func (o *storeObserver) ObserveGroup(txs, batchMsgs int) {
 	}
 }
 
-// runtimeObserver feeds a runtime's task latency histogram.
-type runtimeObserver struct{ tasks prometheus.Histogram }
+// runtimeObserver feeds a runtime's histograms.
+type runtimeObserver struct{ tasks, waits prometheus.Histogram }
 
-func (o *runtimeObserver) ObserveTask(d time.Duration) { o.tasks.Observe(d.Seconds()) }
+func (o *runtimeObserver) ObserveTask(d time.Duration)      { o.tasks.Observe(d.Seconds()) }
+func (o *runtimeObserver) ObserveEventWait(d time.Duration) { o.waits.Observe(d.Seconds()) }
 
-// edgeObserver feeds an edge's replay histogram.
-type edgeObserver struct{ replays prometheus.Histogram }
+// edgeObserver feeds an edge's histograms.
+type edgeObserver struct{ replays, waits prometheus.Histogram }
 
-func (o *edgeObserver) ObserveReplay(n int) { o.replays.Observe(float64(n)) }
+func (o *edgeObserver) ObserveReplay(n int)                 { o.replays.Observe(float64(n)) }
+func (o *edgeObserver) ObserveDeliveryWait(d time.Duration) { o.waits.Observe(d.Seconds()) }
