@@ -96,9 +96,15 @@ type lazy func() string
 func (l lazy) String() string { return l() }
 
 // TestSessionOutboxPurged: a session's stored messages go when it ends,
-// by logout or when its grace runs out, with no TTL to remove them.
+// by logout or when its grace runs out: purged then with no TTL to
+// remove them; with one, by their TTL.
 func TestSessionOutboxPurged(t *testing.T) {
-	w := startWorldConfig(t, handlers.Config{Handler: chatGame(), CompactInterval: -1, OutboxTTL: -1},
+	t.Run("ttl=none", func(t *testing.T) { testSessionOutboxGoes(t, -1) })
+	t.Run("ttl=1s", func(t *testing.T) { testSessionOutboxGoes(t, time.Second) })
+}
+
+func testSessionOutboxGoes(t *testing.T, ttl time.Duration) {
+	w := startWorldConfig(t, handlers.Config{Handler: chatGame(), CompactInterval: -1, OutboxTTL: ttl},
 		func(s *edge.Server) {
 			s.Auth = edge.AuthFunc(acceptAll)
 			s.ReconnectGrace = 100 * time.Millisecond

@@ -161,7 +161,8 @@
 //     seen live, nothing is lost.
 //
 // LOGIN_OK is always the first frame of a session on a connection. A
-// session's messages are purged when it ends.
+// session's messages go by their TTL once it ends (the workers purge
+// them when it ends if they have none; see handlers.Config.OutboxTTL).
 //
 // This costs one consumer per edge, not per session (nats-server allows
 // 1,000 consumers per stream by default, which per-session consumers would

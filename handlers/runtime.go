@@ -81,9 +81,10 @@ type Config struct {
 	// channel stays in the world's stream: long enough for a client that
 	// lost its connection to have it replayed when it reconnects (default
 	// 2m, four times the edge's default ReconnectGrace; rounded up to
-	// whole seconds). Set it above the edges' ReconnectGrace, with room
-	// for how far behind a client may fall before its connection drops.
-	// Negative: kept until the session ends (a session's messages) or
+	// whole seconds). An ended session's messages go by it too. Set it
+	// above the edges' ReconnectGrace, with room for how far behind a
+	// client may fall before its connection drops. Negative: kept until
+	// the session ends, and purged then (a session's messages), or
 	// forever (a channel's).
 	OutboxTTL time.Duration
 	// Observer, if set, is told each committed event's latency (for
@@ -376,7 +377,7 @@ func (r *Runtime) process(ctx context.Context, it item) {
 		t, err = r.run(ctx, m, seq, attempt)
 		switch {
 		case err == nil:
-			if t.Type == bus.EventDisconnect && t.Session != "" {
+			if t.Type == bus.EventDisconnect && t.Session != "" && r.outTTL == "" {
 				r.purgeOutbox(ctx, t.Session)
 			}
 			r.committed(it.at)
@@ -801,10 +802,15 @@ func (r *Runtime) settle(ctx context.Context, s jetstream.Stream, g *group, floo
 	}
 }
 
-// purgeOutbox removes what is stored for session once it has ended: its
-// messages would otherwise wait for their TTL (or forever, without one),
-// since nothing reads them any more. The edges leave it to the workers:
-// their role may not purge.
+// purgeOutbox removes what is stored for session once it has ended, when
+// its messages have no TTL: they would stay forever, since nothing reads
+// them any more. The edges leave it to the workers: their role may not
+// purge. With a TTL (Config.OutboxTTL, the default) they are left to it:
+// a purge of several messages makes the server recount the pending
+// messages of every consumer of the stream, and scans the stream's last
+// TTL of messages for the session's, so that a thousand sessions ending
+// at once (a mass logout, an edge lost) held the stream for minutes,
+// while each message's expiry is a single removal.
 func (r *Runtime) purgeOutbox(ctx context.Context, session string) {
 	subj, err := r.world.Session(session)
 	if err != nil || r.stream == nil {

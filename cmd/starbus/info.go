@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
 	"os"
@@ -25,9 +26,13 @@ type worldInfo struct {
 	LastSeq  uint64            `json:"last_seq"`
 	ByKind   map[string]uint64 `json:"by_kind"`
 	// Sessions counts the session records; Outboxes the sessions with
-	// stored messages; Orphans the outboxes of sessions without a record.
+	// stored messages; Expiring the outboxes of sessions without a record
+	// (ended) whose last message has a TTL: they go by it; Orphans those
+	// of ended sessions whose last message has none, which nothing
+	// removes.
 	Sessions int `json:"sessions"`
 	Outboxes int `json:"outboxes"`
+	Expiring int `json:"expiring"`
 	Orphans  int `json:"orphans"`
 	// SessionsError says why the session records could not be read (the
 	// server did not answer): the three counts above are then not known.
@@ -87,7 +92,7 @@ func collectInfo(ctx context.Context, js jetstream.JetStream, w bus.World) (worl
 	}
 	out := worldInfo{World: w.Name(), Messages: si.State.Msgs, Bytes: si.State.Bytes,
 		FirstSeq: si.State.FirstSeq, LastSeq: si.State.LastSeq, ByKind: map[string]uint64{}}
-	outboxes := map[string]bool{}
+	outboxes := map[string]string{} // session id → its outbox's subject
 	for kind, filter := range map[string]string{
 		"state": w.KeyFilter(), "events": w.EventFilter(), "markers": w.DoneFilter(),
 		"session_messages": w.SessionFilter(), "channel_messages": w.ChannelFilter(),
@@ -101,7 +106,7 @@ func collectInfo(ctx context.Context, js jetstream.JetStream, w bus.World) (worl
 			out.ByKind[kind] += n
 			if kind == "session_messages" {
 				if id, ok := w.ParseSession(subj); ok {
-					outboxes[id] = true
+					outboxes[id] = subj
 				}
 			}
 		}
@@ -112,8 +117,20 @@ func collectInfo(ctx context.Context, js jetstream.JetStream, w bus.World) (worl
 		return out, nil
 	}
 	out.Sessions, out.Outboxes = len(live), len(outboxes)
-	for id := range outboxes {
-		if !live[id] {
+	for id, subj := range outboxes {
+		if live[id] {
+			continue
+		}
+		// Its messages carry the TTL of the workers that sent them; the
+		// last one tells what the workers do now.
+		m, err := stream.GetLastMsgForSubject(ctx, subj)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound): // gone meanwhile
+		case err != nil:
+			return out, err
+		case m.Header.Get(jetstream.MsgTTLHeader) != "":
+			out.Expiring++
+		default:
 			out.Orphans++
 		}
 	}
