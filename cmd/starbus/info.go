@@ -35,7 +35,7 @@ type worldInfo struct {
 	Expiring int `json:"expiring"`
 	Orphans  int `json:"orphans"`
 	// SessionsError says why the session records could not be read (the
-	// server did not answer): the three counts above are then not known.
+	// server did not answer): the counts above are then not known.
 	SessionsError string `json:"sessions_error,omitempty"`
 }
 

@@ -58,8 +58,8 @@ commands:
            scripts/cluster starts three on loopback
   client   an interactive terminal client for an edge (-addr or -ws, -name)
   bots     simulated players that load a world and report (-players, -duration)
-  info     a world's stream as JSON: its size, its messages by kind, orphaned
-           session outboxes (-nats, -world)
+  info     a world's stream as JSON: its size, its messages by kind, ended
+           sessions' outboxes, expiring or orphaned (-nats, -world)
 
 Run 'starbus <command> -h' for its flags. Every flag can also be set in a
 JSON config file (-config) or the environment (STARBUS_WORLD, STARBUS_NATS,
