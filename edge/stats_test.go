@@ -13,16 +13,16 @@ import (
 	"github.com/starbus/starbus/internal/natstest"
 )
 
-// replayObserver records the replays an edge reports, and how many
+// edgeObserver records what an edge reports: its replays, and how many
 // delivery waits.
-type replayObserver struct {
+type edgeObserver struct {
 	mu      sync.Mutex
 	replays []int
 	waits   int
 	badWait time.Duration // a wait out of bounds (negative, or over a minute)
 }
 
-func (o *replayObserver) ObserveDeliveryWait(d time.Duration) {
+func (o *edgeObserver) ObserveDeliveryWait(d time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.waits++
@@ -31,32 +31,32 @@ func (o *replayObserver) ObserveDeliveryWait(d time.Duration) {
 	}
 }
 
-func (o *replayObserver) observedWaits() (int, time.Duration) {
+func (o *edgeObserver) observedWaits() (int, time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.waits, o.badWait
 }
 
-func (o *replayObserver) ObserveReplay(n int) {
+func (o *edgeObserver) ObserveReplay(n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.replays = append(o.replays, n)
 }
 
-func (o *replayObserver) observed() []int {
+func (o *edgeObserver) observed() []int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.replays)
 }
 
-var _ edge.Observer = (*replayObserver)(nil)
+var _ edge.Observer = (*edgeObserver)(nil)
 
 // TestStats: an edge counts logins and failed ones, messages over the rate
 // limit and frames written, holds its connections and sessions, and
 // reports the size of each reconnect's replay and the wait of each stored
 // message it dispatches.
 func TestStats(t *testing.T) {
-	obs := &replayObserver{}
+	obs := &edgeObserver{}
 	w := startWorld(t, func(s *edge.Server) {
 		s.Observer = obs
 		s.RatePerSecond, s.Burst = 1, 1

@@ -377,7 +377,7 @@ func (r *Runtime) process(ctx context.Context, it item) {
 		t, err = r.run(ctx, m, seq, attempt)
 		switch {
 		case err == nil:
-			if t.Type == bus.EventDisconnect && t.Session != "" && r.outTTL == "" {
+			if t.Type == bus.EventDisconnect && t.Session != "" {
 				r.purgeOutbox(ctx, t.Session)
 			}
 			r.committed(it.at)
@@ -812,6 +812,9 @@ func (r *Runtime) settle(ctx context.Context, s jetstream.Stream, g *group, floo
 // at once (a mass logout, an edge lost) held the stream for minutes,
 // while each message's expiry is a single removal.
 func (r *Runtime) purgeOutbox(ctx context.Context, session string) {
+	if r.outTTL != "" {
+		return
+	}
 	subj, err := r.world.Session(session)
 	if err != nil || r.stream == nil {
 		return
