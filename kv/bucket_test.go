@@ -42,6 +42,12 @@ func TestBucket(t *testing.T) {
 	if string(e.Value()) != `{"hp":7}` || e.Operation() != jetstream.KeyValuePut {
 		t.Fatalf("player.ann = %q (%v)", e.Value(), e.Operation())
 	}
+	// Both puts mirrored before the watch starts, or it may see bob's put
+	// as its first update (the mirror copies one message at a time).
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		_, err = bucket.Get(ctx, "player.bob")
+		return err == nil
+	}, "player.bob in the bucket: %v", err)
 	w, err := bucket.Watch(ctx, "player.*", jetstream.UpdatesOnly())
 	if err != nil {
 		t.Fatal(err)
