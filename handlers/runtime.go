@@ -69,9 +69,9 @@ type Config struct {
 	AckWait time.Duration
 	// CompactInterval is how often handled events and their applied markers
 	// are purged from the stream (default 30s; negative disables). Each
-	// round lists the partitions' consumers and makes four purges, each of
-	// which holds the stream for a while (see compact); the stream holds
-	// about an interval of handled events.
+	// round lists the partitions' consumers and makes four purges, one per
+	// quarter of the interval, each of which holds the stream for a while
+	// (see compact); the stream holds about an interval of handled events.
 	// The same round copies forward the keys left unwritten since before
 	// the last OutboxTTL of traffic ([kv.Store.Rewrite]): otherwise they
 	// would keep the stream's old blocks, on disk and in the server's
@@ -657,10 +657,15 @@ func (r *Runtime) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, r
 // from 340–600 ms (a purge per partition) to 130–140 ms, against 106 ms
 // with compaction off; purging in smaller steps, with pauses, made it
 // worse (210–350 ms): more purges.
+//
+// The round's purges are spread over its interval, one per quarter (see
+// compactStep), so that the stream is held for one purge at a time: at
+// 300 players the four purges held it 130–160 ms back to back, which is
+// what the slowest round trips of a run waited.
 func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
-	tick := time.NewTicker(r.cfg.CompactInterval)
+	tick := time.NewTicker(r.cfg.CompactInterval / compactSteps)
 	defer tick.Stop()
-	var past sediment
+	var c compaction
 	for {
 		select {
 		case <-ctx.Done():
@@ -668,46 +673,95 @@ func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 		case <-tick.C:
 		}
 		if g.owned.Load()&1 == 0 {
+			c = compaction{past: c.past} // a new owner starts its rounds afresh
 			continue
 		}
+		r.compactStep(ctx, s, g, &c)
+	}
+}
+
+// compactSteps is the number of steps of a round of compaction.
+const compactSteps = 4
+
+// compaction is where compact is in its round: the step to take next, and
+// the floors the round's purges of events and alarms used.
+type compaction struct {
+	step   int
+	events uint64 // events at or below it are purged, this round
+	alarms uint64 // alarms likewise
+	past   sediment
+}
+
+// compactStep takes the next step of c's round: purge the events, the
+// alarms, the markers, then the checks and settle the state. Markers go
+// only up to where events and alarms have gone this round, so that every
+// event still stored keeps its marker (a partition's next owner checks
+// stored events against them). A step that fails leaves its floor at 0,
+// which keeps the markers' purge from going past it.
+func (r *Runtime) compactStep(ctx context.Context, s jetstream.Stream, g *group, c *compaction) {
+	step := c.step
+	c.step = (c.step + 1) % compactSteps
+	switch step {
+	case 0:
+		c.events, c.alarms = 0, 0
+		// The stream's last sequence first: a consumer's info taken after
+		// it speaks for every event stored up to it.
 		sinfo, err := s.Info(ctx)
 		if err != nil {
-			continue
+			return
 		}
-		last := sinfo.State.LastSeq
-		floor := past.floor(time.Now(), last, max(r.cfg.OutboxTTL, 0)+2*r.cfg.CompactInterval)
 		cons, err := partitionConsumers(ctx, s, r.cfg.Consumer)
 		if err != nil {
-			continue
+			return
 		}
-		floorOf := func(ci *jetstream.ConsumerInfo) uint64 {
-			if ci.NumPending == 0 && ci.NumAckPending == 0 {
-				return last
-			}
-			return ci.AckFloor.Stream
-		}
-		low := last
+		low := sinfo.State.LastSeq
 		for _, infos := range cons {
 			if len(infos) == 0 {
 				low = 0
 			}
 			for _, ci := range infos {
-				low = min(low, floorOf(ci))
+				low = min(low, ackFloor(ci, sinfo.State.LastSeq))
 			}
 		}
-		sinfo2, err := r.schedCons.Info(ctx)
-		if err != nil {
-			continue
+		if r.purge(ctx, s, r.world.EventFilter(), low) {
+			c.events = low
 		}
-		sched := floorOf(sinfo2)
-		r.purge(ctx, s, r.world.EventFilter(), low)
-		r.purge(ctx, s, r.world.ScheduleFilter(), sched)
-		r.purge(ctx, s, r.world.DoneFilter(), min(low, sched))
+	case 1:
+		sinfo, err := s.Info(ctx)
+		if err != nil {
+			return
+		}
+		ci, err := r.schedCons.Info(ctx)
+		if err != nil {
+			return
+		}
+		sched := ackFloor(ci, sinfo.State.LastSeq)
+		if r.purge(ctx, s, r.world.ScheduleFilter(), sched) {
+			c.alarms = sched
+		}
+	case 2:
+		r.purge(ctx, s, r.world.DoneFilter(), min(c.events, c.alarms))
+	case 3:
+		sinfo, err := s.Info(ctx)
+		if err != nil {
+			return
+		}
+		floor := c.past.floor(time.Now(), sinfo.State.LastSeq, max(r.cfg.OutboxTTL, 0)+2*r.cfg.CompactInterval)
 		if floor > 0 {
 			r.purge(ctx, s, r.world.CheckFilter(), floor-1)
 		}
 		r.settle(ctx, s, g, floor)
 	}
+}
+
+// ackFloor returns the sequence at or below which a consumer has handled
+// every message it will ever be given, last being the stream's last
+// sequence when its info was taken.
+func ackFloor(ci *jetstream.ConsumerInfo, last uint64) uint64 {
+	if ci.NumPending == 0 && ci.NumAckPending == 0 {
+		return last
+	}
+	return ci.AckFloor.Stream
 }
 
 // sediment remembers the stream's last sequence at each round of
@@ -824,15 +878,17 @@ func (r *Runtime) purgeOutbox(ctx context.Context, session string) {
 	}
 }
 
-// purge removes the messages on filter at or below seq.
-func (r *Runtime) purge(ctx context.Context, s jetstream.Stream, filter string, seq uint64) {
+// purge removes the messages on filter at or below seq, and reports
+// whether it did (nothing to do, seq 0, counts as not).
+func (r *Runtime) purge(ctx context.Context, s jetstream.Stream, filter string, seq uint64) bool {
 	if seq == 0 {
-		return
+		return false
 	}
 	err := s.Purge(ctx, jetstream.WithPurgeSubject(filter), jetstream.WithPurgeSequence(seq+1))
 	if err != nil && ctx.Err() == nil {
 		r.log.Warn("compaction failed", "filter", filter, logErr, err)
 	}
+	return err == nil
 }
 
 // Stats counts what a runtime has done.
