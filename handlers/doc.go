@@ -116,8 +116,9 @@
 //
 // [Runtime.Stats] counts the runs and their outcomes and the partitions
 // taken and lost; a Config.Observer is told each committed event's latency
-// from its delivery to its ack, for histograms (package metrics exports
-// both to Prometheus).
+// from its delivery to its ack, its wait on the stream, and how long each
+// purge of compaction held the stream, for histograms (package metrics
+// exports both to Prometheus).
 //
 // # Subjects and lifetime
 //

@@ -2,6 +2,8 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -12,9 +14,27 @@ import (
 
 // taskObserver records the latencies a runtime reports.
 type taskObserver struct {
-	mu    sync.Mutex
-	ds    []time.Duration
-	waits []time.Duration
+	mu     sync.Mutex
+	ds     []time.Duration
+	waits  []time.Duration
+	purges map[string]int // compaction's purges, by kind
+}
+
+func (o *taskObserver) ObserveCompaction(kind string, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.purges == nil {
+		o.purges = map[string]int{}
+	}
+	if d > 0 {
+		o.purges[kind]++
+	}
+}
+
+func (o *taskObserver) observedPurges() map[string]int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.purges)
 }
 
 func (o *taskObserver) ObserveEventWait(d time.Duration) {
@@ -71,3 +91,36 @@ func TestObserver(t *testing.T) {
 		t.Errorf("stats %+v, want 3 runs, 2 committed, 1 deadline, the last latency observed (%v)", st, ds[1])
 	}
 }
+
+// TestObserverCompaction: compaction reports each purge it makes, by the
+// kind of message purged, with the time it took: events and their
+// markers once handled events are stored, the other kinds as they come.
+func TestObserverCompaction(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	h := handlers.HandlerFunc(func(ctx context.Context, t *handlers.Task) error {
+		return t.Put(t.Type, t.Attempt)
+	})
+	obs := &taskObserver{}
+	startWorker(t, env, h, handlers.Config{Observer: obs, CompactInterval: 40 * time.Millisecond})
+	publish(t, env, "r0", "p", "a", nil)
+	publish(t, env, "r0", "q", "b", nil)
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		ps := obs.observedPurges()
+		return ps["events"] > 0 && ps["markers"] > 0
+	}, "purges observed: %v", purgesSeen{obs})
+	for kind := range obs.observedPurges() {
+		switch kind {
+		case "events", "alarms", "markers", "checks":
+		default:
+			t.Errorf("purge of kind %q observed", kind)
+		}
+	}
+	if n := env.Stored(t, env.World.EventFilter()); n != 0 {
+		t.Errorf("%d events stored after their purge was observed", n)
+	}
+}
+
+// purgesSeen formats as the purges its observer has seen when printed.
+type purgesSeen struct{ o *taskObserver }
+
+func (p purgesSeen) String() string { return fmt.Sprint(p.o.observedPurges()) }

@@ -87,14 +87,15 @@ type Config struct {
 	// the session ends, and purged then (a session's messages), or
 	// forever (a channel's).
 	OutboxTTL time.Duration
-	// Observer, if set, is told each committed event's latency (for
-	// metrics). nil: nothing is measured beyond [Runtime.Stats].
+	// Observer, if set, is told each committed event's latency, its wait
+	// on the stream, and each purge of compaction (for metrics). nil:
+	// nothing is measured beyond [Runtime.Stats].
 	Observer Observer
 }
 
-// Observer receives measurements of a runtime's tasks. Its method is
-// called from the worker goroutines: it must be safe for concurrent use,
-// fast, and never block.
+// Observer receives measurements of a runtime's tasks and compaction. Its
+// methods are called from the worker goroutines: they must be safe for
+// concurrent use, fast, and never block.
 type Observer interface {
 	// ObserveTask reports an event whose task committed (or had nothing to
 	// commit): the time from its delivery to this worker to its ack,
@@ -105,6 +106,10 @@ type Observer interface {
 	// first delivery to this worker (the worker's clock; on one machine,
 	// the queue's wait).
 	ObserveEventWait(d time.Duration)
+	// ObserveCompaction reports one purge of compaction (kind "events",
+	// "alarms", "markers" or "checks") and how long it took the server:
+	// the stream holds every commit meanwhile.
+	ObserveCompaction(kind string, d time.Duration)
 }
 
 func (c *Config) setDefaults() error {
@@ -723,7 +728,7 @@ func (r *Runtime) compactStep(ctx context.Context, s jetstream.Stream, g *group,
 				low = min(low, ackFloor(ci, sinfo.State.LastSeq))
 			}
 		}
-		if r.purge(ctx, s, r.world.EventFilter(), low) {
+		if r.purge(ctx, s, "events", r.world.EventFilter(), low) {
 			c.events = low
 		}
 	case 1:
@@ -736,11 +741,11 @@ func (r *Runtime) compactStep(ctx context.Context, s jetstream.Stream, g *group,
 			return
 		}
 		sched := ackFloor(ci, sinfo.State.LastSeq)
-		if r.purge(ctx, s, r.world.ScheduleFilter(), sched) {
+		if r.purge(ctx, s, "alarms", r.world.ScheduleFilter(), sched) {
 			c.alarms = sched
 		}
 	case 2:
-		r.purge(ctx, s, r.world.DoneFilter(), min(c.events, c.alarms))
+		r.purge(ctx, s, "markers", r.world.DoneFilter(), min(c.events, c.alarms))
 	case 3:
 		sinfo, err := s.Info(ctx)
 		if err != nil {
@@ -748,7 +753,7 @@ func (r *Runtime) compactStep(ctx context.Context, s jetstream.Stream, g *group,
 		}
 		floor := c.past.floor(time.Now(), sinfo.State.LastSeq, max(r.cfg.OutboxTTL, 0)+2*r.cfg.CompactInterval)
 		if floor > 0 {
-			r.purge(ctx, s, r.world.CheckFilter(), floor-1)
+			r.purge(ctx, s, "checks", r.world.CheckFilter(), floor-1)
 		}
 		r.settle(ctx, s, g, floor)
 	}
@@ -878,17 +883,24 @@ func (r *Runtime) purgeOutbox(ctx context.Context, session string) {
 	}
 }
 
-// purge removes the messages on filter at or below seq, and reports
-// whether it did (nothing to do, seq 0, counts as not).
-func (r *Runtime) purge(ctx context.Context, s jetstream.Stream, filter string, seq uint64) bool {
+// purge removes the messages of kind on filter at or below seq, and
+// reports whether it did (nothing to do, seq 0, counts as not).
+func (r *Runtime) purge(ctx context.Context, s jetstream.Stream, kind, filter string, seq uint64) bool {
 	if seq == 0 {
 		return false
 	}
+	start := time.Now()
 	err := s.Purge(ctx, jetstream.WithPurgeSubject(filter), jetstream.WithPurgeSequence(seq+1))
-	if err != nil && ctx.Err() == nil {
-		r.log.Warn("compaction failed", "filter", filter, logErr, err)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("compaction failed", "filter", filter, logErr, err)
+		}
+		return false
 	}
-	return err == nil
+	if o := r.cfg.Observer; o != nil {
+		o.ObserveCompaction(kind, time.Since(start))
+	}
+	return true
 }
 
 // Stats counts what a runtime has done.

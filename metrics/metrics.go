@@ -115,6 +115,11 @@ func New(world string, log *slog.Logger) (*Registry, error) {
 			Help:    "Time from an event's store on the stream (the server's clock) to its first delivery to a worker: the queue's wait.",
 			Buckets: durationBuckets,
 		}),
+		purges: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "starbus_runtime_compaction_seconds",
+			Help:    "Time of each purge of compaction, by kind of message purged (events, alarms, markers, checks): the world's stream holds its commits meanwhile.",
+			Buckets: durationBuckets,
+		}, []string{"kind"}),
 	}
 	r.replays = edgeObserver{
 		replays: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -212,7 +217,7 @@ func (r *Registry) RegisterRuntime(rt Runtime) error {
 			Name: "starbus_runtime_partitions_owned",
 			Help: "Partitions of the world's events this worker consumes now.",
 		}, func() float64 { return float64(len(rt.Partitions())) }),
-		r.tasks.tasks, r.tasks.waits,
+		r.tasks.tasks, r.tasks.waits, r.tasks.purges,
 	)
 }
 
@@ -358,10 +363,16 @@ func (o *storeObserver) ObserveGroup(txs, batchMsgs int) {
 }
 
 // runtimeObserver feeds a runtime's histograms.
-type runtimeObserver struct{ tasks, waits prometheus.Histogram }
+type runtimeObserver struct {
+	tasks, waits prometheus.Histogram
+	purges       *prometheus.HistogramVec
+}
 
 func (o *runtimeObserver) ObserveTask(d time.Duration)      { o.tasks.Observe(d.Seconds()) }
 func (o *runtimeObserver) ObserveEventWait(d time.Duration) { o.waits.Observe(d.Seconds()) }
+func (o *runtimeObserver) ObserveCompaction(kind string, d time.Duration) {
+	o.purges.WithLabelValues(kind).Observe(d.Seconds())
+}
 
 // edgeObserver feeds an edge's histograms.
 type edgeObserver struct{ replays, waits prometheus.Histogram }

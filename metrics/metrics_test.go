@@ -79,6 +79,7 @@ func TestRegistry(t *testing.T) {
 	so.ObserveGroup(2, 9)
 	ro.ObserveTask(20 * time.Millisecond)
 	ro.ObserveEventWait(3 * time.Millisecond)
+	ro.ObserveCompaction("markers", 70*time.Millisecond)
 	eo.ObserveReplay(0)
 	eo.ObserveReplay(100)
 	eo.ObserveDeliveryWait(40 * time.Millisecond)
@@ -151,6 +152,7 @@ func TestRegistry(t *testing.T) {
 		{"starbus_runtime_task_duration_seconds", nil, 1, 0.02, map[float64]uint64{.01: 0, .025: 1}},
 		{"starbus_edge_replay_messages", nil, 2, 100, map[float64]uint64{0: 1, 64: 1, 256: 2}},
 		{"starbus_runtime_event_wait_seconds", nil, 1, 0.003, map[float64]uint64{.0025: 0, .005: 1}},
+		{"starbus_runtime_compaction_seconds", map[string]string{"kind": "markers"}, 1, 0.07, map[float64]uint64{.05: 0, .1: 1}},
 		{"starbus_edge_delivery_wait_seconds", nil, 2, 0.24, map[float64]uint64{.025: 0, .05: 1, .25: 2}},
 	} {
 		labels := map[string]string{"world": "w1"}
