@@ -172,6 +172,14 @@ type Worker struct {
 	// StatsInterval, if positive, makes the worker print its counters on
 	// stdout at that interval, one line each, and once more at exit.
 	StatsInterval Duration `json:"stats_interval"`
+	// CompactInterval is how often the worker owning partition 0 purges
+	// handled events, alarms and markers from the world's stream, one
+	// purge per quarter of it (handlers.Config.CompactInterval; default
+	// 30s, at least 4s). Each purge holds the stream's commits for a while
+	// (starbus_runtime_compaction_seconds): a longer interval makes fewer,
+	// longer holds, and the stream keeps about an interval of handled
+	// events.
+	CompactInterval Duration `json:"compact_interval"`
 }
 
 // Gridworld is the shape of the reference world (examples/gridworld's
@@ -198,7 +206,7 @@ func Default() Config {
 			FanoutDelay: Duration(20 * time.Millisecond), AreaDelay: Duration(50 * time.Millisecond),
 			ReconnectGrace: Duration(30 * time.Second),
 		},
-		Worker:   Worker{Concurrency: 256, TaskTimeout: Duration(100 * time.Millisecond), Lease: Duration(3 * time.Second), Game: "gridworld"},
+		Worker:   Worker{Concurrency: 256, TaskTimeout: Duration(100 * time.Millisecond), Lease: Duration(3 * time.Second), Game: "gridworld", CompactInterval: Duration(30 * time.Second)},
 		HTTP:     "127.0.0.1:8080",
 		LogLevel: "info",
 	}
@@ -326,6 +334,9 @@ func (c Config) Validate() error {
 	}
 	if c.Worker.Lease < Duration(600*time.Millisecond) {
 		return bad("worker.lease", "%v is below 600ms", time.Duration(c.Worker.Lease))
+	}
+	if c.Worker.CompactInterval < Duration(4*time.Second) {
+		return bad("worker.compact_interval", "%v is below 4s: a purge a second at most", c.Worker.CompactInterval.D())
 	}
 	if c.Worker.Game != "gridworld" && c.Worker.Game != "bank" {
 		return bad("worker.game", "%q; use gridworld or bank", c.Worker.Game)

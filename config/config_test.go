@@ -49,6 +49,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"worker.member":            func(c *config.Config) { c.Worker.Member = "a b" },
 		"worker.lease":             func(c *config.Config) { c.Worker.Lease = config.Duration(time.Millisecond) },
 		"worker.game":              func(c *config.Config) { c.Worker.Game = "chess" },
+		"worker.compact_interval":  func(c *config.Config) { c.Worker.CompactInterval = config.Duration(time.Second) },
 		"http":                     func(c *config.Config) { c.HTTP = "8080" },
 		"pprof":                    func(c *config.Config) { c.Pprof = "localhost" },
 		"log_level":                func(c *config.Config) { c.LogLevel = "loud" },

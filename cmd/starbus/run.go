@@ -281,6 +281,7 @@ func newRuntime(wd *world, game *gridworld.Game, cfg config.Config, log *slog.Lo
 		Store: wd.store, JS: wd.js, Logger: log,
 		Concurrency: cfg.Worker.Concurrency, TaskTimeout: cfg.Worker.TaskTimeout.D(),
 		Member: cfg.Worker.Member, Lease: cfg.Worker.Lease.D(),
+		CompactInterval: cfg.Worker.CompactInterval.D(),
 		// Messages to clients are kept for a reconnect's replay: four
 		// reconnect graces, and never less than the default.
 		OutboxTTL: max(2*time.Minute, 4*cfg.Edge.ReconnectGrace.D()),
