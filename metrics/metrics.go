@@ -121,6 +121,10 @@ func New(world string, log *slog.Logger) (*Registry, error) {
 			Buckets: durationBuckets,
 		}, []string{"kind"}),
 	}
+	r.tasks.purgeOf = map[string]prometheus.Observer{}
+	for _, kind := range []string{"events", "alarms", "markers", "checks"} {
+		r.tasks.purgeOf[kind] = r.tasks.purges.WithLabelValues(kind)
+	}
 	r.replays = edgeObserver{
 		replays: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "starbus_edge_replay_messages",
@@ -366,12 +370,17 @@ func (o *storeObserver) ObserveGroup(txs, batchMsgs int) {
 type runtimeObserver struct {
 	tasks, waits prometheus.Histogram
 	purges       *prometheus.HistogramVec
+	purgeOf      map[string]prometheus.Observer // the kinds the runtime reports, resolved once
 }
 
 func (o *runtimeObserver) ObserveTask(d time.Duration)      { o.tasks.Observe(d.Seconds()) }
 func (o *runtimeObserver) ObserveEventWait(d time.Duration) { o.waits.Observe(d.Seconds()) }
 func (o *runtimeObserver) ObserveCompaction(kind string, d time.Duration) {
-	o.purges.WithLabelValues(kind).Observe(d.Seconds())
+	h, ok := o.purgeOf[kind]
+	if !ok {
+		h = o.purges.WithLabelValues(kind)
+	}
+	h.Observe(d.Seconds())
 }
 
 // edgeObserver feeds an edge's histograms.
