@@ -120,6 +120,13 @@ func printSummary(w io.Writer, s bots.Summary, checked bool) {
 			fmt.Fprintf(w, "  %-12s p50 %.1f  p99 %.1f  max %.1f ms\n", op, l.P50, l.P99, l.Max)
 		}
 	}
+	if len(s.Slowest) > 0 {
+		var slow []string
+		for _, sl := range s.Slowest[:min(5, len(s.Slowest))] {
+			slow = append(slow, fmt.Sprintf("%.0f %s at %.1fs", sl.MS, sl.Op, sl.At))
+		}
+		fmt.Fprintf(w, "slowest ms     %s (sent at, in seconds of play)\n", strings.Join(slow, ", "))
+	}
 	fmt.Fprintf(w, "outcomes       %d refused by the rules, %d trades\n", s.Refused, s.Trades)
 	why := slices.SortedFunc(maps.Keys(s.RefusedWhy), func(a, b string) int { return cmp.Compare(s.RefusedWhy[b], s.RefusedWhy[a]) })
 	for i, k := range why {

@@ -2,11 +2,14 @@ package bots
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -118,13 +121,18 @@ type Summary struct {
 	// LatencyByOp is the round trip of each command: which is slow, or
 	// makes the tail.
 	LatencyByOp map[string]Latency `json:"latency_by_op"`
-	Refused     uint64             `json:"refused"` // the world said no (a wall, an empty cell): part of the game
-	RefusedWhy  map[string]uint64  `json:"refused_why"`
-	Trades      uint64             `json:"trades"`
-	Errors      uint64             `json:"errors"` // failed logins, error replies, timeouts, rate limiting, send failures
-	Timeouts    uint64             `json:"timeouts"`
-	RateLimited uint64             `json:"rate_limited"`
-	Disconnects uint64             `json:"disconnects"`
+	// Slowest is the slowest round trip of each of the ten seconds of play
+	// whose slowest was slowest, slowest first, with when its command was
+	// sent: a tail that comes at intervals (a periodic task of the
+	// server, a collection) shows as times that repeat at that interval.
+	Slowest     []Slow            `json:"slowest"`
+	Refused     uint64            `json:"refused"` // the world said no (a wall, an empty cell): part of the game
+	RefusedWhy  map[string]uint64 `json:"refused_why"`
+	Trades      uint64            `json:"trades"`
+	Errors      uint64            `json:"errors"` // failed logins, error replies, timeouts, rate limiting, send failures
+	Timeouts    uint64            `json:"timeouts"`
+	RateLimited uint64            `json:"rate_limited"`
+	Disconnects uint64            `json:"disconnects"`
 	// Checks are the invariant checks' reports: after play, after logout.
 	Checks []gridworld.Report `json:"checks,omitempty"`
 	// CheckErr is why a check could not run.
@@ -138,6 +146,41 @@ type Latency struct {
 	P50 float64 `json:"p50_ms"`
 	P99 float64 `json:"p99_ms"`
 	Max float64 `json:"max_ms"`
+}
+
+// Slow is one slow round trip.
+type Slow struct {
+	At float64 `json:"at_s"` // when the command was sent, in seconds of play
+	Op string  `json:"op"`
+	MS float64 `json:"ms"`
+}
+
+// slowestCount is how many seconds of play Summary.Slowest lists.
+const slowestCount = 10
+
+// slowest returns the slowest of the round trips lat, of commands ops sent
+// at sent, in each of the n seconds since start whose slowest was slowest,
+// slowest first.
+func slowest(lat []time.Duration, sent []time.Time, ops []string, start time.Time, n int) []Slow {
+	worst := map[int64]int{} // second of play -> index of its slowest
+	for i, l := range lat {
+		sec := int64(sent[i].Sub(start) / time.Second)
+		if j, ok := worst[sec]; !ok || l > lat[j] {
+			worst[sec] = i
+		}
+	}
+	idx := slices.SortedFunc(maps.Values(worst), func(a, b int) int {
+		return cmp.Or(cmp.Compare(lat[b], lat[a]), cmp.Compare(a, b))
+	})
+	out := make([]Slow, 0, min(n, len(idx)))
+	for _, i := range idx[:min(n, len(idx))] {
+		out = append(out, Slow{
+			At: math.Floor(sent[i].Sub(start).Seconds()*1000) / 1000, // down: within its second
+			Op: ops[i],
+			MS: float64(lat[i].Microseconds()) / 1000,
+		})
+	}
+	return out
 }
 
 // quantile returns the q-quantile of sorted, in milliseconds.
@@ -243,10 +286,16 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	done.Wait()
 	check()
 
-	var lat []time.Duration
+	var (
+		lat  []time.Duration
+		sent []time.Time
+		ops  []string
+	)
 	byOp := map[string][]time.Duration{}
 	for _, p := range players {
 		lat = append(lat, p.latencies...)
+		sent = append(sent, p.sent...)
+		ops = append(ops, p.ops...)
 		for i, l := range p.latencies {
 			byOp[p.ops[i]] = append(byOp[p.ops[i]], l)
 		}
@@ -257,6 +306,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			sum.RefusedWhy[why] += n
 		}
 	}
+	sum.Slowest = slowest(lat, sent, ops, playStart, slowestCount)
 	slices.Sort(lat)
 	if cfg.Latencies != nil {
 		cfg.Latencies(lat)
@@ -304,7 +354,8 @@ type player struct {
 	sentAt    time.Time
 
 	latencies []time.Duration
-	ops       []string // the command of each latency
+	ops       []string    // the command of each latency
+	sent      []time.Time // when it was sent
 	byOp      map[string]uint64
 	refusals  map[string]uint64 // by reason
 }
@@ -513,6 +564,7 @@ func (p *player) handle(m client.Message) {
 	if r.Re != 0 && r.Re == p.pending {
 		p.latencies = append(p.latencies, time.Since(p.sentAt))
 		p.ops = append(p.ops, p.pendingOp)
+		p.sent = append(p.sent, p.sentAt)
 		p.cnt.actions.Add(1)
 		p.byOp[p.pendingOp]++
 		p.pending = 0

@@ -47,4 +47,17 @@ func TestBots(t *testing.T) {
 	if len(sum.LatencyByOp) != len(sum.ByOp) || slowest != sum.Max {
 		t.Errorf("latency by op %+v, by op %v, max %v", sum.LatencyByOp, sum.ByOp, sum.Max)
 	}
+	// The slowest round trip of each second of the 3 s of play (4 at
+	// most: the last may have begun), slowest first, the first of them
+	// the max, each of a command played, no two in the same second.
+	if n := len(sum.Slowest); n < 3 || n > 4 || sum.Slowest[0].MS != sum.Max {
+		t.Errorf("slowest %+v, want one for each of 3 or 4 seconds, the first %v ms", sum.Slowest, sum.Max)
+	}
+	seconds := map[int]bool{}
+	for i, s := range sum.Slowest {
+		if i > 0 && s.MS > sum.Slowest[i-1].MS || sum.ByOp[s.Op] == 0 || s.At < 0 || s.At > sum.Seconds+0.001 || seconds[int(s.At)] {
+			t.Errorf("slowest[%d] = %+v: out of order, of a command not played, sent outside the %.1f s of play, or a second listed twice", i, s, sum.Seconds)
+		}
+		seconds[int(s.At)] = true
+	}
 }
