@@ -20,6 +20,13 @@ const (
 	// legacyHeaderOp marked deletions before Starbus used KV's header;
 	// worlds may still hold such tombstones.
 	legacyHeaderOp = "Starbus-Op"
+	// HeaderTombstoneTTL carries the lifetime of a deletion's tombstone,
+	// in whole seconds, or [TombstoneNever]: once it has stood that long,
+	// compaction removes it (package kv, Settling). A tombstone as a
+	// deletion first writes it has no Nats-TTL: the server would remove it
+	// alone, and a value it superseded, still stored, would be the key's
+	// again.
+	HeaderTombstoneTTL = "Starbus-TTL"
 	// HeaderReason explains why an event was dead-lettered.
 	HeaderReason = "Starbus-Reason"
 	// HeaderDue carries the due time of a schedule's alarm, in Unix
@@ -64,6 +71,10 @@ const (
 
 // OpDelete is the [HeaderOp] value of a deletion.
 const OpDelete = "DEL"
+
+// TombstoneNever is the [HeaderTombstoneTTL] of a tombstone that never
+// expires.
+const TombstoneNever = "never"
 
 // IsDelete reports whether a state message with headers h is a deletion
 // (a tombstone), in the header Starbus writes or in the one it wrote

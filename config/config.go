@@ -173,9 +173,10 @@ type Worker struct {
 	// stdout at that interval, one line each, and once more at exit.
 	StatsInterval Duration `json:"stats_interval"`
 	// CompactInterval is how often the worker owning partition 0 purges
-	// handled events, alarms and markers from the world's stream, one
-	// purge per quarter of it (handlers.Config.CompactInterval; default
-	// 30s, at least 4s). Each purge holds the stream's commits for a while
+	// handled events, alarms, markers and the keys' superseded revisions
+	// from the world's stream, one purge per fifth of it
+	// (handlers.Config.CompactInterval; default 30s, at least 4s). Each
+	// purge holds the stream's commits for a while
 	// (starbus_runtime_compaction_seconds): a longer interval makes fewer,
 	// longer holds, and the stream keeps about an interval of handled
 	// events.

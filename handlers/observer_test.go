@@ -110,7 +110,7 @@ func TestObserverCompaction(t *testing.T) {
 	}, "events left stored, purges observed: %v", purgesSeen{obs})
 	for kind := range obs.observedPurges() {
 		switch kind {
-		case "events", "alarms", "markers", "checks":
+		case "events", "alarms", "markers", "checks", "revisions":
 		default:
 			t.Errorf("purge of kind %q observed", kind)
 		}

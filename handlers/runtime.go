@@ -67,15 +67,18 @@ type Config struct {
 	// redelivers an event elsewhere (default 30s). Workers that take
 	// longer, retrying, tell the server they are still at it.
 	AckWait time.Duration
-	// CompactInterval is how often handled events and their applied markers
-	// are purged from the stream (default 30s; negative disables). Each
-	// round lists the partitions' consumers and makes four purges, one per
-	// quarter of the interval, each of which holds the stream for a while
-	// (see compact); the stream holds about an interval of handled events.
-	// The same round copies forward the keys left unwritten since before
-	// the last OutboxTTL of traffic ([kv.Store.Rewrite]): otherwise they
-	// would keep the stream's old blocks, on disk and in the server's
-	// memory, for as long as the world runs.
+	// CompactInterval is how often handled events, their applied markers
+	// and the keys' superseded revisions are purged from the stream
+	// (default 30s; negative disables). Each round lists the partitions'
+	// consumers and makes five purges, one per fifth of the interval, each
+	// of which holds the stream for a while (see compact); the stream holds
+	// about an interval of handled events and one or two of superseded
+	// revisions. The same round copies forward the keys left unwritten
+	// since before the last OutboxTTL of traffic, or since the round
+	// before when superseded revisions pile up ([kv.Store.Rewrite]):
+	// otherwise they would keep the stream's old blocks, on disk and in
+	// the server's memory, and the revisions written after them, for as
+	// long as the world runs.
 	CompactInterval time.Duration
 	// OutboxTTL is how long a message to a session or to a reliable
 	// channel stays in the world's stream: long enough for a client that
@@ -107,8 +110,8 @@ type Observer interface {
 	// the queue's wait).
 	ObserveEventWait(d time.Duration)
 	// ObserveCompaction reports one purge of compaction (kind "events",
-	// "alarms", "markers" or "checks") and how long it took the server:
-	// the stream holds every commit meanwhile.
+	// "alarms", "markers", "checks" or "revisions") and how long it took
+	// the server: the stream holds every commit meanwhile.
 	ObserveCompaction(kind string, d time.Duration)
 }
 
@@ -663,9 +666,9 @@ func (r *Runtime) deadLetter(ctx context.Context, m jetstream.Msg, seq uint64, r
 // with compaction off; purging in smaller steps, with pauses, made it
 // worse (210–350 ms): more purges.
 //
-// The round's purges are spread over its interval, one per quarter (see
+// The round's purges are spread over its interval, one per step (see
 // compactStep), so that the stream is held for one purge at a time: at
-// 300 players the four purges held it 130–160 ms back to back, which is
+// 300 players four purges held it 130–160 ms back to back, which is
 // what the slowest round trips of a run waited.
 func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 	tick := time.NewTicker(r.cfg.CompactInterval / compactSteps)
@@ -686,7 +689,7 @@ func (r *Runtime) compact(ctx context.Context, s jetstream.Stream, g *group) {
 }
 
 // compactSteps is the number of steps of a round of compaction.
-const compactSteps = 4
+const compactSteps = 5
 
 // compaction is where compact is in its round: the step to take next, and
 // the floors the round's purges of events and alarms used.
@@ -698,7 +701,8 @@ type compaction struct {
 }
 
 // compactStep takes the next step of c's round: purge the events, the
-// alarms, the markers, then the checks and settle the state. Markers go
+// alarms, the markers, then the checks and settle the state, then the
+// keys' superseded revisions (see kv.Store.Revisions). Markers go
 // only up to where events and alarms have gone this round, so that every
 // event still stored keeps its marker (a partition's next owner checks
 // stored events against them). A step that fails leaves its floor at 0,
@@ -751,11 +755,24 @@ func (r *Runtime) compactStep(ctx context.Context, s jetstream.Stream, g *group,
 		if err != nil {
 			return
 		}
-		floor := c.past.floor(time.Now(), sinfo.State.LastSeq, max(r.cfg.OutboxTTL, 0)+2*r.cfg.CompactInterval)
+		now := time.Now()
+		floor := c.past.floor(now, sinfo.State.LastSeq, max(r.cfg.OutboxTTL, 0)+2*r.cfg.CompactInterval)
 		if floor > 0 {
 			r.purge(ctx, s, "checks", r.world.CheckFilter(), floor-1)
 		}
-		r.settle(ctx, s, g, floor)
+		r.settle(ctx, s, g, floor, c.past.before(now, r.cfg.CompactInterval))
+	case 4:
+		// Below the floor, every message on a key is superseded (its key
+		// has a newer one, which the purge leaves) or an expired tombstone.
+		rv, err := r.store.Revisions(ctx)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				r.log.Warn("compaction failed", "filter", r.world.KeyFilter(), logErr, err)
+			}
+		case rv.Superseded() > 0 || rv.Expired > 0:
+			r.purge(ctx, s, "revisions", r.world.KeyFilter(), rv.Floor-1)
+		}
 	}
 }
 
@@ -790,10 +807,20 @@ func (p *sediment) floor(now time.Time, last uint64, age time.Duration) uint64 {
 		i++
 	}
 	p.seen = p.seen[i:]
-	if p.seen[0].at.After(now.Add(-age)) {
-		return 0
+	return p.before(now, age)
+}
+
+// before returns the newest last sequence recorded at least age before
+// now (0 if none is that old), recording nothing.
+func (p *sediment) before(now time.Time, age time.Duration) uint64 {
+	var seq uint64
+	for _, s := range p.seen {
+		if s.at.After(now.Add(-age)) {
+			break
+		}
+		seq = s.seq
 	}
-	return p.seen[0].seq
+	return seq
 }
 
 // Settling: what the stream still holds below floor is long-lived. The
@@ -816,6 +843,15 @@ func (p *sediment) floor(now time.Time, last uint64, age time.Duration) uint64 {
 // is stored, and the partitions' records are stored again (group.restore).
 // At most settleLimit keys move per round.
 //
+// Settling also lets the keys' superseded revisions go. They are purged
+// below the oldest latest revision of any key (the round's last step), so
+// one key left unwritten would keep every revision written after it. Once
+// the stream holds at least as many superseded revisions as keys, settle
+// copies forward the keys unwritten since the round before (recent, the
+// stream's last sequence then): each costs one message, as its rollup
+// did, but only once a round whatever the traffic, where every write
+// paid one before. A world that writes nothing rewrites nothing.
+//
 // What is left below floor keeps the blocks from there on: dead letters,
 // until an operator deals with them, and timers set to fire past floor's
 // age.
@@ -824,14 +860,38 @@ const (
 	settleLimit   = 20_000
 )
 
-func (r *Runtime) settle(ctx context.Context, s jetstream.Stream, g *group, floor uint64) {
-	if floor == 0 {
+func (r *Runtime) settle(ctx context.Context, s jetstream.Stream, g *group, floor, recent uint64) {
+	var below uint64 // rewrite the keys whose latest revision is below it
+	if floor > 0 {
+		g.restore(ctx, floor)
+		if r.sparse(ctx, s, floor) {
+			below = floor
+		}
+	}
+	if recent > below {
+		rv, err := r.store.Revisions(ctx)
+		if err == nil && rv.Superseded() >= rv.Keys && rv.Floor < recent {
+			below = recent
+		}
+	}
+	if below == 0 {
 		return
 	}
-	g.restore(ctx, floor)
+	n, err := r.store.Rewrite(ctx, below, settleLimit)
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("state not settled", logErr, err)
+	}
+	if n > 0 {
+		r.log.Debug("state settled", "keys", n, "below", below)
+	}
+}
+
+// sparse reports whether the stream holds fewer than one message in
+// settleDensity of its sequences below floor.
+func (r *Runtime) sparse(ctx context.Context, s jetstream.Stream, floor uint64) bool {
 	info, err := s.Info(ctx)
 	if err != nil || floor <= info.State.FirstSeq {
-		return
+		return false
 	}
 	st := info.State
 	// The live messages at or above floor, as a consumer starting there
@@ -844,32 +904,14 @@ func (r *Runtime) settle(ctx context.Context, s jetstream.Stream, g *group, floo
 		InactiveThreshold: time.Minute,
 	})
 	if err != nil {
-		return
+		return false
 	}
 	above := cons.CachedInfo().NumPending
 	_ = s.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name)
 	below := st.Msgs - min(above, st.Msgs)
-	if below*settleDensity > floor-st.FirstSeq {
-		return
-	}
-	n, err := r.store.Rewrite(ctx, floor, settleLimit)
-	if err != nil && ctx.Err() == nil {
-		r.log.Warn("state not settled", logErr, err)
-	}
-	if n > 0 {
-		r.log.Debug("state settled", "keys", n, "below", floor)
-	}
+	return below*settleDensity <= floor-st.FirstSeq
 }
 
-// purgeOutbox removes what is stored for session once it has ended, when
-// its messages have no TTL: they would stay forever, since nothing reads
-// them any more. The edges leave it to the workers: their role may not
-// purge. With a TTL (Config.OutboxTTL, the default) they are left to it:
-// a purge of several messages makes the server recount the pending
-// messages of every consumer of the stream, and scans the stream's last
-// TTL of messages for the session's, so that a thousand sessions ending
-// at once (a mass logout, an edge lost) held the stream for minutes,
-// while each message's expiry is a single removal.
 func (r *Runtime) purgeOutbox(ctx context.Context, session string) {
 	if r.outTTL != "" {
 		return

@@ -33,3 +33,31 @@ func TestSedimentFloor(t *testing.T) {
 		t.Errorf("%d samples kept, want only those not yet age old and the newest that is", len(p.seen))
 	}
 }
+
+// TestSedimentBefore: before reads the newest sample at least age old,
+// without recording one.
+func TestSedimentBefore(t *testing.T) {
+	var p sediment
+	t0 := time.Unix(1000, 0)
+	for i, last := range []uint64{10, 20, 30} {
+		p.floor(t0.Add(time.Duration(i)*time.Second), last, time.Minute)
+	}
+	for _, c := range []struct {
+		at   time.Duration
+		age  time.Duration
+		want uint64
+	}{
+		{2 * time.Second, time.Second, 20},
+		{2*time.Second + time.Millisecond, time.Second, 20},
+		{3 * time.Second, time.Second, 30},
+		{2 * time.Second, 3 * time.Second, 0},
+		{2 * time.Second, 2 * time.Second, 10},
+	} {
+		if got := p.before(t0.Add(c.at), c.age); got != c.want {
+			t.Errorf("before(%v, %v) = %d, want %d", c.at, c.age, got, c.want)
+		}
+	}
+	if len(p.seen) != 3 {
+		t.Errorf("%d samples after before, want the 3 recorded", len(p.seen))
+	}
+}

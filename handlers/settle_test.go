@@ -125,3 +125,76 @@ func TestSettle(t *testing.T) {
 		}, "ticks not handled")
 	}
 }
+
+// TestCompactionRevisions: a key's superseded revisions, which its writes
+// leave stored, are purged by compaction, after a key left unwritten
+// below them has been copied forward; every key keeps its latest value. A
+// tombstone that has stood its TTL goes too, with the value it deleted.
+func TestCompactionRevisions(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	ctx := t.Context()
+	mux := handlers.NewMux()
+	mux.HandleFunc("tick", func(ctx context.Context, t *handlers.Task) error {
+		return t.Put("hot", string(t.Data))
+	})
+	setup, err := kv.Open(ctx, env.JS, env.World, kv.Options{TombstoneTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer setup.Close()
+	for _, f := range []func(tx *kv.Tx) error{
+		func(tx *kv.Tx) error { return tx.Put("cold", "c") },
+		func(tx *kv.Tx) error { return tx.Put("gone", "g") },
+		func(tx *kv.Tx) error { return tx.Delete("gone") },
+	} {
+		if err := setup.Update(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	coldSubj, _ := env.World.Key("cold")
+	first, err := env.Stream.GetLastMsgForSubject(ctx, coldSubj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ticks = 100
+	for i := range ticks {
+		publish(t, env, "r", "p", "tick", []byte(fmt.Sprint(i)))
+	}
+	startWorker(t, env, mux, handlers.Config{CompactInterval: 100 * time.Millisecond})
+	hotSubj, _ := env.World.Key("hot")
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		m, err := env.Stream.GetLastMsgForSubject(ctx, hotSubj)
+		return err == nil && string(m.Data) == fmt.Sprintf("%q", fmt.Sprint(ticks-1))
+	}, "the ticks were not handled")
+	goneSubj, _ := env.World.Key("gone")
+	natstest.Eventually(t, 20*time.Second, func() bool {
+		rv, err := setup.Revisions(ctx)
+		return err == nil && rv.Superseded() == 0 && env.Stored(t, goneSubj) == 0
+	}, "the superseded revisions and the expired tombstone were not purged")
+
+	cold, err := env.Stream.GetLastMsgForSubject(ctx, coldSubj)
+	if err != nil {
+		t.Fatalf("cold: %v", err)
+	}
+	if cold.Sequence <= first.Sequence || string(cold.Data) != `"c"` {
+		t.Errorf("cold: revision %d %s, want a copy above %d of \"c\"", cold.Sequence, cold.Data, first.Sequence)
+	}
+	fresh, err := kv.Open(ctx, env.JS, env.World, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	err = fresh.View(ctx, func(tx *kv.Tx) error {
+		var hot, cold string
+		if err := tx.Get(ctx, "hot", &hot); err != nil || hot != fmt.Sprint(ticks-1) {
+			t.Errorf("hot = %q, %v; want %q", hot, err, fmt.Sprint(ticks-1))
+		}
+		if err := tx.Get(ctx, "cold", &cold); err != nil || cold != "c" {
+			t.Errorf("cold = %q, %v; want \"c\"", cold, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

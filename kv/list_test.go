@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/starbus/starbus/internal/natstest"
 	"github.com/starbus/starbus/kv"
 )
@@ -205,11 +207,14 @@ func TestListDisjointWritersDoNotConflict(t *testing.T) {
 	}
 }
 
-// TestTombstoneTTL: a deleted key's record leaves the stream after the
-// tombstone TTL, and the key still reads as not found.
+// TestTombstoneTTL: a deleted key's record is counted expired once it has
+// stood the tombstone TTL, not before, and the server leaves it; purged
+// below the floor, as compaction does, nothing of the key is left, and it
+// still reads as not found.
 func TestTombstoneTTL(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
-	s := open(t, env, kv.Options{TombstoneTTL: time.Second})
+	const ttl = 2 * time.Second
+	s := open(t, env, kv.Options{TombstoneTTL: ttl})
 	ctx := t.Context()
 	if err := s.Update(ctx, func(tx *kv.Tx) error { return tx.Put("tmp.k", 1) }); err != nil {
 		t.Fatal(err)
@@ -217,18 +222,45 @@ func TestTombstoneTTL(t *testing.T) {
 	if err := s.Update(ctx, func(tx *kv.Tx) error { return tx.Delete("tmp.k") }); err != nil {
 		t.Fatal(err)
 	}
+	deleted := time.Now()
+	// A store whose tombstones live forever: its deletion is never
+	// counted expired, and its copy lives forever too.
+	forever := second(t, env, kv.Options{TombstoneTTL: -1})
+	if err := forever.Update(ctx, func(tx *kv.Tx) error { return tx.Delete("kept") }); err != nil {
+		t.Fatal(err)
+	}
 	subj, _ := env.World.Key("tmp.k")
-	deadline := time.Now().Add(10 * time.Second)
-	for env.Stored(t, subj) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the tombstone is still stored after 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
+	rv, err := s.Revisions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if young := time.Since(deleted) < ttl; young && rv.Expired != 0 {
+		t.Fatalf("the tombstone counts expired before its TTL: %+v", rv)
+	}
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		rv, err = s.Revisions(ctx)
+		return err == nil && rv.Expired == 1
+	}, "the tombstone never counted expired")
+	if env.Stored(t, subj) == 0 {
+		t.Fatal("the server removed the tombstone by itself, with the value it superseded below it")
+	}
+	if _, err := s.Rewrite(ctx, rv.Floor+1, 0); err != nil {
+		t.Fatal(err)
+	}
+	keptSubj, _ := env.World.Key("kept")
+	if m, err := env.Stream.GetLastMsgForSubject(ctx, keptSubj); err != nil || m.Sequence < rv.Floor || m.Header.Get("Starbus-TTL") != "never" || m.Header.Get(jetstream.MsgTTLHeader) != "" {
+		t.Fatalf("the forever tombstone's copy: %v, %v; want one above %d that never expires", m, err, rv.Floor)
+	}
+	if err := env.Stream.Purge(ctx, jetstream.WithPurgeSubject(env.World.KeyFilter()), jetstream.WithPurgeSequence(rv.Floor)); err != nil {
+		t.Fatal(err)
+	}
+	if n := env.Stored(t, subj); n != 0 {
+		t.Fatalf("%d messages of the key left after the purge below the floor", n)
 	}
 	// A cold store reads it as not found; the store whose cache held the
 	// tombstone too, and a write based on that commits (after at most one
 	// conflict on the cached revision that is gone).
-	err := second(t, env).View(ctx, func(tx *kv.Tx) error {
+	err = second(t, env).View(ctx, func(tx *kv.Tx) error {
 		if ok, err := tx.Exists(ctx, "tmp.k"); err != nil || ok {
 			return fmt.Errorf("cold store: exists after expiry: %v, %v", ok, err)
 		}

@@ -142,3 +142,96 @@ func TestRewrite(t *testing.T) {
 		t.Fatalf("Rewrite again: %d, %v; want 0", n, err)
 	}
 }
+
+// TestRevisions: a write leaves the revision it supersedes stored, a
+// deletion rolls its key up; Revisions counts both and finds the oldest
+// latest revision, below which a purge of the keys removes only
+// superseded revisions, and a rewrite moves it up.
+func TestRevisions(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	s := open(t, env, kv.Options{})
+	ctx := t.Context()
+	update := func(fn func(tx *kv.Tx) error) {
+		t.Helper()
+		if err := s.Update(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := func(key string) uint64 {
+		t.Helper()
+		subj, _ := env.World.Key(key)
+		m, err := env.Stream.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		return m.Sequence
+	}
+	revisions := func() kv.Revisions {
+		t.Helper()
+		rv, err := s.Revisions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rv
+	}
+	// What the world holds before the test's keys (the store's own).
+	base := revisions()
+
+	update(func(tx *kv.Tx) error { return tx.Put("cold", "c") })
+	for i := range 5 {
+		update(func(tx *kv.Tx) error { return tx.Put("hot", i) })
+	}
+	for i := range 3 {
+		update(func(tx *kv.Tx) error { return tx.Put("gone", i) })
+	}
+	update(func(tx *kv.Tx) error { return tx.Delete("gone") })
+
+	rv := revisions()
+	// cold 1, hot 5, gone 3 and its tombstone.
+	if got, want := rv.Stored-base.Stored, uint64(10); got != want {
+		t.Errorf("stored %d messages on the keys, want %d: %+v", got, want, rv)
+	}
+	if got, want := rv.Keys-base.Keys, uint64(3); got != want {
+		t.Errorf("%d keys, want %d: %+v", got, want, rv)
+	}
+	if got, want := rv.Superseded()-base.Superseded(), uint64(7); got != want {
+		t.Errorf("%d superseded, want %d: %+v", got, want, rv)
+	}
+	if base.Keys == 0 && rv.Floor != last("cold") {
+		t.Errorf("floor %d, want cold's %d", rv.Floor, last("cold"))
+	}
+
+	// Purged below the oldest latest revision, after the rewrite that
+	// moves it up: the superseded revisions go, every value stays.
+	if _, err := s.Rewrite(ctx, last("gone"), 0); err != nil {
+		t.Fatal(err)
+	}
+	rv = revisions()
+	if want := last("gone"); rv.Floor != want {
+		t.Fatalf("floor %d after the rewrite, want gone's tombstone at %d", rv.Floor, want)
+	}
+	if err := env.Stream.Purge(ctx, jetstream.WithPurgeSubject(env.World.KeyFilter()), jetstream.WithPurgeSequence(rv.Floor)); err != nil {
+		t.Fatal(err)
+	}
+	if rv = revisions(); rv.Superseded() != 0 {
+		t.Errorf("%d superseded after the purge: %+v", rv.Superseded(), rv)
+	}
+	fresh := second(t, env, kv.Options{}) // nothing cached
+	err := fresh.View(ctx, func(tx *kv.Tx) error {
+		var cold string
+		var hot int
+		if err := tx.Get(ctx, "cold", &cold); err != nil || cold != "c" {
+			t.Errorf("cold = %q, %v; want \"c\"", cold, err)
+		}
+		if err := tx.Get(ctx, "hot", &hot); err != nil || hot != 4 {
+			t.Errorf("hot = %d, %v; want 4", hot, err)
+		}
+		if ok, err := tx.Exists(ctx, "gone"); err != nil || ok {
+			t.Errorf("gone exists: %v, %v", ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -42,8 +42,9 @@ type Options struct {
 	// CommitTimeout bounds one commit round trip (default 10s).
 	CommitTimeout time.Duration
 	// TombstoneTTL is how long the record of a deleted key stays in the
-	// stream (default 10m; negative: forever). After it, the key has no
-	// message at all, which reads the same: not found. It bounds what
+	// stream (default 10m; negative: forever). After it, compaction
+	// removes it (package handlers), and the key has no message at all,
+	// which reads the same: not found. It bounds what
 	// keys that come and go leave behind (a channel's members, a player's
 	// offers). A transaction that read the tombstone before it expired and
 	// commits after conflicts once and re-runs.
@@ -139,8 +140,8 @@ type Store struct {
 
 	turns turns // see turn.go
 
-	// tombTTL is the Nats-TTL header of a deletion (Options.TombstoneTTL),
-	// "" for none.
+	// tombTTL is the Starbus-TTL header of a deletion (Options.TombstoneTTL,
+	// in seconds, or bus.TombstoneNever).
 	tombTTL string
 
 	// via is the commit leader this store forwards batches to; nil
@@ -175,6 +176,7 @@ func Open(ctx context.Context, js jetstream.JetStream, w bus.World, opts Options
 		quit:      make(chan struct{}),
 		pending:   make(map[string]chan struct{}),
 	}
+	s.tombTTL = bus.TombstoneNever
 	if opts.TombstoneTTL > 0 {
 		// The server counts TTLs in whole seconds.
 		s.tombTTL = strconv.FormatInt(int64((opts.TombstoneTTL+time.Second-1)/time.Second), 10)

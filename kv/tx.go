@@ -33,8 +33,9 @@ type Tx struct {
 	msgs   []*nats.Msg       // outgoing messages, in order
 	marker uint64            // event sequence to mark applied, 0: none
 
-	// tombTTL, if set, is the Nats-TTL of the transaction's deletions in
-	// place of the store's (a tombstone copied forward keeps its time).
+	// tombTTL, if set, is the lifetime of the transaction's deletions in
+	// place of the store's, and their Nats-TTL (a tombstone copied forward
+	// keeps its time).
 	tombTTL string
 }
 
@@ -393,14 +394,20 @@ func (tx *Tx) request() *commitReq {
 	}
 	w := tx.s.world
 	// Writes, each checked against the revision read when there was one.
+	// A write leaves the revision it supersedes stored, for compaction to
+	// purge (see Store.Revisions). A deletion's tombstone says how long it
+	// lives but has no Nats-TTL: were the server to remove it alone, a
+	// value it superseded would be the key's again. A tombstone's copy
+	// (Rewrite) has one, since the original stays below it until the
+	// superseded revisions are purged.
 	for _, subj := range tx.order {
 		e := tx.writes[subj]
 		m := nats.NewMsg(subj)
-		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 		if e.deleted {
 			m.Header.Set(bus.HeaderOp, bus.OpDelete)
-			if ttl := cmp.Or(tx.tombTTL, tx.s.tombTTL); ttl != "" {
-				m.Header.Set(jetstream.MsgTTLHeader, ttl)
+			m.Header.Set(bus.HeaderTombstoneTTL, cmp.Or(tx.tombTTL, tx.s.tombTTL))
+			if tx.tombTTL != "" && tx.tombTTL != bus.TombstoneNever {
+				m.Header.Set(jetstream.MsgTTLHeader, tx.tombTTL)
 			}
 		} else {
 			m.Data = e.val

@@ -117,12 +117,12 @@ func New(world string, log *slog.Logger) (*Registry, error) {
 		}),
 		purges: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "starbus_runtime_compaction_seconds",
-			Help:    "Time of each purge of compaction, by kind of message purged (events, alarms, markers, checks): the world's stream holds its commits meanwhile.",
+			Help:    "Time of each purge of compaction, by kind of message purged (events, alarms, markers, checks, revisions): the world's stream holds its commits meanwhile.",
 			Buckets: durationBuckets,
 		}, []string{"kind"}),
 	}
 	r.tasks.purgeOf = map[string]prometheus.Observer{}
-	for _, kind := range []string{"events", "alarms", "markers", "checks"} {
+	for _, kind := range []string{"events", "alarms", "markers", "checks", "revisions"} {
 		r.tasks.purgeOf[kind] = r.tasks.purges.WithLabelValues(kind)
 	}
 	r.replays = edgeObserver{
