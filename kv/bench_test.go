@@ -188,7 +188,8 @@ func bareTask(env *natstest.Env, atomic bool) func(ctx context.Context, g, i int
 			case !errors.Is(err, jetstream.ErrMsgNotFound):
 				return err
 			}
-			m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+			// No rollup: Starbus's writes leave the revision they supersede to
+			// compaction (kv.Store.Revisions), and so do these.
 			if atomic {
 				m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
 			}
