@@ -912,6 +912,15 @@ func (r *Runtime) sparse(ctx context.Context, s jetstream.Stream, floor uint64) 
 	return below*settleDensity <= floor-st.FirstSeq
 }
 
+// purgeOutbox removes what is stored for session once it has ended, when
+// its messages have no TTL: they would stay forever, since nothing reads
+// them any more. The edges leave it to the workers: their role may not
+// purge. With a TTL (Config.OutboxTTL, the default) they are left to it:
+// a purge of several messages makes the server recount the pending
+// messages of every consumer of the stream, and scans the stream's last
+// TTL of messages for the session's, so that a thousand sessions ending
+// at once (a mass logout, an edge lost) held the stream for minutes,
+// while each message's expiry is a single removal.
 func (r *Runtime) purgeOutbox(ctx context.Context, session string) {
 	if r.outTTL != "" {
 		return

@@ -116,13 +116,15 @@
 // revision: a transaction that read it before conflicts once and runs
 // again, and a watcher sees the same value again.
 //
-// A write leaves the revision it supersedes in the stream (a deletion's
-// tombstone does not: it rolls its key up). The server's rollup would
-// remove it at once, but a rollup is a purge, made by the goroutine that
-// stores every message of the stream, and at 1,000 players it took a
-// third of that goroutine's time. The runtime's compaction purges the
-// superseded revisions in bulk instead, below the oldest latest revision
-// of any key ([Store.Revisions]), after copying forward the keys left
+// A write, a deletion's tombstone too, leaves the revision it supersedes
+// in the stream. The server's rollup would remove it at once, but a
+// rollup is a purge, made by the goroutine that stores every message of
+// the stream (at 1,000 players the rollups took a third of that
+// goroutine's time), and one that removes more than one message makes
+// every consumer of the stream recount its pending messages. The
+// runtime's compaction purges the superseded revisions in bulk instead,
+// below the oldest latest revision of any key that is not an expired
+// tombstone ([Store.Revisions]), after copying forward the keys left
 // unwritten since its round before once superseded revisions outnumber
 // keys. Readers never see them: a read is of a key's last message.
 //

@@ -165,7 +165,8 @@ func (r Revisions) Superseded() uint64 { return r.Stored - min(r.Keys, r.Stored)
 // and a key's latest revision only ever moves up, so purging the keys'
 // subjects below Floor removes nothing a reader can see. A tombstone is
 // expired once it has stood its lifetime (Options.TombstoneTTL); the
-// server does not remove it (see Tx.Delete's message). [Store.Rewrite]
+// server does not remove it (its TTL would remove the tombstone alone,
+// and a value below it would be the key's again). [Store.Rewrite]
 // moves the keys that hold Floor down forward. The handler runtime does
 // both in its compaction (package handlers, Config.CompactInterval).
 func (s *Store) Revisions(ctx context.Context) (Revisions, error) {

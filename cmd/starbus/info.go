@@ -25,6 +25,10 @@ type worldInfo struct {
 	FirstSeq uint64            `json:"first_seq"`
 	LastSeq  uint64            `json:"last_seq"`
 	ByKind   map[string]uint64 `json:"by_kind"`
+	// Keys counts the keys with a message; by_kind's "state" counts their
+	// revisions, the superseded ones included until compaction purges
+	// them.
+	Keys int `json:"keys"`
 	// Sessions counts the session records; Outboxes the sessions with
 	// stored messages; Expiring the outboxes of sessions without a record
 	// (ended) whose last message has a TTL: they go by it; Orphans those
@@ -101,6 +105,9 @@ func collectInfo(ctx context.Context, js jetstream.JetStream, w bus.World) (worl
 		fi, err := stream.Info(ctx, jetstream.WithSubjectFilter(filter))
 		if err != nil {
 			return out, err
+		}
+		if kind == "state" {
+			out.Keys = len(fi.State.Subjects)
 		}
 		for subj, n := range fi.State.Subjects {
 			out.ByKind[kind] += n
