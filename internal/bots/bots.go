@@ -341,12 +341,12 @@ type player struct {
 	x, y    int
 	region  string
 	inv     gridworld.Items
-	items   map[[2]int]bool   // piles seen in the region
-	seen    map[string][2]int // players seen within view
-	view    int               // the radius of what it hears of moves (the welcome's V)
-	offers  []string          // players whose offers to accept
-	heading string            // the direction it keeps walking in
-	detour  int               // steps to wander before heading for items again
+	items   map[[2]int]bool // piles seen in the region
+	seen    sightings       // players seen lately, where
+	view    int             // the radius of what it hears of moves (the welcome's V)
+	offers  []string        // players whose offers to accept
+	heading string          // the direction it keeps walking in
+	detour  int             // steps to wander before heading for items again
 
 	nextID    uint64
 	pending   uint64 // id of the command in flight, 0: none
@@ -372,7 +372,7 @@ func login(ctx context.Context, cfg Config, i int) (*player, error) {
 	}
 	p := &player{
 		cfg: cfg, name: name, c: c, rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
-		inv: gridworld.Items{}, items: map[[2]int]bool{}, seen: map[string][2]int{}, byOp: map[string]uint64{},
+		inv: gridworld.Items{}, items: map[[2]int]bool{}, byOp: map[string]uint64{},
 		refusals: map[string]uint64{}, heading: "n",
 	}
 	for {
@@ -423,7 +423,7 @@ func (p *player) learn(r gridworld.Reply) {
 	}
 	if r.Region != "" {
 		if r.Region != p.region {
-			clear(p.seen)
+			p.seen = sightings{}
 			clear(p.items)
 		}
 		p.region = r.Region
@@ -432,7 +432,7 @@ func (p *player) learn(r gridworld.Reply) {
 		}
 		for _, n := range r.Near {
 			if !n.NPC {
-				p.seen[n.N] = [2]int{n.X, n.Y}
+				p.seen.add(n.N, n.X, n.Y)
 			}
 		}
 	}
@@ -441,21 +441,44 @@ func (p *player) learn(r gridworld.Reply) {
 	}
 	for _, n := range r.Seen {
 		if !n.NPC {
-			p.seen[n.N] = [2]int{n.X, n.Y}
-		}
-	}
-	if r.T == gridworld.TypeMoved && p.view > 0 {
-		// Moves are heard within view only: forget who is out of it.
-		for n, at := range p.seen {
-			if abs(at[0]-p.x) > p.view || abs(at[1]-p.y) > p.view {
-				delete(p.seen, n)
-			}
+			p.seen.add(n.N, n.X, n.Y)
 		}
 	}
 	if r.Inv != nil || r.T == gridworld.TypeTook || r.T == gridworld.TypeDropped || r.T == gridworld.TypeTraded || r.T == gridworld.TypeInv {
 		p.inv = r.Inv
 		if p.inv == nil {
 			p.inv = gridworld.Items{}
+		}
+	}
+}
+
+// sightings are the last players a bot saw, and where: the ones to
+// offer a trade to, once it knows they are within view. Every position
+// notice of a neighbour lands here (at 1,000 players, 70 a second for
+// each bot), so it is a ring, overwritten in turn: keeping a map of
+// everyone seen took a tenth of the bots' CPU, which they share with the
+// server they measure.
+type sightings struct {
+	at   [16]sighting
+	next int // where add writes
+}
+
+type sighting struct {
+	name string
+	x, y int
+}
+
+// add records that name stands at (x, y).
+func (s *sightings) add(name string, x, y int) {
+	s.at[s.next] = sighting{name, x, y}
+	s.next = (s.next + 1) % len(s.at)
+}
+
+// forget drops name: it logged out.
+func (s *sightings) forget(name string) {
+	for i := range s.at {
+		if s.at[i].name == name {
+			s.at[i] = sighting{}
 		}
 	}
 }
@@ -594,10 +617,10 @@ func (p *player) handle(m client.Message) {
 	switch r.T {
 	case gridworld.TypePos:
 		if !r.NPC && r.N != p.name && r.X != nil && r.Y != nil {
-			p.seen[r.N] = [2]int{*r.X, *r.Y}
+			p.seen.add(r.N, *r.X, *r.Y)
 		}
 	case gridworld.TypeGone:
-		delete(p.seen, r.N)
+		p.seen.forget(r.N)
 	case gridworld.TypeOffer:
 		if len(p.offers) < 4 {
 			p.offers = append(p.offers, r.From)
@@ -640,8 +663,8 @@ func (p *player) choose() gridworld.Command {
 		return gridworld.Command{Op: "say", Text: "hello from " + p.name}
 	case r < 13:
 		return gridworld.Command{Op: "shout", Text: p.name + " shouts"}
-	case r < 20 && len(carried) > 0 && len(p.seen) > 0:
-		return p.offer(carried)
+	case r < 20 && len(carried) > 0 && len(p.near()) > 0:
+		return p.offer(p.near(), carried)
 	case r < 23 && len(carried) > 0:
 		return gridworld.Command{Op: "drop", Item: carried[p.rnd.IntN(len(carried))]}
 	}
@@ -658,12 +681,20 @@ func (p *player) carried() []string {
 	return ks
 }
 
-func (p *player) offer(carried []string) gridworld.Command {
-	names := make([]string, 0, len(p.seen))
-	for n := range p.seen {
-		names = append(names, n)
+// near returns the players lately seen within view, sorted, each once.
+func (p *player) near() []string {
+	var names []string
+	for _, s := range p.seen.at {
+		if s.name == "" || p.view > 0 && (abs(s.x-p.x) > p.view || abs(s.y-p.y) > p.view) {
+			continue
+		}
+		names = append(names, s.name)
 	}
 	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+func (p *player) offer(names, carried []string) gridworld.Command {
 	c := gridworld.Command{Op: "offer", To: names[p.rnd.IntN(len(names))], Give: gridworld.Items{carried[p.rnd.IntN(len(carried))]: 1}}
 	if p.rnd.IntN(2) == 0 {
 		kinds := gridworld.Kinds()
