@@ -19,7 +19,12 @@ import (
 // The connection's writers are joined when the test ends.
 func pipeConn(t *testing.T, queue int) (*conn, *bufio.Reader, *linktest.CountingConn) {
 	t.Helper()
-	s := &Server{OutboundQueue: queue}
+	return pipeConnOf(t, &Server{OutboundQueue: queue})
+}
+
+// pipeConnOf is pipeConn for a connection of s.
+func pipeConnOf(t *testing.T, s *Server) (*conn, *bufio.Reader, *linktest.CountingConn) {
+	t.Helper()
 	s.init()
 	server, client := net.Pipe()
 	cc := &linktest.CountingConn{Conn: server}
@@ -266,6 +271,35 @@ func TestWriterKeepsOrder(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestWriteTimeout: a client that stops reading is disconnected once a
+// write to it has waited between half of WriteTimeout and all of it
+// (PROTOCOL.md, Flow control), however old the deadline the writer set
+// before: the writer sets a new one when less than half is left.
+func TestWriteTimeout(t *testing.T) {
+	const timeout = time.Second
+	c, r, _ := pipeConnOf(t, &Server{OutboundQueue: 16, WriteTimeout: timeout})
+	c.sendEncoded(wireMsg(1), nil)
+	readMessages(t, r, 1)
+	// The deadline the first write set has aged: a quarter of the timeout
+	// is left.
+	c.dl.Lock()
+	if c.writeDue.IsZero() {
+		t.Fatal("the first write set no deadline")
+	}
+	c.writeDue = time.Now().Add(timeout / 4)
+	if err := c.t.SetWriteDeadline(c.writeDue); err != nil {
+		t.Fatal(err)
+	}
+	c.dl.Unlock()
+	start := time.Now()
+	c.sendEncoded(wireMsg(2), nil) // never read
+	natstest.Eventually(t, 10*timeout, c.closing, "a client that does not read is disconnected")
+	if waited := time.Since(start); waited < timeout/2 {
+		t.Errorf("disconnected after %v, before half the write timeout (%v)", waited, timeout)
+	}
+	c.writer.Wait()
 }
 
 // TestWriterSlowConsumer: a client that does not read is disconnected once

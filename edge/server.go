@@ -56,7 +56,10 @@ type Server struct {
 	// (default 256). A client that falls further behind (after the
 	// kernel's socket buffers have filled too) is disconnected.
 	OutboundQueue int
-	// WriteTimeout bounds one write to a client (default 10s).
+	// WriteTimeout bounds one write to a client (default 10s): a client
+	// that takes nothing is disconnected once a write to it has waited
+	// for between half of it and all of it (the deadline is renewed
+	// only when less than half is left; see conn.armWrite).
 	WriteTimeout time.Duration
 	// FanoutDelay is how long a channel's message (reliable or
 	// best-effort), a frame fanned out to many clients, may wait before
