@@ -179,7 +179,8 @@ type Worker struct {
 	// purge holds the stream's commits for a while
 	// (starbus_runtime_compaction_seconds): a longer interval makes fewer,
 	// longer holds, and the stream keeps about an interval of handled
-	// events.
+	// events; a shorter one makes shorter holds and a smaller stream, and
+	// pays each purge's fixed cost more often (README, Performance).
 	CompactInterval Duration `json:"compact_interval"`
 }
 
