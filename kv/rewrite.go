@@ -171,18 +171,12 @@ func (r Revisions) Superseded() uint64 { return r.Stored - min(r.Keys, r.Stored)
 // both in its compaction (package handlers, Config.CompactInterval).
 func (s *Store) Revisions(ctx context.Context) (Revisions, error) {
 	var rv Revisions
-	cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     s.world.KeyFilter(),
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		InactiveThreshold: time.Minute,
-	})
+	cons, done, err := s.tempConsumer(ctx, s.world.KeyFilter(), jetstream.DeliverAllPolicy)
 	if err != nil {
-		return rv, fmt.Errorf("kv: revisions: %w", unavailable(err))
+		return rv, fmt.Errorf("kv: revisions: %w", err)
 	}
 	rv.Stored = cons.CachedInfo().NumPending
-	_ = s.stream.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name)
+	done()
 	err = s.read(ctx, s.world.KeyFilter(), jetstream.DeliverLastPerSubjectPolicy, func(m jetstream.Msg, meta *jetstream.MsgMetadata) bool {
 		if rv.Keys == 0 {
 			rv.Keys = meta.NumPending + 1

@@ -465,17 +465,11 @@ func (s *Store) scan(ctx context.Context, filter string, fn func(subj string, e 
 // delivering by policy hands out, in stream order, until fn returns false
 // or none is left.
 func (s *Store) read(ctx context.Context, filter string, policy jetstream.DeliverPolicy, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
-	cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     filter,
-		DeliverPolicy:     policy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		InactiveThreshold: time.Minute, // gone by itself if the delete below is lost
-	})
+	cons, done, err := s.tempConsumer(ctx, filter, policy)
 	if err != nil {
-		return unavailable(err)
+		return err
 	}
-	defer func() { _ = s.stream.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name) }()
+	defer done()
 	if cons.CachedInfo().NumPending == 0 {
 		return nil
 	}
@@ -497,6 +491,23 @@ func (s *Store) read(ctx context.Context, filter string, policy jetstream.Delive
 			return nil
 		}
 	}
+}
+
+// tempConsumer creates a consumer of the stream's messages on filter, from
+// policy, that acknowledges nothing and lives in the server's memory; its
+// info counts the messages it has to deliver. done deletes it.
+func (s *Store) tempConsumer(ctx context.Context, filter string, policy jetstream.DeliverPolicy) (cons jetstream.Consumer, done func(), err error) {
+	cons, err = s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     filter,
+		DeliverPolicy:     policy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute, // gone by itself if the delete is lost
+	})
+	if err != nil {
+		return nil, nil, unavailable(err)
+	}
+	return cons, func() { _ = s.stream.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name) }, nil
 }
 
 // prefetch puts the latest entries of subjects in the cache. Like load, it
