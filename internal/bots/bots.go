@@ -663,8 +663,11 @@ func (p *player) choose() gridworld.Command {
 		return gridworld.Command{Op: "say", Text: "hello from " + p.name}
 	case r < 13:
 		return gridworld.Command{Op: "shout", Text: p.name + " shouts"}
-	case r < 20 && len(carried) > 0 && len(p.near()) > 0:
-		return p.offer(p.near(), carried)
+	case r < 20 && len(carried) > 0:
+		if near := p.near(); len(near) > 0 {
+			return p.offer(near, carried)
+		}
+		fallthrough // no one in view to offer to: drop instead
 	case r < 23 && len(carried) > 0:
 		return gridworld.Command{Op: "drop", Item: carried[p.rnd.IntN(len(carried))]}
 	}
