@@ -78,7 +78,11 @@ func New(world string, log *slog.Logger) (*Registry, error) {
 	}
 	r.reg = prometheus.WrapRegistererWith(prometheus.Labels{"world": world}, r.starbus)
 	if err := errors.Join(
-		r.runtime.Register(collectors.NewGoCollector()),
+		// The scheduler's metrics include go_sched_latencies_seconds: how
+		// long goroutines ready to run waited for a CPU, the plainest sign
+		// that a process is CPU-bound (its p90 is a tenth of a millisecond
+		// on an idle box, and 10 ms or more when the cores are saturated).
+		r.runtime.Register(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler))),
 		r.runtime.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 	); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)

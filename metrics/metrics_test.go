@@ -169,10 +169,13 @@ func TestRegistry(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "go_sched_latencies_seconds"} {
 		if mfs[name] == nil {
 			t.Errorf("no %s", name)
 		}
+	}
+	if mf := mfs["go_sched_latencies_seconds"]; mf != nil && mf.GetType() != dto.MetricType_HISTOGRAM {
+		t.Errorf("go_sched_latencies_seconds is a %v, want a histogram", mf.GetType())
 	}
 }
 
